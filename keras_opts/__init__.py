@@ -1,0 +1,55 @@
+"""keras_opts: optimizers for Keras 3 on TensorFlow, JAX and PyTorch.
+
+Importing the package registers every optimizer with Keras, so a model saved
+with one loads with ``keras.models.load_model`` and no ``custom_objects``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_opts.adam import Adam
+from keras_opts.radam import RAdam
+from keras_opts.sgd import SGD
+
+__version__ = "0.1.0"
+
+__all__ = ["SGD", "Adam", "RAdam", "get"]
+
+
+def get(identifier: Any) -> keras.optimizers.Optimizer:
+    """Returns an optimizer from a name, a config dict or an instance.
+
+    Like ``keras.optimizers.get``: a registry name or alias (``"radam"``,
+    ``"RAdam"``, ``"rectified_adam"``) gives an instance with default
+    arguments; a dict from ``keras.saving.serialize_keras_object`` or of the
+    form ``{"class_name": "RAdam", "config": {...}}`` is deserialized; an
+    optimizer instance is returned unchanged.
+
+    >>> import keras_opts
+    >>> type(keras_opts.get("radam")).__name__
+    'RAdam'
+    """
+    from keras_opts import registry
+
+    if isinstance(identifier, keras.optimizers.Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        return registry.lookup(identifier).cls()
+    if isinstance(identifier, dict):
+        if "module" in identifier or "registered_name" in identifier:
+            return keras.saving.deserialize_keras_object(identifier)
+        if set(identifier) <= {"class_name", "config"}:
+            cls = registry.lookup(str(identifier.get("class_name"))).cls
+            return cls.from_config(dict(identifier.get("config", {})))
+        raise ValueError(
+            "A config dict needs `class_name` and `config` keys. "
+            f"Received: identifier={identifier!r}"
+        )
+    raise TypeError(
+        "`identifier` must be a name, a config dict or an optimizer. "
+        f"Received: identifier={identifier!r} of type "
+        f"{type(identifier).__name__}."
+    )

@@ -1,0 +1,71 @@
+"""The thin base class every keras_opts optimizer derives from.
+
+It adds three things to ``keras.optimizers.Optimizer``:
+
+- the learning rate is checked before Keras creates any variable;
+- ``coupled_weight_decay``: L2 regularisation folded into the gradient
+  (``g <- g + lambda * w``), the ``weight_decay`` of torch.optim's Adam, SGD
+  and RAdam. Keras' own ``weight_decay`` stays the decoupled form
+  ``w <- w - lr * lambda * w`` applied by the base class before
+  ``update_step``; the two are independent and never applied twice;
+- ``get_config`` that merges the subclass' algorithm arguments.
+
+Private Keras API used here, and nowhere else: ``_use_weight_decay`` (which
+honours ``exclude_from_weight_decay``) and ``_get_variable_index``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+
+
+class Optimizer(keras.optimizers.Optimizer):
+    """Base class: subclasses set ``_config_keys`` and write ``update_step``."""
+
+    #: Names of the algorithm arguments, saved by ``get_config``.
+    _config_keys: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        learning_rate: Any,
+        *,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _checks.learning_rate(learning_rate)
+        coupled = _checks.non_negative(
+            "coupled_weight_decay", coupled_weight_decay
+        )
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.coupled_weight_decay = coupled
+
+    def _slot(self, slots: list, variable) -> Any:
+        """The slot of ``slots`` that belongs to ``variable``."""
+        return slots[self._get_variable_index(variable)]
+
+    def _gradient(self, gradient, variable):
+        """The gradient in the variable's dtype, with coupled L2 added."""
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.coupled_weight_decay and self._use_weight_decay(variable):
+            gradient = gradient + self.coupled_weight_decay * variable
+        return gradient
+
+    def _step(self, variable):
+        """``t``, the 1-based count of this update, in the variable's dtype.
+
+        ``iterations`` already counts only real updates under gradient
+        accumulation, and skipped loss-scale overflow steps do not count.
+        """
+        return ops.cast(self.iterations + 1, variable.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["coupled_weight_decay"] = self.coupled_weight_decay
+        config.update({key: getattr(self, key) for key in self._config_keys})
+        return config

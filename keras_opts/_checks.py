@@ -1,0 +1,96 @@
+"""Argument checks shared by every optimizer.
+
+Each check raises before any variable exists, with a message that names the
+argument and the value received, e.g.
+``ValueError: `beta_1` must be in [0, 1). Received: beta_1=1.5``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import keras
+
+
+def _received(name: str, value: Any) -> str:
+    return f"Received: {name}={value!r}"
+
+
+def real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Returns ``value`` as a float after checking type, finiteness and range.
+
+    ``low``/``high`` bound the value; ``*_open`` excludes that bound.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a real number. {_received(name, value)} "
+            f"of type {type(value).__name__}."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite. {_received(name, value)}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (
+        value >= high if high_open else value > high
+    )
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(
+            f"`{name}` must be in {left}{lo}, {hi}{right}. "
+            f"{_received(name, value)}"
+        )
+    return value
+
+
+def decay_rate(name: str, value: Any) -> float:
+    """An exponential-average coefficient such as ``beta_1``: in [0, 1)."""
+    return real(name, value, low=0.0, high=1.0, high_open=True)
+
+
+def positive(name: str, value: Any) -> float:
+    return real(name, value, low=0.0, low_open=True)
+
+
+def non_negative(name: str, value: Any) -> float:
+    return real(name, value, low=0.0)
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a bool. {_received(name, value)} "
+            f"of type {type(value).__name__}."
+        )
+    return value
+
+
+def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, options))}. "
+            f"{_received(name, value)}"
+        )
+    return value
+
+
+def learning_rate(value: Any) -> None:
+    """A positive finite number, a ``LearningRateSchedule`` or a callable."""
+    schedule = keras.optimizers.schedules.LearningRateSchedule
+    if isinstance(value, schedule) or callable(value):
+        return
+    if isinstance(value, keras.Variable):
+        return
+    positive("learning_rate", value)

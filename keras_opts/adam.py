@@ -1,0 +1,148 @@
+"""Adam: adaptive moment estimation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks, _math
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with optional AMSGrad.
+
+    Adam keeps exponential moving averages of the gradient (first moment)
+    and of its square (second moment), corrects both for their start at
+    zero, and steps along the first moment divided by the root of the
+    second, so each coordinate gets a step of about ``learning_rate``
+    whatever the scale of its gradient. AMSGrad (Reddi et al., 2018) divides
+    by the running maximum of the second moment instead, so the effective
+    step size never grows.
+
+    Symbols: :math:`\eta` = ``learning_rate``, :math:`\beta_1` = ``beta_1``,
+    :math:`\beta_2` = ``beta_2``, :math:`\epsilon` = ``epsilon``,
+    :math:`m_0 = v_0 = 0`, :math:`t = 1, 2, \dots`.
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if AMSGrad, else } v_t \\
+        \theta_t &= \theta_{t-1} - \eta\,\frac{m_t}{1 - \beta_1^t}\,
+            D(\hat v_t)
+
+    where :math:`D` places epsilon by ``epsilon_mode``
+    (:math:`c_t = 1 - \beta_2^t`):
+
+    - ``"corrected"`` (default, the paper's Algorithm 1):
+      :math:`D(v) = 1 / (\sqrt{v / c_t} + \epsilon)`;
+    - ``"uncorrected"`` (the paper's "epsilon hat", Keras' built-in Adam):
+      :math:`D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)`;
+    - ``"inside_sqrt"``: :math:`D(v) = \sqrt{c_t / (v + \epsilon)}`.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        beta_1: first-moment decay in [0, 1). Default 0.9.
+        beta_2: second-moment decay in [0, 1). Default 0.999.
+        epsilon: positive stabiliser. Default 1e-8 (the paper's).
+        amsgrad: use AMSGrad. Default False.
+        epsilon_mode: ``"corrected"``, ``"uncorrected"`` or ``"inside_sqrt"``.
+        coupled_weight_decay: L2 coefficient added to the gradient
+            (torch.optim.Adam's ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``torch.optim.Adam(lr, betas=(b1, b2), eps=e, weight_decay=w,
+      amsgrad=a)`` = ``Adam(lr, b1, b2, e, amsgrad=a,
+      coupled_weight_decay=w)``;
+    - ``keras.optimizers.Adam(lr, b1, b2, e, amsgrad=a)`` =
+      ``Adam(lr, b1, b2, e, amsgrad=a, epsilon_mode="uncorrected")``;
+    - ``optax.adam(lr, b1, b2, e)`` = ``Adam(lr, b1, b2, e)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.Adam(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9, -1.9]
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+        https://arxiv.org/abs/1412.6980. Reddi, Kale & Kumar, "On the
+        Convergence of Adam and Beyond", ICLR 2018,
+        https://openreview.net/forum?id=ryQu7f-RZ
+    """
+
+    _config_keys = ("beta_1", "beta_2", "epsilon", "amsgrad", "epsilon_mode")
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        amsgrad: bool = False,
+        epsilon_mode: str = "corrected",
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        beta_1 = _checks.decay_rate("beta_1", beta_1)
+        beta_2 = _checks.decay_rate("beta_2", beta_2)
+        epsilon = _checks.positive("epsilon", epsilon)
+        amsgrad = _checks.boolean("amsgrad", amsgrad)
+        epsilon_mode = _checks.choice(
+            "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
+        )
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        self.epsilon_mode = epsilon_mode
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            variables, ["momentum", "velocity"]
+        )
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(
+                variables, "velocity_hat"
+            )
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._gradient(gradient, variable)
+        t = self._step(variable)
+        m = self._slot(self._momentums, variable)
+        v = self._slot(self._velocities, variable)
+        self.assign(m, _math.ema(m, g, self.beta_1))
+        self.assign(v, _math.ema(v, g * g, self.beta_2))
+        if self.amsgrad:
+            v_max = self._slot(self._velocity_hats, variable)
+            self.assign(v_max, ops.maximum(v_max, v))
+            v = v_max
+        m_hat = m / _math.bias_correction(self.beta_1, t)
+        scale = _math.inverse_rms(
+            v,
+            _math.bias_correction(self.beta_2, t),
+            self.epsilon,
+            self.epsilon_mode,
+        )
+        self.assign_sub(variable, lr * m_hat * scale)

@@ -1,0 +1,171 @@
+"""Stochastic gradient descent with heavy-ball or Nesterov momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+from keras_opts._base import Optimizer
+
+MOMENTUM_FORMS = ("gradient", "step")
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class SGD(Optimizer):
+    r"""Gradient descent with optional momentum, dampening and Nesterov.
+
+    Momentum keeps a velocity, an exponentially weighted sum of past
+    gradients, and steps along it: directions on which successive gradients
+    agree accelerate, oscillating directions cancel. Nesterov's variant
+    (Sutskever et al., 2013) looks one velocity step ahead before applying
+    the current gradient. ``dampening`` scales how much of each new gradient
+    enters the velocity.
+
+    Symbols: :math:`\eta` = ``learning_rate``, :math:`\mu` = ``momentum``,
+    :math:`\tau` = ``dampening``, :math:`g_t` the gradient at step
+    :math:`t = 1, 2, \dots`, :math:`v_0 = 0`.
+
+    With ``momentum_form="gradient"`` (default; seed 001 and torch.optim):
+
+    .. math::
+
+        v_t &= \mu v_{t-1} + (1 - \tau) g_t \\
+        \theta_t &= \theta_{t-1} - \eta\,(g_t + \mu v_t)
+            \quad\text{(Nesterov)} \\
+        \theta_t &= \theta_{t-1} - \eta\, v_t \quad\text{(otherwise)}
+
+    With ``momentum_form="step"`` (Sutskever et al. 2013, Keras' built-in
+    SGD) the velocity holds learning-rate-scaled steps, which differs from
+    the above only when the learning rate changes over time:
+
+    .. math::
+
+        v_t &= \mu v_{t-1} - \eta (1 - \tau) g_t \\
+        \theta_t &= \theta_{t-1} + \mu v_t - \eta g_t
+            \quad\text{(Nesterov)} \\
+        \theta_t &= \theta_{t-1} + v_t \quad\text{(otherwise)}
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.01.
+        momentum: :math:`\mu` in [0, 1). Default 0 (plain gradient descent).
+        dampening: :math:`\tau` in [0, 1). Default 0.
+        nesterov: use Nesterov momentum (needs ``momentum > 0`` and
+            ``dampening == 0``, as in torch.optim). Default False.
+        momentum_form: ``"gradient"`` or ``"step"``, see above.
+        dampen_first_step: if False the first velocity is the raw gradient,
+            :math:`v_1 = g_1`, as torch.optim.SGD does. Default True
+            (:math:`v_1 = (1 - \tau) g_1`). Only matters when
+            ``dampening > 0``.
+        coupled_weight_decay: L2 coefficient added to the gradient
+            (torch.optim.SGD's ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments
+            (``weight_decay``, ``clipnorm``, ``use_ema``, ...).
+
+    Reproducing other libraries (same ``learning_rate``):
+
+    - ``torch.optim.SGD(momentum=m, dampening=d, nesterov=n, weight_decay=w)``
+      = ``SGD(momentum=m, dampening=d, nesterov=n, dampen_first_step=False,
+      coupled_weight_decay=w)``;
+    - ``keras.optimizers.SGD(momentum=m, nesterov=n)`` =
+      ``SGD(momentum=m, nesterov=n, momentum_form="step")``;
+    - ``optax.sgd(lr, momentum=m, nesterov=n)`` =
+      ``SGD(momentum=m, nesterov=n)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.SGD(learning_rate=0.1, momentum=0.9)
+    >>> opt.apply([keras.ops.convert_to_tensor([1.0, 1.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9, -2.1]
+
+    References:
+        Polyak, "Some methods of speeding up the convergence of iteration
+        methods", 1964. Sutskever, Martens, Dahl, Hinton, "On the importance
+        of initialization and momentum in deep learning", ICML 2013,
+        https://proceedings.mlr.press/v28/sutskever13.html
+    """
+
+    _config_keys = (
+        "momentum",
+        "dampening",
+        "nesterov",
+        "momentum_form",
+        "dampen_first_step",
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        momentum_form: str = "gradient",
+        dampen_first_step: bool = True,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        momentum = _checks.decay_rate("momentum", momentum)
+        dampening = _checks.decay_rate("dampening", dampening)
+        nesterov = _checks.boolean("nesterov", nesterov)
+        momentum_form = _checks.choice(
+            "momentum_form", momentum_form, MOMENTUM_FORMS
+        )
+        dampen_first_step = _checks.boolean(
+            "dampen_first_step", dampen_first_step
+        )
+        if nesterov and (momentum == 0.0 or dampening != 0.0):
+            raise ValueError(
+                "`nesterov=True` needs momentum > 0 and dampening == 0. "
+                f"Received: momentum={momentum}, dampening={dampening}"
+            )
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.momentum_form = momentum_form
+        self.dampen_first_step = dampen_first_step
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        if self.momentum:
+            self._velocities = self.add_optimizer_variables(
+                variables, "velocity"
+            )
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._gradient(gradient, variable)
+        mu = self.momentum
+        if not mu:
+            self.assign_sub(variable, lr * g)
+            return
+        v = self._slot(self._velocities, variable)
+        kept = 1.0 - self.dampening
+        if not self.dampen_first_step and self.dampening:
+            first = ops.equal(self.iterations, 0)
+            kept = ops.where(first, 1.0, kept)
+            kept = ops.cast(kept, variable.dtype)
+        if self.momentum_form == "step":
+            self.assign(v, mu * v - lr * kept * g)
+            if self.nesterov:
+                self.assign_add(variable, mu * v - lr * g)
+            else:
+                self.assign_add(variable, v)
+            return
+        self.assign(v, mu * v + kept * g)
+        direction = g + mu * v if self.nesterov else v
+        self.assign_sub(variable, lr * direction)

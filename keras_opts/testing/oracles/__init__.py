@@ -1,0 +1,16 @@
+"""NumPy float64 oracles, one module per algorithm, and the base-class harness.
+
+An oracle is built with the same keyword arguments as its optimizer (the
+algorithm arguments only) and offers ``init(param) -> state`` and
+``step(param, grad, state, lr, t) -> new_param`` with ``t`` counting updates
+from 1. :func:`run` adds what ``keras.optimizers.Optimizer`` does around
+``update_step`` (loss-scale unscaling, accumulation, clipping, decoupled
+weight decay).
+"""
+
+from keras_opts.testing.oracles.adam import AdamOracle
+from keras_opts.testing.oracles.harness import run
+from keras_opts.testing.oracles.radam import RAdamOracle
+from keras_opts.testing.oracles.sgd import SGDOracle
+
+__all__ = ["AdamOracle", "RAdamOracle", "SGDOracle", "run"]

@@ -1,0 +1,68 @@
+"""What ``keras.optimizers.Optimizer.apply`` does around ``update_step``.
+
+Transcribed from the Keras 3 documentation of the base-class arguments:
+divide by ``loss_scale_factor``; with ``gradient_accumulation_steps = k``
+add up k calls' gradients and update with their mean on every k-th call;
+clip (``clipnorm`` per tensor, ``global_clipnorm`` or ``clipvalue``: Keras
+takes one of them);
+decay ``w <- w - w * weight_decay * lr``; then the algorithm's step.
+"""
+
+import numpy as np
+
+
+def _clip(grads, clipnorm, clipvalue, global_clipnorm):
+    if clipnorm is not None:
+        return [g * clipnorm / max(np.linalg.norm(g), clipnorm) for g in grads]
+    if global_clipnorm is not None:
+        norm = np.sqrt(sum(np.sum(g * g) for g in grads))
+        return [g * global_clipnorm / max(norm, global_clipnorm) for g in grads]
+    if clipvalue is not None:
+        return [np.clip(g, -clipvalue, clipvalue) for g in grads]
+    return grads
+
+
+def run(
+    oracle,
+    params,
+    grad_steps,
+    lrs,
+    *,
+    weight_decay=None,
+    clipnorm=None,
+    clipvalue=None,
+    global_clipnorm=None,
+    loss_scale_factor=None,
+    gradient_accumulation_steps=None,
+):
+    """Applies ``grad_steps`` (a list, per call, of a gradient per param).
+
+    ``lrs[i]`` is the learning rate of call ``i``. Returns the list of
+    parameter lists after every call, in float64.
+    """
+    params = [np.asarray(p, np.float64).copy() for p in params]
+    states = [oracle.init(p) for p in params]
+    k = gradient_accumulation_steps or 1
+    accumulated = [np.zeros_like(p) for p in params]
+    t = 0
+    history = []
+    for call, (grads, lr) in enumerate(zip(grad_steps, lrs)):
+        grads = [np.asarray(g, np.float64) for g in grads]
+        if loss_scale_factor is not None:
+            grads = [g / loss_scale_factor for g in grads]
+        if (call + 1) % k:
+            accumulated = [a + g for a, g in zip(accumulated, grads)]
+            history.append([p.copy() for p in params])
+            continue
+        grads = [(g + a) / k for g, a in zip(grads, accumulated)]
+        accumulated = [np.zeros_like(p) for p in params]
+        grads = _clip(grads, clipnorm, clipvalue, global_clipnorm)
+        t += 1
+        if weight_decay is not None:
+            params = [p - p * weight_decay * lr for p in params]
+        params = [
+            oracle.step(p, g, s, lr, t)
+            for p, g, s in zip(params, grads, states)
+        ]
+        history.append([p.copy() for p in params])
+    return history
