@@ -42,6 +42,8 @@ class Spec:
     paper: str
     paper_url: str
     oracle: type
+    #: Learning rate of the parity tests.
+    lr: float
     #: Argument sets the oracle parity test runs (learning rate excluded).
     test_configs: tuple[Mapping[str, Any], ...]
     references: tuple[Reference, ...]
@@ -59,6 +61,7 @@ SPECS: tuple[Spec, ...] = (
         "and momentum in deep learning",
         paper_url="https://proceedings.mlr.press/v28/sutskever13.html",
         oracle=oracles.SGDOracle,
+        lr=0.05,
         test_configs=(
             {},
             {"momentum": 0.9},
@@ -117,6 +120,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
         paper_url="https://arxiv.org/abs/1412.6980",
         oracle=oracles.AdamOracle,
+        lr=0.01,
         test_configs=(
             {},
             {"amsgrad": True},
@@ -159,6 +163,7 @@ SPECS: tuple[Spec, ...] = (
         "Rate and Beyond",
         paper_url="https://arxiv.org/abs/1908.03265",
         oracle=oracles.RAdamOracle,
+        lr=0.01,
         test_configs=(
             {},
             {"beta_2": 0.9},

@@ -1,0 +1,19 @@
+"""Each pytest process runs one backend, chosen by ``KERAS_BACKEND``."""
+
+import keras
+import pytest
+
+from keras_opts import registry
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+def spec_params(specs=registry.SPECS):
+    return [pytest.param(s, id=s.name) for s in specs]

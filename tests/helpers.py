@@ -1,0 +1,183 @@
+"""Shared machinery of the test suite: problems, runners, references.
+
+Every runner returns the parameter history: after each step, a list of
+float64 NumPy arrays, one per parameter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import keras
+
+BACKEND = keras.backend.backend()
+SHAPES = ((7,), (3, 4), (2, 3, 2))
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def random_problem(seed=0, steps=50, shapes=SHAPES):
+    """Initial parameters and ``steps`` gradients per parameter.
+
+    Gradients change every step and mix scales (a standard normal times a
+    per-step factor in [0.1, 10]) so adaptive methods see a varying second
+    moment. Values are float32-exact, so every implementation gets the
+    same inputs.
+    """
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [
+        [
+            (rng.standard_normal(s) * 10 ** rng.uniform(-1, 1)).astype(
+                np.float32
+            )
+            for s in shapes
+        ]
+        for _ in range(steps)
+    ]
+    return params, grads
+
+
+def float32_tolerance(history, steps):
+    """One float32 rounding of the largest magnitude seen, per step."""
+    scale = max(1.0, max(float(np.max(np.abs(p))) for s in history for p in s))
+    return steps * FLOAT32_EPS * scale
+
+
+def assert_histories_close(actual, expected, atol, what=""):
+    assert len(actual) == len(expected)
+    for step, (a_step, e_step) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(a_step, e_step)):
+            np.testing.assert_allclose(
+                a, e, rtol=0, atol=atol,
+                err_msg=f"{what}: step {step + 1}, parameter {i}",
+            )
+
+
+def max_abs_difference(actual, expected):
+    return max(
+        float(np.max(np.abs(a - e)))
+        for a_step, e_step in zip(actual, expected)
+        for a, e in zip(a_step, e_step)
+    )
+
+
+def make_variables(params):
+    return [
+        keras.Variable(p, dtype="float32", name=f"p{i}")
+        for i, p in enumerate(params)
+    ]
+
+
+def compiled_apply(optimizer, variables):
+    """``apply(grads)`` compiled as ``fit()`` compiles it on this backend.
+
+    TensorFlow: ``tf.function(jit_compile=True)``; JAX: ``jax.jit`` of
+    ``stateless_apply``; torch: eager, as Keras runs it.
+    """
+    optimizer.build(variables)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(grads):
+            optimizer.apply(grads, variables)
+
+        return lambda grads: step([tf.constant(g) for g in grads])
+    if BACKEND == "jax":
+        import jax
+
+        @jax.jit
+        def step(opt_values, train_values, grads):
+            return optimizer.stateless_apply(opt_values, grads, train_values)
+
+        def apply(grads):
+            train, state = step(
+                [v.value for v in optimizer.variables],
+                [v.value for v in variables],
+                grads,
+            )
+            for var, value in zip(variables, train):
+                var.assign(value)
+            for var, value in zip(optimizer.variables, state):
+                var.assign(value)
+
+        return apply
+    return lambda grads: optimizer.apply(
+        [keras.ops.convert_to_tensor(g) for g in grads], variables
+    )
+
+
+def eager_apply(optimizer, variables):
+    return lambda grads: optimizer.apply(
+        [keras.ops.convert_to_tensor(g) for g in grads], variables
+    )
+
+
+def run_keras_optimizer(optimizer, params, grad_steps, compiled=False):
+    variables = make_variables(params)
+    make = compiled_apply if compiled else eager_apply
+    apply = make(optimizer, variables)
+    history = []
+    for grads in grad_steps:
+        apply(grads)
+        history.append([np.asarray(v.numpy(), np.float64) for v in variables])
+    return history
+
+
+def run_oracle(spec, kwargs, params, grad_steps, lrs, **base_kwargs):
+    from keras_opts.testing import oracles
+
+    return oracles.run(
+        spec.oracle(**kwargs), params, grad_steps, lrs, **base_kwargs
+    )
+
+
+def run_reference(reference, lr, params, grad_steps):
+    """Runs another library's optimizer, NumPy in and NumPy out."""
+    runner = {"torch": _run_torch, "optax": _run_optax, "keras": _run_keras}
+    return runner[reference.library](
+        reference.name, dict(reference.theirs), lr, params, grad_steps
+    )
+
+
+def _run_torch(name, kwargs, lr, params, grad_steps):
+    """torch.optim in float64 on the CPU."""
+    import torch
+
+    tensors = [
+        torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        for p in params
+    ]
+    optimizer = getattr(torch.optim, name)(tensors, lr=lr, **kwargs)
+    history = []
+    for grads in grad_steps:
+        for t, g in zip(tensors, grads):
+            t.grad = torch.tensor(g, dtype=torch.float64)
+        optimizer.step()
+        history.append([t.detach().numpy().copy() for t in tensors])
+    return history
+
+
+def _run_optax(name, kwargs, lr, params, grad_steps):
+    """optax in float64 (``jax.enable_x64`` for this call only)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    with jax.enable_x64(True):
+        transform = getattr(optax, name)(learning_rate=lr, **kwargs)
+        values = [jnp.asarray(p, jnp.float64) for p in params]
+        state = transform.init(values)
+        history = []
+        for grads in grad_steps:
+            grads = [jnp.asarray(g, jnp.float64) for g in grads]
+            updates, state = transform.update(grads, state, values)
+            values = optax.apply_updates(values, updates)
+            history.append([np.asarray(v, np.float64) for v in values])
+    return history
+
+
+def _run_keras(name, kwargs, lr, params, grad_steps):
+    """Keras' built-in optimizer on the current backend, float32."""
+    optimizer = getattr(keras.optimizers, name)(learning_rate=lr, **kwargs)
+    return run_keras_optimizer(optimizer, params, grad_steps)
