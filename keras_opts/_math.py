@@ -62,8 +62,11 @@ def _sma_ratio(y):
     y2 = small * small
     series = 1.0 - small * (
         1.0 / 3.0
-        - y2 * (1.0 / 45.0 - y2 * (2.0 / 945.0 - y2 * (
-            1.0 / 4725.0 - y2 * (2.0 / 93555.0))))
+        - y2
+        * (
+            1.0 / 45.0
+            - y2 * (2.0 / 945.0 - y2 * (1.0 / 4725.0 - y2 * (2.0 / 93555.0)))
+        )
     )
     large = ops.maximum(y, 0.5)
     direct = 1.0 / large - 2.0 / ops.expm1(2.0 * large)

@@ -6,9 +6,8 @@ float64 NumPy arrays, one per parameter.
 
 from __future__ import annotations
 
-import numpy as np
-
 import keras
+import numpy as np
 
 BACKEND = keras.backend.backend()
 SHAPES = ((7,), (3, 4), (2, 3, 2))
@@ -48,7 +47,10 @@ def assert_histories_close(actual, expected, atol, what=""):
     for step, (a_step, e_step) in enumerate(zip(actual, expected)):
         for i, (a, e) in enumerate(zip(a_step, e_step)):
             np.testing.assert_allclose(
-                a, e, rtol=0, atol=atol,
+                a,
+                e,
+                rtol=0,
+                atol=atol,
                 err_msg=f"{what}: step {step + 1}, parameter {i}",
             )
 
@@ -145,8 +147,7 @@ def _run_torch(name, kwargs, lr, params, grad_steps):
     import torch
 
     tensors = [
-        torch.tensor(p, dtype=torch.float64, requires_grad=True)
-        for p in params
+        torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params
     ]
     optimizer = getattr(torch.optim, name)(tensors, lr=lr, **kwargs)
     history = []

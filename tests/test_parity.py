@@ -7,10 +7,10 @@ error a float32 implementation accumulates when each step rounds once. The
 oracle and the torch and optax references run in float64.
 """
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from keras_opts import registry
 from tests import helpers
 

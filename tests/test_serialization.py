@@ -2,10 +2,10 @@
 
 import inspect
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_opts
 from keras_opts import registry
 from tests.conftest import spec_params

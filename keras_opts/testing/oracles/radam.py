@@ -37,7 +37,9 @@ class RAdamOracle:
             return param - lr * m_hat
         l_t = denominator_factor(state["v"], t, b2, self.eps, self.mode)
         r_t = math.sqrt(
-            (rho_t - 4) * (rho_t - 2) * rho_inf
+            (rho_t - 4)
+            * (rho_t - 2)
+            * rho_inf
             / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         )
         return param - lr * r_t * m_hat * l_t

@@ -1,0 +1,132 @@
+"""Base-class features work with every optimizer and are applied once.
+
+``weight_decay``, clipping, ``loss_scale_factor`` and
+``gradient_accumulation_steps`` are checked against the oracle harness,
+which applies them in NumPy around the algorithm's step; ``use_ema``
+against an EMA of the oracle's trajectory. Tolerance as in test_parity.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_opts import registry
+from tests import helpers
+
+STEPS = 24
+
+FEATURES = {
+    "weight_decay": {"weight_decay": 0.1},
+    "clipnorm": {"clipnorm": 0.5},
+    "clipvalue": {"clipvalue": 0.3},
+    "global_clipnorm": {"global_clipnorm": 1.0},
+    "loss_scale_factor": {"loss_scale_factor": 128.0},
+    "gradient_accumulation_steps": {"gradient_accumulation_steps": 3},
+}
+
+SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
+CASES = [
+    pytest.param(spec, feature, id=f"{spec.name}-{feature}")
+    for spec in registry.SPECS
+    for feature in FEATURES
+]
+
+
+def _algorithm_kwargs(spec):
+    """The richest test config: the one with the most arguments."""
+    return dict(max(spec.test_configs, key=len))
+
+
+@pytest.mark.parametrize("spec, feature", CASES)
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_feature_matches_harness(spec, feature, compiled):
+    params, grads = helpers.random_problem(seed=4, steps=STEPS)
+    kwargs = _algorithm_kwargs(spec)
+    base = FEATURES[feature]
+    optimizer = spec.cls(learning_rate=spec.lr, **kwargs, **base)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads, compiled)
+    expected = helpers.run_oracle(
+        spec, kwargs, params, grads, [spec.lr] * STEPS, **base
+    )
+    tol = helpers.float32_tolerance(expected, STEPS)
+    helpers.assert_histories_close(ours, expected, tol, feature)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_ema_tracks_the_trajectory(spec):
+    params, grads = helpers.random_problem(seed=5, steps=STEPS)
+    kwargs = _algorithm_kwargs(spec)
+    optimizer = spec.cls(
+        learning_rate=spec.lr, use_ema=True, ema_momentum=0.9, **kwargs
+    )
+    variables = helpers.make_variables(params)
+    apply = helpers.eager_apply(optimizer, variables)
+    for step_grads in grads:
+        apply(step_grads)
+    expected = helpers.run_oracle(
+        spec, kwargs, params, grads, [spec.lr] * STEPS
+    )
+    # Keras' EMA: average = trajectory at the first step, then
+    # average <- 0.9 average + 0.1 w.
+    average = [p.copy() for p in expected[0]]
+    for step in expected[1:]:
+        average = [0.9 * a + 0.1 * w for a, w in zip(average, step)]
+    optimizer.finalize_variable_values(variables)
+    tol = helpers.float32_tolerance(expected, STEPS)
+    for var, a in zip(variables, average):
+        np.testing.assert_allclose(var.numpy(), a, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_coupled_and_decoupled_decay_are_independent(spec):
+    """``coupled_weight_decay`` (L2 in the gradient) and Keras'
+    ``weight_decay`` (decoupled) each apply once, and together compose."""
+    params, grads = helpers.random_problem(seed=6, steps=STEPS)
+    kwargs = {**_algorithm_kwargs(spec), "coupled_weight_decay": 0.2}
+    optimizer = spec.cls(learning_rate=spec.lr, weight_decay=0.3, **kwargs)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    expected = helpers.run_oracle(
+        spec, kwargs, params, grads, [spec.lr] * STEPS, weight_decay=0.3
+    )
+    tol = helpers.float32_tolerance(expected, STEPS)
+    helpers.assert_histories_close(ours, expected, tol, "both decays")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_excluded_variables_get_no_decay_of_either_kind(spec):
+    """Only the first variable is excluded: with every variable excluded,
+    Keras 3.15's torch backend calls ``torch._foreach_mul_`` on an empty
+    list and fails, for its built-in optimizers too."""
+    params, grads = helpers.random_problem(seed=7, steps=5)
+    kwargs = {**_algorithm_kwargs(spec), "coupled_weight_decay": 0.2}
+    optimizer = spec.cls(learning_rate=spec.lr, weight_decay=0.3, **kwargs)
+    variables = helpers.make_variables(params)
+    optimizer.exclude_from_weight_decay(var_list=variables[:1])
+    apply = helpers.eager_apply(optimizer, variables)
+    for step_grads in grads:
+        apply(step_grads)
+    plain = {**kwargs, "coupled_weight_decay": 0.0}
+    lrs = [spec.lr] * 5
+    excluded = helpers.run_oracle(spec, plain, params, grads, lrs)[-1][0]
+    decayed = helpers.run_oracle(
+        spec, kwargs, params, grads, lrs, weight_decay=0.3
+    )[-1]
+    tol = helpers.float32_tolerance([[excluded], decayed], 5)
+    np.testing.assert_allclose(variables[0].numpy(), excluded, rtol=0, atol=tol)
+    for var, e in zip(variables[1:], decayed[1:]):
+        np.testing.assert_allclose(var.numpy(), e, rtol=0, atol=tol)
+
+
+def test_keras_sanity_of_the_harness():
+    """The harness reproduces Keras' own SGD with every feature too, so a
+    wrong harness cannot hide a wrong keras_opts optimizer."""
+    spec = registry.lookup("sgd")
+    params, grads = helpers.random_problem(seed=8, steps=STEPS)
+    for base in FEATURES.values():
+        keras_sgd = keras.optimizers.SGD(learning_rate=0.05, **base)
+        theirs = helpers.run_keras_optimizer(keras_sgd, params, grads)
+        expected = helpers.run_oracle(
+            spec, {}, params, grads, [0.05] * STEPS, **base
+        )
+        tol = helpers.float32_tolerance(expected, STEPS)
+        helpers.assert_histories_close(theirs, expected, tol, str(base))

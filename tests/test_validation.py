@@ -1,0 +1,107 @@
+"""Bad arguments fail at construction, naming the argument and the value.
+
+The table is data: (argument, bad value, exception, message pattern). Each
+row runs against every optimizer that has the argument, and the error must
+come before any variable exists.
+"""
+
+import math
+import re
+
+import keras
+import pytest
+
+from keras_opts import registry
+
+BAD = [
+    (
+        "learning_rate",
+        0.0,
+        ValueError,
+        r"`learning_rate` must be in \(0, inf\)",
+    ),
+    ("learning_rate", -1e-3, ValueError, r"Received: learning_rate=-0.001"),
+    ("learning_rate", math.nan, ValueError, r"`learning_rate` must be finite"),
+    ("learning_rate", math.inf, ValueError, r"learning_rate=inf"),
+    ("learning_rate", "fast", TypeError, r"learning_rate='fast'"),
+    ("beta_1", 1.0, ValueError, r"`beta_1` must be in \[0, 1\)"),
+    ("beta_1", -0.1, ValueError, r"Received: beta_1=-0.1"),
+    ("beta_2", 1.5, ValueError, r"Received: beta_2=1.5"),
+    ("beta_2", None, TypeError, r"`beta_2` must be a real number"),
+    ("epsilon", 0.0, ValueError, r"`epsilon` must be in \(0, inf\)"),
+    ("epsilon", -1e-8, ValueError, r"Received: epsilon=-1e-08"),
+    ("epsilon_mode", "outside", ValueError, r"`epsilon_mode` must be one of"),
+    ("momentum", 1.0, ValueError, r"Received: momentum=1.0"),
+    ("momentum", True, TypeError, r"momentum=True of type bool"),
+    ("dampening", -0.5, ValueError, r"Received: dampening=-0.5"),
+    ("nesterov", 1, TypeError, r"`nesterov` must be a bool"),
+    ("momentum_form", "keras", ValueError, r"momentum_form='keras'"),
+    ("dampen_first_step", "no", TypeError, r"dampen_first_step='no'"),
+    ("amsgrad", "yes", TypeError, r"Received: amsgrad='yes'"),
+    (
+        "rectify_threshold",
+        3.0,
+        ValueError,
+        r"`rectify_threshold` must be in \[4",
+    ),
+    ("coupled_weight_decay", -0.1, ValueError, r"coupled_weight_decay=-0.1"),
+]
+
+CASES = [
+    pytest.param(
+        spec, arg, value, error, pattern, id=f"{spec.name}-{arg}-{value!r}"
+    )
+    for spec in registry.SPECS
+    for arg, value, error, pattern in BAD
+    if arg in spec.cls().get_config()
+]
+
+
+@pytest.fixture
+def created_variables(monkeypatch):
+    """Names of the ``keras.Variable``s created while the test runs."""
+    created = []
+    original = keras.Variable.__init__
+
+    def spy(self, *args, **kwargs):
+        created.append(kwargs.get("name"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Variable, "__init__", spy)
+    return created
+
+
+@pytest.mark.parametrize("spec, arg, value, error, pattern", CASES)
+def test_bad_argument_is_rejected_before_any_variable(
+    spec, arg, value, error, pattern, created_variables
+):
+    with pytest.raises(error, match=pattern):
+        spec.cls(**{arg: value})
+    assert created_variables == []
+
+
+def test_the_variable_spy_sees_construction(created_variables):
+    registry.SPECS[0].cls()
+    assert "iteration" in created_variables
+
+
+def test_nesterov_needs_momentum_and_no_dampening():
+    sgd = registry.lookup("sgd").cls
+    with pytest.raises(ValueError, match=re.escape("momentum=0.0")):
+        sgd(nesterov=True)
+    with pytest.raises(ValueError, match=re.escape("dampening=0.1")):
+        sgd(momentum=0.9, dampening=0.1, nesterov=True)
+
+
+@pytest.mark.parametrize(
+    "spec", [pytest.param(s, id=s.name) for s in registry.SPECS]
+)
+def test_unknown_keyword_is_rejected(spec):
+    with pytest.raises(ValueError, match="beta1"):
+        spec.cls(beta1=0.9)
+
+
+def test_every_table_argument_is_exercised():
+    """Each row of the table reaches at least one optimizer."""
+    tested = {arg for _, arg, *_ in (c.values for c in CASES)}
+    assert tested == {arg for arg, *_ in BAD}

@@ -1,0 +1,81 @@
+"""Runs the whole suite: ruff, then pytest once per Keras backend.
+
+Keras fixes its backend at import, so each backend gets its own pytest
+process. Every backend runs even if an earlier one fails; the exit status is
+non-zero if anything failed. Extra arguments go to every pytest run, e.g.
+``python tools/run_tests.py -k radam``. ``BACKENDS=jax,torch`` picks a subset.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BACKENDS = os.environ.get("BACKENDS", "tensorflow,jax,torch").split(",")
+
+
+def counts(junit: pathlib.Path) -> dict[str, int]:
+    if not junit.exists():
+        return {"passed": 0, "failed": 1, "skipped": 0}
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite[0]
+    total = int(suite.get("tests", 0))
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    skipped = int(suite.get("skipped", 0))
+    return {
+        "passed": total - failed - skipped,
+        "failed": failed,
+        "skipped": skipped,
+    }
+
+
+def main(extra: list[str]) -> int:
+    check = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "."], cwd=ROOT
+    )
+    style = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT
+    )
+    lint_failed = check.returncode != 0 or style.returncode != 0
+    rows, status = [], int(lint_failed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in BACKENDS:
+            junit = pathlib.Path(tmp) / f"{backend}.xml"
+            env = {
+                **os.environ,
+                "KERAS_BACKEND": backend,
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            }
+            print(f"\n===== backend: {backend} =====", flush=True)
+            start = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", f"--junitxml={junit}", *extra],
+                cwd=ROOT,
+                env=env,
+            )
+            seconds = time.perf_counter() - start
+            status = status or result.returncode
+            rows.append((backend, counts(junit), seconds))
+    print("\n| backend | passed | failed | skipped | seconds |")
+    print("|---|---|---|---|---|")
+    for backend, c, seconds in rows:
+        print(
+            f"| {backend} | {c['passed']} | {c['failed']} | "
+            f"{c['skipped']} | {seconds:.0f} |"
+        )
+    print(f"ruff check and format: {'FAILED' if lint_failed else 'clean'}")
+    passed = sum(c["passed"] for _, c, _ in rows)
+    failed = sum(c["failed"] for _, c, _ in rows) + lint_failed
+    skipped = sum(c["skipped"] for _, c, _ in rows)
+    print(f"all backends: {passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if status or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
