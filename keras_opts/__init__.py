@@ -10,13 +10,14 @@ from typing import Any
 
 import keras
 
+from keras_opts import schedules
 from keras_opts.adam import Adam
 from keras_opts.radam import RAdam
 from keras_opts.sgd import SGD
 
 __version__ = "0.1.0"
 
-__all__ = ["SGD", "Adam", "RAdam", "get"]
+__all__ = ["SGD", "Adam", "RAdam", "get", "schedules"]
 
 
 def get(identifier: Any) -> keras.optimizers.Optimizer:

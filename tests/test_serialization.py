@@ -18,8 +18,10 @@ CONFIGS = [
 
 
 def _schedule():
-    return keras.optimizers.schedules.ExponentialDecay(
-        0.01, decay_steps=3, decay_rate=0.5
+    """Warms up for 3 steps, decays until step 12, then stays: a resume at
+    the wrong step would use the wrong rate."""
+    return keras_opts.schedules.WarmupLinearDecay(
+        0.01, total_steps=12, warmup_proportion=0.25, min_lr=1e-3
     )
 
 
