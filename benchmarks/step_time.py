@@ -23,9 +23,9 @@ import time
 
 
 def measure(params: int, variables: int, repeats: int) -> list[dict]:
+    import keras
     import numpy as np
 
-    import keras
     from keras_opts import registry
     from tests.helpers import compiled_apply
 
