@@ -11,13 +11,29 @@ from typing import Any
 import keras
 
 from keras_opts import schedules
+from keras_opts.adadelta import Adadelta
+from keras_opts.adagrad import Adagrad
 from keras_opts.adam import Adam
+from keras_opts.adamw import AdamW
+from keras_opts.nadam import Nadam
 from keras_opts.radam import RAdam
+from keras_opts.rmsprop import RMSprop
 from keras_opts.sgd import SGD
 
 __version__ = "0.1.0"
 
-__all__ = ["SGD", "Adam", "RAdam", "get", "schedules"]
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Nadam",
+    "RAdam",
+    "RMSprop",
+    "get",
+    "schedules",
+]
 
 
 def get(identifier: Any) -> keras.optimizers.Optimizer:

@@ -11,6 +11,7 @@ import math
 from keras import ops
 
 EPSILON_MODES = ("corrected", "uncorrected", "inside_sqrt")
+ROOT_EPSILON_MODES = ("inside_sqrt", "outside_sqrt")
 
 
 def ema(average, value, decay):
@@ -71,6 +72,14 @@ def _sma_ratio(y):
     large = ops.maximum(y, 0.5)
     direct = 1.0 / large - 2.0 / ops.expm1(2.0 * large)
     return ops.where(y < 0.5, series, direct)
+
+
+def inverse_root(x, epsilon, mode):
+    """``1 / sqrt(x + eps)`` (``"inside_sqrt"``) or ``1 / (sqrt(x) + eps)``
+    (``"outside_sqrt"``): the two placements Adagrad and RMSprop use."""
+    if mode == "inside_sqrt":
+        return 1.0 / ops.sqrt(x + epsilon)
+    return 1.0 / (ops.sqrt(x) + epsilon)
 
 
 def radam_sma_length(beta_2, step):

@@ -53,8 +53,10 @@ class SGD(Optimizer):
             0.01.
         momentum: :math:`\mu` in [0, 1). Default 0 (plain gradient descent).
         dampening: :math:`\tau` in [0, 1). Default 0.
-        nesterov: use Nesterov momentum (needs ``momentum > 0`` and
-            ``dampening == 0``, as in torch.optim). Default False.
+        nesterov: use Nesterov momentum. Default False. (torch.optim
+            refuses it without momentum or with dampening; here both are
+            defined by the formulas above, and with ``momentum=0`` it is
+            plain gradient descent.)
         momentum_form: ``"gradient"`` or ``"step"``, see above.
         dampen_first_step: if False the first velocity is the raw gradient,
             :math:`v_1 = g_1`, as torch.optim.SGD does. Default True
@@ -120,11 +122,6 @@ class SGD(Optimizer):
         dampen_first_step = _checks.boolean(
             "dampen_first_step", dampen_first_step
         )
-        if nesterov and (momentum == 0.0 or dampening != 0.0):
-            raise ValueError(
-                "`nesterov=True` needs momentum > 0 and dampening == 0. "
-                f"Received: momentum={momentum}, dampening={dampening}"
-            )
         super().__init__(
             learning_rate,
             coupled_weight_decay=coupled_weight_decay,

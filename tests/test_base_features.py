@@ -29,7 +29,21 @@ CASES = [
     pytest.param(spec, feature, id=f"{spec.name}-{feature}")
     for spec in registry.SPECS
     for feature in FEATURES
+    # AdamW's weight_decay is its own argument, tested by its parity tests.
+    if not (
+        feature == "weight_decay" and "owns_weight_decay" in spec.capabilities
+    )
 ]
+
+
+def _with_decoupled_decay(spec, kwargs, weight_decay):
+    """(our arguments, oracle arguments, harness arguments) that add Keras'
+    decoupled decay once: through the harness, or through the algorithm's
+    own argument for an optimizer that owns ``weight_decay``."""
+    ours = {**kwargs, "weight_decay": weight_decay}
+    if "owns_weight_decay" in spec.capabilities:
+        return ours, ours, {}
+    return ours, kwargs, {"weight_decay": weight_decay}
 
 
 def _algorithm_kwargs(spec):
@@ -83,13 +97,14 @@ def test_coupled_and_decoupled_decay_are_independent(spec):
     ``weight_decay`` (decoupled) each apply once, and together compose."""
     params, grads = helpers.random_problem(seed=6, steps=STEPS)
     kwargs = {**_algorithm_kwargs(spec), "coupled_weight_decay": 0.2}
-    optimizer = spec.cls(learning_rate=spec.lr, weight_decay=0.3, **kwargs)
-    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    ours, oracle, harness = _with_decoupled_decay(spec, kwargs, 0.3)
+    optimizer = spec.cls(learning_rate=spec.lr, **ours)
+    history = helpers.run_keras_optimizer(optimizer, params, grads)
     expected = helpers.run_oracle(
-        spec, kwargs, params, grads, [spec.lr] * STEPS, weight_decay=0.3
+        spec, oracle, params, grads, [spec.lr] * STEPS, **harness
     )
     tol = helpers.float32_tolerance(expected, STEPS)
-    helpers.assert_histories_close(ours, expected, tol, "both decays")
+    helpers.assert_histories_close(history, expected, tol, "both decays")
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -99,18 +114,20 @@ def test_excluded_variables_get_no_decay_of_either_kind(spec):
     list and fails, for its built-in optimizers too."""
     params, grads = helpers.random_problem(seed=7, steps=5)
     kwargs = {**_algorithm_kwargs(spec), "coupled_weight_decay": 0.2}
-    optimizer = spec.cls(learning_rate=spec.lr, weight_decay=0.3, **kwargs)
+    ours, oracle, harness = _with_decoupled_decay(spec, kwargs, 0.3)
+    optimizer = spec.cls(learning_rate=spec.lr, **ours)
     variables = helpers.make_variables(params)
     optimizer.exclude_from_weight_decay(var_list=variables[:1])
     apply = helpers.eager_apply(optimizer, variables)
     for step_grads in grads:
         apply(step_grads)
-    plain = {**kwargs, "coupled_weight_decay": 0.0}
+    plain = {**oracle, "coupled_weight_decay": 0.0}
+    if "owns_weight_decay" in spec.capabilities:
+        plain["weight_decay"] = 0.0
     lrs = [spec.lr] * 5
     excluded = helpers.run_oracle(spec, plain, params, grads, lrs)[-1][0]
-    decayed = helpers.run_oracle(
-        spec, kwargs, params, grads, lrs, weight_decay=0.3
-    )[-1]
+    decayed = helpers.run_oracle(spec, oracle, params, grads, lrs, **harness)
+    decayed = decayed[-1]
     tol = helpers.float32_tolerance([[excluded], decayed], 5)
     np.testing.assert_allclose(variables[0].numpy(), excluded, rtol=0, atol=tol)
     for var, e in zip(variables[1:], decayed[1:]):

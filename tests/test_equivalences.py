@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_opts import SGD, RAdam
+from keras_opts import SGD, Adam, AdamW, Nadam, RAdam
 from tests import helpers
 
 STEPS = 30
@@ -46,3 +46,38 @@ def test_radam_never_rectified_with_beta_1_zero_is_sgd():
     _, _, sgd = _run(SGD(learning_rate=0.1))
     tol = helpers.float32_tolerance(sgd, STEPS)
     helpers.assert_histories_close(radam, sgd, tol, "radam vs sgd")
+
+
+def test_nesterov_without_momentum_is_plain_gradient_descent():
+    _, _, nesterov = _run(SGD(learning_rate=0.1, nesterov=True))
+    _, _, plain = _run(SGD(learning_rate=0.1))
+    helpers.assert_histories_close(nesterov, plain, 0.0, "nesterov mu=0")
+
+
+@pytest.mark.parametrize("epsilon_mode", ["corrected", "uncorrected"])
+def test_adamw_without_decay_is_adam(epsilon_mode):
+    kwargs = {"learning_rate": 0.01, "epsilon_mode": epsilon_mode}
+    _, _, adamw = _run(AdamW(weight_decay=0.0, **kwargs))
+    _, _, adam = _run(Adam(**kwargs))
+    # The same operations in the same order: bitwise equal.
+    helpers.assert_histories_close(adamw, adam, 0.0, "adamw wd=0")
+
+
+def test_adamw_schedule_scaling_with_a_constant_rate_decays_by_lambda():
+    """Paper form, constant rate: eta_t = 1, so each step multiplies the
+    weights by (1 - lambda) before Adam's step; the learning-rate form
+    with weight_decay = lambda / lr is the same."""
+    paper = AdamW(0.01, weight_decay=0.02, weight_decay_scaling="schedule")
+    _, _, ours = _run(paper)
+    _, _, torch_form = _run(AdamW(0.01, weight_decay=2.0))
+    tol = helpers.float32_tolerance(torch_form, STEPS)
+    helpers.assert_histories_close(ours, torch_form, tol, "scalings")
+
+
+def test_nadam_without_momentum_is_adam_without_momentum():
+    """beta_1 = 0 makes every mu_t = 0: the update is g / (sqrt(v_hat) +
+    eps), Adam's with beta_1 = 0 (Dozat, section 3)."""
+    _, _, nadam = _run(Nadam(learning_rate=0.01, beta_1=0.0))
+    _, _, adam = _run(Adam(learning_rate=0.01, beta_1=0.0))
+    tol = helpers.float32_tolerance(adam, STEPS)
+    helpers.assert_histories_close(nadam, adam, tol, "nadam b1=0")

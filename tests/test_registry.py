@@ -8,7 +8,12 @@ import keras_opts
 from keras_opts import registry
 
 README = pathlib.Path(__file__).parents[1] / "README.md"
-BEGIN, END = "<!-- optimizers:begin -->", "<!-- optimizers:end -->"
+
+
+def _block(name):
+    text = README.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    return text.split(begin)[1].split(end)[0].strip()
 
 
 def test_every_exported_optimizer_has_a_spec():
@@ -38,11 +43,11 @@ def test_every_spec_has_an_oracle_references_and_convergence():
         assert {r.library for r in spec.references} >= {"torch"}
 
 
-def test_readme_table_is_generated_from_the_registry():
-    text = README.read_text()
-    table = text.split(BEGIN)[1].split(END)[0].strip()
-    assert table == registry.markdown_table(), (
-        "README table is stale: paste the output of "
-        "`python -c 'from keras_opts import registry; "
-        "print(registry.markdown_table())'`"
+def test_readme_tables_are_generated_from_the_registry():
+    hint = "README is stale: paste registry.{}() between the markers"
+    assert _block("optimizers") == registry.markdown_table(), hint.format(
+        "markdown_table"
+    )
+    assert _block("references") == registry.markdown_references(), hint.format(
+        "markdown_references"
     )

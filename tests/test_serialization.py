@@ -101,7 +101,7 @@ def _model(optimizer):
 @pytest.mark.parametrize("spec", spec_params())
 def test_fit_reduces_loss(spec):
     x, y = _data()
-    model = _model(spec.cls(learning_rate=0.05))
+    model = _model(spec.cls(**spec.convergence["parabola"][0]))
     history = model.fit(x, y, batch_size=16, epochs=20, verbose=0)
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses))

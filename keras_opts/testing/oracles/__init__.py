@@ -8,9 +8,24 @@ from 1. :func:`run` adds what ``keras.optimizers.Optimizer`` does around
 weight decay).
 """
 
+from keras_opts.testing.oracles.adadelta import AdadeltaOracle
+from keras_opts.testing.oracles.adagrad import AdagradOracle
 from keras_opts.testing.oracles.adam import AdamOracle
+from keras_opts.testing.oracles.adamw import AdamWOracle
 from keras_opts.testing.oracles.harness import run
+from keras_opts.testing.oracles.nadam import NadamOracle
 from keras_opts.testing.oracles.radam import RAdamOracle
+from keras_opts.testing.oracles.rmsprop import RMSpropOracle
 from keras_opts.testing.oracles.sgd import SGDOracle
 
-__all__ = ["AdamOracle", "RAdamOracle", "SGDOracle", "run"]
+__all__ = [
+    "AdadeltaOracle",
+    "AdagradOracle",
+    "AdamOracle",
+    "AdamWOracle",
+    "NadamOracle",
+    "RAdamOracle",
+    "RMSpropOracle",
+    "SGDOracle",
+    "run",
+]

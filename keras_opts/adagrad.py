@@ -1,0 +1,127 @@
+"""Adagrad: per-coordinate steps scaled by the accumulated squared gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import initializers, ops
+
+from keras_opts import _checks, _math
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi, Hazan & Singer, 2011), diagonal form.
+
+    Each coordinate's step is divided by the root of the sum of all its
+    squared gradients so far: coordinates that rarely get gradient keep
+    large steps, frequently updated ones slow down.
+
+    Symbols: :math:`\eta` = ``learning_rate``, :math:`s_0` =
+    ``initial_accumulator_value``, :math:`\delta` = ``epsilon``,
+    :math:`\kappa` = ``lr_decay``, :math:`t = 1, 2, \dots`.
+
+    .. math::
+
+        s_t &= s_{t-1} + g_t^2 \\
+        \eta_t &= \eta / (1 + (t - 1)\kappa) \\
+        \theta_t &= \theta_{t-1} - \eta_t\, g_t / \sqrt{s_t + \delta}
+            \quad\text{(}\texttt{"inside\_sqrt"}\text{, seed 001)} \\
+        \theta_t &= \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \delta)
+            \quad\text{(}\texttt{"outside\_sqrt"}\text{, the paper, torch)}
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.01.
+        initial_accumulator_value: :math:`s_0 \ge 0`. Default 0.
+        epsilon: positive :math:`\delta`. Default 1e-7.
+        epsilon_mode: ``"inside_sqrt"`` (default) or ``"outside_sqrt"``.
+        lr_decay: :math:`\kappa \ge 0`, torch.optim.Adagrad's decay of the
+            step size with the update count. Default 0.
+        coupled_weight_decay: L2 coefficient added to the gradient
+            (torch's ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``torch.optim.Adagrad(lr, lr_decay=k, weight_decay=w,
+      initial_accumulator_value=a, eps=e)`` = ``Adagrad(lr,
+      initial_accumulator_value=a, epsilon=e, epsilon_mode="outside_sqrt",
+      lr_decay=k, coupled_weight_decay=w)``;
+    - ``keras.optimizers.Adagrad(lr, initial_accumulator_value=a,
+      epsilon=e)`` and ``optax.adagrad(lr, initial_accumulator_value=a,
+      eps=e)`` = ``Adagrad(lr, initial_accumulator_value=a, epsilon=e)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.Adagrad(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9, -1.9]
+
+    References:
+        Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online
+        Learning and Stochastic Optimization", JMLR 12, 2011,
+        https://jmlr.org/papers/v12/duchi11a.html
+    """
+
+    _config_keys = (
+        "initial_accumulator_value",
+        "epsilon",
+        "epsilon_mode",
+        "lr_decay",
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        initial_accumulator_value: float = 0.0,
+        epsilon: float = 1e-7,
+        epsilon_mode: str = "inside_sqrt",
+        lr_decay: float = 0.0,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        initial_accumulator_value = _checks.non_negative(
+            "initial_accumulator_value", initial_accumulator_value
+        )
+        epsilon = _checks.positive("epsilon", epsilon)
+        epsilon_mode = _checks.choice(
+            "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+        )
+        lr_decay = _checks.non_negative("lr_decay", lr_decay)
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+        self.epsilon_mode = epsilon_mode
+        self.lr_decay = lr_decay
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._accumulators = self.add_optimizer_variables(
+            variables,
+            "accumulator",
+            initializer=initializers.Constant(self.initial_accumulator_value),
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._gradient(gradient, variable)
+        s = self._slot(self._accumulators, variable)
+        self.assign_add(s, g * g)
+        if self.lr_decay:
+            lr = lr / (1.0 + (self._step(variable) - 1.0) * self.lr_decay)
+        scale = _math.inverse_root(s, self.epsilon, self.epsilon_mode)
+        self.assign_sub(variable, lr * g * scale)

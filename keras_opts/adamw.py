@@ -1,0 +1,137 @@
+"""AdamW: Adam with weight decay decoupled from the gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_opts import _checks
+from keras_opts.adam import Adam
+
+SCALINGS = ("learning_rate", "schedule")
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter, 2019), Algorithm 2.
+
+    L2 regularisation added to the gradient is divided by Adam's adaptive
+    denominator, so weights with large gradients are barely regularised.
+    AdamW shrinks the weights directly instead, outside the adaptive step,
+    so every weight decays at the same rate.
+
+    Symbols: :math:`\alpha` = ``base_learning_rate``, :math:`\eta_t` the
+    schedule multiplier, :math:`\lambda` = ``weight_decay``; the learning
+    rate in effect at step :math:`t` is :math:`\text{lr}_t = \alpha\eta_t`;
+    :math:`\hat m_t, \hat v_t` and epsilon as in :class:`Adam`.
+
+    .. math::
+
+        \theta_t = \theta_{t-1} - \text{lr}_t\,
+            \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} - d_t\,\theta_{t-1}
+
+    with :math:`d_t = \text{lr}_t \lambda` for
+    ``weight_decay_scaling="learning_rate"`` (the default: torch.optim.AdamW,
+    Keras' AdamW and optax.adamw, whose recipes tune :math:`\lambda` for
+    this form) and :math:`d_t = \eta_t \lambda = \text{lr}_t \lambda /
+    \alpha` for ``"schedule"`` (the paper's Algorithm 2, where the decay
+    follows the schedule but not the base learning rate, so
+    :math:`\lambda` and :math:`\alpha` can be tuned separately).
+
+    The decay is Keras' own decoupled ``weight_decay`` of the base class,
+    applied once before the Adam step; ``exclude_from_weight_decay``
+    applies.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        weight_decay: :math:`\lambda \ge 0`. Default 0.01 (torch's).
+        weight_decay_scaling: ``"learning_rate"`` or ``"schedule"``.
+        base_learning_rate: :math:`\alpha` for ``"schedule"`` scaling.
+            Defaults to ``learning_rate`` when that is a number; needed when
+            it is a schedule.
+        beta_1, beta_2, epsilon, amsgrad, epsilon_mode,
+            coupled_weight_decay: as in :class:`Adam`.
+        **kwargs: the other ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``torch.optim.AdamW(lr, betas, eps, weight_decay=w, amsgrad=a)`` and
+      ``optax.adamw(lr, b1, b2, eps, weight_decay=w)`` =
+      ``AdamW(lr, weight_decay=w, beta_1=b1, beta_2=b2, epsilon=eps,
+      amsgrad=a)``;
+    - ``keras.optimizers.AdamW(lr, weight_decay=w, epsilon=e)`` =
+      ``AdamW(lr, weight_decay=w, epsilon=e, epsilon_mode="uncorrected")``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.AdamW(learning_rate=0.1, weight_decay=0.5)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]  # 0.95 w - 0.1 sign(g)
+    [0.85, -1.8]
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
+        2019, https://arxiv.org/abs/1711.05101; authors' code:
+        https://github.com/loshchil/AdamW-and-SGDW
+    """
+
+    _config_keys = Adam._config_keys + (
+        "weight_decay_scaling",
+        "base_learning_rate",
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        weight_decay: float = 0.01,
+        weight_decay_scaling: str = "learning_rate",
+        base_learning_rate: float | None = None,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        amsgrad: bool = False,
+        epsilon_mode: str = "corrected",
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        weight_decay = _checks.non_negative("weight_decay", weight_decay)
+        scaling = _checks.choice(
+            "weight_decay_scaling", weight_decay_scaling, SCALINGS
+        )
+        alpha = base_learning_rate
+        if alpha is not None:
+            alpha = _checks.positive("base_learning_rate", alpha)
+        elif scaling == "schedule":
+            if callable(learning_rate):
+                raise ValueError(
+                    "`weight_decay_scaling='schedule'` with a learning-rate "
+                    "schedule needs `base_learning_rate` (the paper's alpha; "
+                    "the decay is lr_t * weight_decay / alpha). Received: "
+                    "base_learning_rate=None"
+                )
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            epsilon_mode=epsilon_mode,
+            coupled_weight_decay=coupled_weight_decay,
+            weight_decay=weight_decay,
+            name=name,
+            **kwargs,
+        )
+        if scaling == "schedule" and alpha is None:
+            alpha = float(learning_rate)
+        self.weight_decay_scaling = scaling
+        self.base_learning_rate = alpha
+
+    def _weight_decay_factor(self) -> float:
+        if self.weight_decay_scaling == "learning_rate":
+            return 1.0
+        return 1.0 / self.base_learning_rate  # lr_t / alpha = eta_t

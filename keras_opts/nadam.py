@@ -1,0 +1,153 @@
+"""Nadam: Adam with Nesterov momentum and Dozat's momentum schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks, _math
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class Nadam(Optimizer):
+    r"""Nadam (Dozat, 2016): Nesterov-accelerated Adam.
+
+    Nesterov momentum evaluates the step after first moving along the
+    momentum; Dozat folds that look-ahead into Adam by mixing the current
+    gradient and the next step's momentum into the update. The momentum
+    coefficient follows a warming schedule :math:`\mu_t`, and the bias
+    correction uses the product of all the :math:`\mu` so far.
+
+    Symbols: :math:`\eta` = ``learning_rate``, :math:`\beta_1, \beta_2`
+    = ``beta_1, beta_2``, :math:`\psi` = ``momentum_decay``,
+    :math:`\epsilon` = ``epsilon``, :math:`t = 1, 2, \dots`.
+
+    .. math::
+
+        \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right) \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \theta_t &= \theta_{t-1} - \eta \left(
+            \frac{(1 - \mu_t)\, g_t}{1 - \prod_{i \le t} \mu_i}
+            + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i \le t+1} \mu_i}
+            \right) \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+
+    :math:`\psi = 0.004` is the paper's :math:`0.96^{t/250}`. With
+    :math:`\psi = 1` it is Keras' built-in Nadam. A very large
+    :math:`\psi` (1e6) makes :math:`\mu_t = \beta_1` constant, the
+    simplified form of the paper's section 3 that ``optax.nadam``
+    implements; with :math:`\beta_1 = 0` Nadam is Adam with
+    :math:`\beta_1 = 0`.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.002 (the paper's and torch's).
+        beta_1: in [0, 1). Default 0.9.
+        beta_2: in [0, 1). Default 0.999.
+        epsilon: positive. Default 1e-8.
+        momentum_decay: :math:`\psi \ge 0`. Default 0.004.
+        coupled_weight_decay: L2 coefficient added to the gradient
+            (torch's ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``torch.optim.NAdam(lr, betas, eps, weight_decay=w,
+      momentum_decay=p)`` = ``Nadam(lr, *betas, eps, momentum_decay=p,
+      coupled_weight_decay=w)``; with ``decoupled_weight_decay=True`` use
+      ``weight_decay=w``.
+    - ``keras.optimizers.Nadam(lr, b1, b2, epsilon)`` =
+      ``Nadam(lr, b1, b2, epsilon, momentum_decay=1.0)``.
+    - ``optax.nadam(lr, b1, b2, eps)`` =
+      ``Nadam(lr, b1, b2, eps, momentum_decay=1e6)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.Nadam(learning_rate=0.1, beta_1=0.0)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9, -1.9]
+
+    References:
+        Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+        workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
+    """
+
+    _config_keys = ("beta_1", "beta_2", "epsilon", "momentum_decay")
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.002,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        momentum_decay: float = 0.004,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        beta_1 = _checks.decay_rate("beta_1", beta_1)
+        beta_2 = _checks.decay_rate("beta_2", beta_2)
+        epsilon = _checks.positive("epsilon", epsilon)
+        momentum_decay = _checks.non_negative("momentum_decay", momentum_decay)
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.momentum_decay = momentum_decay
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            variables, ["momentum", "velocity"]
+        )
+        dtype = variables[0].dtype if variables else None
+        self._mu_product = self.add_variable(
+            (), initializer="ones", dtype=dtype, name="mu_product"
+        )
+
+    def _mu(self, step):
+        """``mu_t = beta_1 (1 - 0.96 ** (t psi) / 2)``."""
+        return self.beta_1 * (
+            1.0 - 0.5 * ops.power(0.96, step * self.momentum_decay)
+        )
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The product of the mu_i is one scalar for all variables: advance it
+        # once per update, before the per-variable steps read it.
+        product = self._mu_product
+        self.assign(product, product * self._mu(self._step(product)))
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._gradient(gradient, variable)
+        t = self._step(variable)
+        mu, mu_next = self._mu(t), self._mu(t + 1.0)
+        product = ops.cast(self._mu_product, variable.dtype)
+        m = self._slot(self._momentums, variable)
+        v = self._slot(self._velocities, variable)
+        self.assign(m, _math.ema(m, g, self.beta_1))
+        self.assign(v, _math.ema(v, g * g, self.beta_2))
+        look_ahead = (1.0 - mu) * g / (1.0 - product) + mu_next * m / (
+            1.0 - product * mu_next
+        )
+        scale = _math.inverse_rms(
+            v,
+            _math.bias_correction(self.beta_2, t),
+            self.epsilon,
+            "corrected",
+        )
+        self.assign_sub(variable, lr * look_ahead * scale)

@@ -1,0 +1,169 @@
+"""RMSprop: steps divided by a running root mean square of the gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks, _math
+from keras_opts._base import Optimizer
+from keras_opts.sgd import MOMENTUM_FORMS
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton, lecture 6e), centered form of Graves (2013).
+
+    Adagrad's sum of squared gradients only grows, so its steps shrink
+    forever; RMSprop replaces the sum with an exponential moving average,
+    so the scale adapts to recent gradients. The centered variant divides by
+    an estimate of the gradient's standard deviation instead of its root
+    mean square. Momentum optionally smooths the normalised steps.
+
+    Symbols: :math:`\eta` = ``learning_rate``, :math:`\rho` = ``rho``,
+    :math:`\mu` = ``momentum``, :math:`\epsilon` = ``epsilon``.
+
+    .. math::
+
+        s_t &= \rho s_{t-1} + (1 - \rho) g_t^2 \\
+        \bar g_t &= \rho \bar g_{t-1} + (1 - \rho) g_t
+            \quad\text{(centered; otherwise } \bar g_t = 0\text{)} \\
+        u_t &= g_t / \sqrt{s_t - \bar g_t^2 + \epsilon}
+            \quad\text{(}\texttt{"inside\_sqrt"}\text{, seeds 001/002,
+            Keras)} \\
+        u_t &= g_t / (\sqrt{s_t - \bar g_t^2} + \epsilon)
+            \quad\text{(}\texttt{"outside\_sqrt"}\text{, torch)} \\
+        \theta_t &= \theta_{t-1} - \eta\, u_t \quad (\mu = 0)
+
+    With momentum, ``momentum_form="gradient"`` (torch) keeps
+    :math:`b_t = \mu b_{t-1} + u_t` and steps
+    :math:`\theta_t = \theta_{t-1} - \eta b_t`; ``"step"`` (Keras, optax)
+    keeps :math:`b_t = \mu b_{t-1} + \eta u_t` and steps
+    :math:`\theta_t = \theta_{t-1} - b_t`. They differ only when the
+    learning rate changes.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        rho: decay of the squared-gradient average, in [0, 1). Default 0.9.
+        momentum: :math:`\mu` in [0, 1). Default 0.
+        epsilon: positive stabiliser. Default 1e-7.
+        centered: divide by the centered second moment. Default False.
+        epsilon_mode: ``"inside_sqrt"`` (default) or ``"outside_sqrt"``.
+        momentum_form: ``"gradient"`` (default) or ``"step"``.
+        coupled_weight_decay: L2 coefficient added to the gradient
+            (torch's ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``torch.optim.RMSprop(lr, alpha=a, eps=e, weight_decay=w,
+      momentum=m, centered=c)`` = ``RMSprop(lr, rho=a, momentum=m,
+      epsilon=e, centered=c, epsilon_mode="outside_sqrt",
+      coupled_weight_decay=w)``;
+    - ``keras.optimizers.RMSprop(lr, rho, momentum, epsilon, centered)`` and
+      ``optax.rmsprop(lr, decay=rho, eps=epsilon, centered=c, momentum=m)``
+      = ``RMSprop(lr, rho, momentum, epsilon, centered,
+      momentum_form="step")``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.RMSprop(learning_rate=0.1, rho=0.75)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.8, -1.8]
+
+    References:
+        Tieleman & Hinton, "Lecture 6.5, rmsprop", COURSERA: Neural Networks
+        for Machine Learning, 2012,
+        https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf;
+        Graves, "Generating Sequences With Recurrent Neural Networks", 2013,
+        https://arxiv.org/abs/1308.0850 (eq. 38-41, centered form)
+    """
+
+    _config_keys = (
+        "rho",
+        "momentum",
+        "epsilon",
+        "centered",
+        "epsilon_mode",
+        "momentum_form",
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        epsilon_mode: str = "inside_sqrt",
+        momentum_form: str = "gradient",
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        rho = _checks.decay_rate("rho", rho)
+        momentum = _checks.decay_rate("momentum", momentum)
+        epsilon = _checks.positive("epsilon", epsilon)
+        centered = _checks.boolean("centered", centered)
+        epsilon_mode = _checks.choice(
+            "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+        )
+        momentum_form = _checks.choice(
+            "momentum_form", momentum_form, MOMENTUM_FORMS
+        )
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.rho = rho
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.centered = centered
+        self.epsilon_mode = epsilon_mode
+        self.momentum_form = momentum_form
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._velocities = self.add_optimizer_variables(variables, "velocity")
+        if self.momentum:
+            self._momentums = self.add_optimizer_variables(
+                variables, "momentum"
+            )
+        if self.centered:
+            self._average_gradients = self.add_optimizer_variables(
+                variables, "average_gradient"
+            )
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._gradient(gradient, variable)
+        s = self._slot(self._velocities, variable)
+        self.assign(s, _math.ema(s, g * g, self.rho))
+        second_moment = s
+        if self.centered:
+            mean = self._slot(self._average_gradients, variable)
+            self.assign(mean, _math.ema(mean, g, self.rho))
+            second_moment = s - mean * mean
+        u = g * _math.inverse_root(
+            second_moment, self.epsilon, self.epsilon_mode
+        )
+        if not self.momentum:
+            self.assign_sub(variable, lr * u)
+            return
+        b = self._slot(self._momentums, variable)
+        if self.momentum_form == "step":
+            self.assign(b, self.momentum * b + lr * u)
+            self.assign_sub(variable, b)
+        else:
+            self.assign(b, self.momentum * b + u)
+            self.assign_sub(variable, lr * b)
