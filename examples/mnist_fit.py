@@ -120,7 +120,7 @@ def main(argv=None):
         shown = {
             k: v
             for k, v in optimizer.get_config().items()
-            if k == "learning_rate" or k in type(optimizer)._config_keys
+            if k == "learning_rate" or k in optimizer._config_keys
         }
         print(f"\n== {type(optimizer).__name__} {shown}")
         model = build_model(optimizer)

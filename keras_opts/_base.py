@@ -20,6 +20,7 @@ honours ``exclude_from_weight_decay``), ``_get_variable_index`` and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -37,14 +38,14 @@ _BASE_CHECKS = {
 
 
 class Optimizer(keras.optimizers.Optimizer):
-    """Base class: subclasses set ``_config_keys`` and write ``update_step``."""
-
-    #: Names of the algorithm arguments, saved by ``get_config``.
-    _config_keys: tuple[str, ...] = ()
+    """Base class: subclasses pass their checked algorithm arguments as
+    ``algorithm`` (they become attributes, saved by ``get_config``) and
+    write ``build`` and ``update_step``."""
 
     def __init__(
         self,
         learning_rate: Any,
+        algorithm: Mapping[str, Any],
         *,
         coupled_weight_decay: float = 0.0,
         name: str | None = None,
@@ -61,6 +62,10 @@ class Optimizer(keras.optimizers.Optimizer):
                 kwargs[key] = check(key, kwargs[key])
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.coupled_weight_decay = coupled
+        #: Names of the algorithm arguments, saved by ``get_config``.
+        self._config_keys = tuple(algorithm)
+        for key, value in algorithm.items():
+            setattr(self, key, value)
 
     def _slot(self, slots: list, variable) -> Any:
         """The slot of ``slots`` that belongs to ``variable``."""

@@ -62,8 +62,6 @@ class Adadelta(Optimizer):
         https://arxiv.org/abs/1212.5701
     """
 
-    _config_keys = ("rho", "epsilon")
-
     def __init__(
         self,
         learning_rate: Any = 1.0,
@@ -73,16 +71,16 @@ class Adadelta(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        rho = _checks.decay_rate("rho", rho)
-        epsilon = _checks.positive("epsilon", epsilon)
         super().__init__(
             learning_rate,
+            {
+                "rho": _checks.decay_rate("rho", rho),
+                "epsilon": _checks.positive("epsilon", epsilon),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.rho = rho
-        self.epsilon = epsilon
 
     def build(self, variables):
         if self.built:

@@ -69,13 +69,6 @@ class Adagrad(Optimizer):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
-    _config_keys = (
-        "initial_accumulator_value",
-        "epsilon",
-        "epsilon_mode",
-        "lr_decay",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -87,24 +80,22 @@ class Adagrad(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        initial_accumulator_value = _checks.non_negative(
-            "initial_accumulator_value", initial_accumulator_value
-        )
-        epsilon = _checks.positive("epsilon", epsilon)
-        epsilon_mode = _checks.choice(
-            "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
-        )
-        lr_decay = _checks.non_negative("lr_decay", lr_decay)
         super().__init__(
             learning_rate,
+            {
+                "initial_accumulator_value": _checks.non_negative(
+                    "initial_accumulator_value", initial_accumulator_value
+                ),
+                "epsilon": _checks.positive("epsilon", epsilon),
+                "epsilon_mode": _checks.choice(
+                    "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+                ),
+                "lr_decay": _checks.non_negative("lr_decay", lr_decay),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.initial_accumulator_value = initial_accumulator_value
-        self.epsilon = epsilon
-        self.epsilon_mode = epsilon_mode
-        self.lr_decay = lr_decay
 
     def build(self, variables):
         if self.built:

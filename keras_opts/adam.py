@@ -81,8 +81,6 @@ class Adam(Optimizer):
         https://openreview.net/forum?id=ryQu7f-RZ
     """
 
-    _config_keys = ("beta_1", "beta_2", "epsilon", "amsgrad", "epsilon_mode")
-
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -95,24 +93,21 @@ class Adam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = _checks.decay_rate("beta_1", beta_1)
-        beta_2 = _checks.decay_rate("beta_2", beta_2)
-        epsilon = _checks.positive("epsilon", epsilon)
-        amsgrad = _checks.boolean("amsgrad", amsgrad)
-        epsilon_mode = _checks.choice(
-            "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
-        )
         super().__init__(
             learning_rate,
+            {
+                "beta_1": _checks.decay_rate("beta_1", beta_1),
+                "beta_2": _checks.decay_rate("beta_2", beta_2),
+                "epsilon": _checks.positive("epsilon", epsilon),
+                "amsgrad": _checks.boolean("amsgrad", amsgrad),
+                "epsilon_mode": _checks.choice(
+                    "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
+                ),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.amsgrad = amsgrad
-        self.epsilon_mode = epsilon_mode
 
     def build(self, variables):
         if self.built:

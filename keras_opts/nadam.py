@@ -78,8 +78,6 @@ class Nadam(Optimizer):
         workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
 
-    _config_keys = ("beta_1", "beta_2", "epsilon", "momentum_decay")
-
     def __init__(
         self,
         learning_rate: Any = 0.002,
@@ -91,20 +89,20 @@ class Nadam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = _checks.decay_rate("beta_1", beta_1)
-        beta_2 = _checks.decay_rate("beta_2", beta_2)
-        epsilon = _checks.positive("epsilon", epsilon)
-        momentum_decay = _checks.non_negative("momentum_decay", momentum_decay)
         super().__init__(
             learning_rate,
+            {
+                "beta_1": _checks.decay_rate("beta_1", beta_1),
+                "beta_2": _checks.decay_rate("beta_2", beta_2),
+                "epsilon": _checks.positive("epsilon", epsilon),
+                "momentum_decay": _checks.non_negative(
+                    "momentum_decay", momentum_decay
+                ),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.momentum_decay = momentum_decay
 
     def build(self, variables):
         if self.built:

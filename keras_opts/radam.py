@@ -100,14 +100,6 @@ class RAdam(Optimizer):
         https://github.com/LiyuanLucasLiu/RAdam
     """
 
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "epsilon_mode",
-        "rectify_threshold",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -120,26 +112,23 @@ class RAdam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = _checks.decay_rate("beta_1", beta_1)
-        beta_2 = _checks.decay_rate("beta_2", beta_2)
-        epsilon = _checks.positive("epsilon", epsilon)
-        epsilon_mode = _checks.choice(
-            "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
-        )
-        rectify_threshold = _checks.real(
-            "rectify_threshold", rectify_threshold, low=4.0
-        )
         super().__init__(
             learning_rate,
+            {
+                "beta_1": _checks.decay_rate("beta_1", beta_1),
+                "beta_2": _checks.decay_rate("beta_2", beta_2),
+                "epsilon": _checks.positive("epsilon", epsilon),
+                "epsilon_mode": _checks.choice(
+                    "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
+                ),
+                "rectify_threshold": _checks.real(
+                    "rectify_threshold", rectify_threshold, low=4.0
+                ),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.epsilon_mode = epsilon_mode
-        self.rectify_threshold = rectify_threshold
 
     def build(self, variables):
         if self.built:

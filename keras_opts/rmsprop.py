@@ -85,15 +85,6 @@ class RMSprop(Optimizer):
         https://arxiv.org/abs/1308.0850 (eq. 38-41, centered form)
     """
 
-    _config_keys = (
-        "rho",
-        "momentum",
-        "epsilon",
-        "centered",
-        "epsilon_mode",
-        "momentum_form",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -107,28 +98,24 @@ class RMSprop(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        rho = _checks.decay_rate("rho", rho)
-        momentum = _checks.decay_rate("momentum", momentum)
-        epsilon = _checks.positive("epsilon", epsilon)
-        centered = _checks.boolean("centered", centered)
-        epsilon_mode = _checks.choice(
-            "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
-        )
-        momentum_form = _checks.choice(
-            "momentum_form", momentum_form, MOMENTUM_FORMS
-        )
         super().__init__(
             learning_rate,
+            {
+                "rho": _checks.decay_rate("rho", rho),
+                "momentum": _checks.decay_rate("momentum", momentum),
+                "epsilon": _checks.positive("epsilon", epsilon),
+                "centered": _checks.boolean("centered", centered),
+                "epsilon_mode": _checks.choice(
+                    "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+                ),
+                "momentum_form": _checks.choice(
+                    "momentum_form", momentum_form, MOMENTUM_FORMS
+                ),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.rho = rho
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.centered = centered
-        self.epsilon_mode = epsilon_mode
-        self.momentum_form = momentum_form
 
     def build(self, variables):
         if self.built:

@@ -93,14 +93,6 @@ class SGD(Optimizer):
         https://proceedings.mlr.press/v28/sutskever13.html
     """
 
-    _config_keys = (
-        "momentum",
-        "dampening",
-        "nesterov",
-        "momentum_form",
-        "dampen_first_step",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -113,26 +105,23 @@ class SGD(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        momentum = _checks.decay_rate("momentum", momentum)
-        dampening = _checks.decay_rate("dampening", dampening)
-        nesterov = _checks.boolean("nesterov", nesterov)
-        momentum_form = _checks.choice(
-            "momentum_form", momentum_form, MOMENTUM_FORMS
-        )
-        dampen_first_step = _checks.boolean(
-            "dampen_first_step", dampen_first_step
-        )
         super().__init__(
             learning_rate,
+            {
+                "momentum": _checks.decay_rate("momentum", momentum),
+                "dampening": _checks.decay_rate("dampening", dampening),
+                "nesterov": _checks.boolean("nesterov", nesterov),
+                "momentum_form": _checks.choice(
+                    "momentum_form", momentum_form, MOMENTUM_FORMS
+                ),
+                "dampen_first_step": _checks.boolean(
+                    "dampen_first_step", dampen_first_step
+                ),
+            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
-        self.momentum = momentum
-        self.dampening = dampening
-        self.nesterov = nesterov
-        self.momentum_form = momentum_form
-        self.dampen_first_step = dampen_first_step
 
     def build(self, variables):
         if self.built:
