@@ -324,3 +324,18 @@ def test_math_pi_is_used_for_cosine():
     at the middle of its decay phase."""
     s = S.WarmupStableDecay(1.0, 10, 0, 10, decay_shape="cosine")
     assert math.isclose(float(s(5)), 0.5, rel_tol=RTOL)
+
+
+def test_figure_script_draws_every_schedule_and_readme_shows_it():
+    import importlib.util
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1]
+    path = root / "examples" / "plot_schedules.py"
+    spec = importlib.util.spec_from_file_location("plot_schedules", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    drawn = {type(schedule) for _, schedule, _ in module.PANELS}
+    assert drawn == {getattr(S, n) for n in S.__all__}
+    assert "docs/images/schedules.png" in (root / "README.md").read_text()
+    assert (root / "docs" / "images" / "schedules.png").exists()
