@@ -1,6 +1,6 @@
 """The thin base class every keras_opts optimizer derives from.
 
-It adds four things to ``keras.optimizers.Optimizer``:
+It adds five things to ``keras.optimizers.Optimizer``:
 
 - the learning rate and the base-class numbers (``weight_decay``, clipping,
   ``loss_scale_factor``) are checked before Keras creates any variable;
@@ -11,6 +11,11 @@ It adds four things to ``keras.optimizers.Optimizer``:
   ``update_step``; the two are independent and never applied twice;
 - a subclass can scale Keras' decoupled decay by ``_weight_decay_factor``
   (AdamW's paper form);
+- ``skip_nonfinite``: a step whose gradients hold a NaN or an infinity
+  changes nothing (weights, slots, ``iterations``), as under
+  ``LossScaleOptimizer`` but without loss scaling. Without it such a step
+  is applied and its NaN or infinity reaches the weights and slots, as in
+  Keras' own optimizers;
 - ``get_config`` that merges the subclass' algorithm arguments.
 
 Private Keras API used here, and nowhere else: ``_use_weight_decay`` (which
@@ -48,10 +53,12 @@ class Optimizer(keras.optimizers.Optimizer):
         algorithm: Mapping[str, Any],
         *,
         coupled_weight_decay: float = 0.0,
+        skip_nonfinite: bool = False,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         _checks.learning_rate(learning_rate)
+        skip_nonfinite = _checks.boolean("skip_nonfinite", skip_nonfinite)
         coupled = _checks.non_negative(
             "coupled_weight_decay", coupled_weight_decay
         )
@@ -62,10 +69,53 @@ class Optimizer(keras.optimizers.Optimizer):
                 kwargs[key] = check(key, kwargs[key])
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.coupled_weight_decay = coupled
+        self.skip_nonfinite = skip_nonfinite
+        self._inside_stateless_apply = False
         #: Names of the algorithm arguments, saved by ``get_config``.
         self._config_keys = tuple(algorithm)
         for key, value in algorithm.items():
             setattr(self, key, value)
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.skip_nonfinite or self._inside_stateless_apply:
+            return super().apply(grads, trainable_variables)
+        if not self.built:  # never create variables inside a cond branch
+            self.build(list(trainable_variables))
+        base_apply = keras.optimizers.Optimizer.apply
+        finite = _all_finite(grads)
+        if keras.backend.backend() == "jax":
+            # Stateful JAX runs eagerly (jit goes through stateless_apply),
+            # and lax.cond cannot assign to variables: branch in Python.
+            if bool(finite):
+                base_apply(self, grads, trainable_variables)
+            return
+        ops.cond(
+            finite,
+            lambda: base_apply(self, grads, trainable_variables),
+            lambda: None,
+        )
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """JAX's ``fit()`` path: the same skip, written with values."""
+        if not self.skip_nonfinite:
+            return super().stateless_apply(
+                optimizer_variables, grads, trainable_variables
+            )
+
+        def finite():
+            self._inside_stateless_apply = True
+            try:
+                return keras.optimizers.Optimizer.stateless_apply(
+                    self, optimizer_variables, grads, trainable_variables
+                )
+            finally:
+                self._inside_stateless_apply = False
+
+        return ops.cond(
+            _all_finite(grads),
+            finite,
+            lambda: (list(trainable_variables), list(optimizer_variables)),
+        )
 
     def _slot(self, slots: list, variable) -> Any:
         """The slot of ``slots`` that belongs to ``variable``."""
@@ -110,5 +160,12 @@ class Optimizer(keras.optimizers.Optimizer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["coupled_weight_decay"] = self.coupled_weight_decay
+        config["skip_nonfinite"] = self.skip_nonfinite
         config.update({key: getattr(self, key) for key in self._config_keys})
         return config
+
+
+def _all_finite(grads):
+    """One boolean: every entry of every gradient is finite."""
+    flags = [ops.all(ops.isfinite(g)) for g in grads if g is not None]
+    return ops.all(ops.stack(flags))
