@@ -1,0 +1,183 @@
+"""Exact resume across processes and backends, and through Keras'
+checkpointing callbacks.
+
+Same backend, same device, same compiled program: bitwise equality.
+Across backends: equal to float32 round-off, because each backend's
+kernels round differently (tolerance: one float32 rounding of the largest
+weight per step of the continuation, as in test_parity).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_opts import registry
+from tests import helpers, resume_worker
+
+ROOT = pathlib.Path(__file__).parents[1]
+BACKENDS = ("tensorflow", "jax", "torch")
+CONTINUATION_STEPS = resume_worker.MORE * 32 // resume_worker.BATCH
+
+
+def _worker(backend, *args):
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "resume_worker.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _load(path):
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k[4:]))]
+
+
+def test_resume_in_a_fresh_process_is_bitwise(tmp_path):
+    """Every registry optimizer, on this backend: .keras and .weights.h5
+    saved by one process, continued by another."""
+    backend = helpers.BACKEND
+    saved = tmp_path / backend
+    _worker(backend, "save", str(saved))
+    _worker(backend, "continue", str(tmp_path / "out"), str(saved))
+    for spec in registry.SPECS:
+        straight = _load(saved / f"{spec.name}.straight.npz")
+        for suffix in ("npz", "weights.npz"):
+            resumed = _load(
+                tmp_path / "out" / f"{backend}-{spec.name}.{suffix}"
+            )
+            for a, b in zip(resumed, straight):
+                np.testing.assert_array_equal(a, b, err_msg=spec.name + suffix)
+
+
+@pytest.mark.skipif(
+    helpers.BACKEND != "torch",
+    reason="the 3 x 3 matrix starts its own processes; run it once",
+)
+def test_every_backend_resumes_every_backends_file(tmp_path):
+    for backend in BACKENDS:
+        _worker(backend, "save", str(tmp_path / backend))
+    sources = [str(tmp_path / b) for b in BACKENDS]
+    for backend in BACKENDS:
+        _worker(backend, "continue", str(tmp_path / f"on-{backend}"), *sources)
+    checked = 0
+    for source in BACKENDS:
+        for spec in registry.SPECS:
+            straight = _load(tmp_path / source / f"{spec.name}.straight.npz")
+            tol = helpers.float32_tolerance([straight], CONTINUATION_STEPS)
+            for target in BACKENDS:
+                resumed = _load(
+                    tmp_path / f"on-{target}" / f"{source}-{spec.name}.npz"
+                )
+                for a, b in zip(resumed, straight):
+                    np.testing.assert_allclose(
+                        a,
+                        b,
+                        rtol=0,
+                        atol=tol,
+                        err_msg=f"{spec.name}: {source} -> {target}",
+                    )
+                checked += 1
+    assert checked == 9 * len(registry.SPECS)
+
+
+SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
+
+
+class _StopAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_backup_and_restore_resumes_an_interrupted_fit(spec, tmp_path):
+    x, y = resume_worker.data()
+    total = resume_worker.FIRST + resume_worker.MORE
+    kwargs = {"batch_size": resume_worker.BATCH, "shuffle": False, "verbose": 0}
+    straight = resume_worker.model(spec)
+    straight.fit(x, y, epochs=total, **kwargs)
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    interrupted = resume_worker.model(spec)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(
+            x, y, epochs=total, callbacks=[backup, _StopAfter(1)], **kwargs
+        )
+    resumed = resume_worker.model(spec)
+    resumed.fit(x, y, epochs=total, callbacks=[backup], **kwargs)
+    assert int(resumed.optimizer.iterations) == int(
+        straight.optimizer.iterations
+    )
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_model_checkpoint_file_resumes(spec, tmp_path):
+    x, y = resume_worker.data()
+    kwargs = {"batch_size": resume_worker.BATCH, "shuffle": False, "verbose": 0}
+    straight = resume_worker.model(spec)
+    straight.fit(x, y, epochs=4, **kwargs)
+    path = str(tmp_path / "epoch{epoch}.keras")
+    first = resume_worker.model(spec)
+    first.fit(
+        x,
+        y,
+        epochs=2,
+        callbacks=[keras.callbacks.ModelCheckpoint(path)],
+        **kwargs,
+    )
+    resumed = keras.models.load_model(tmp_path / "epoch2.keras")
+    resumed.fit(x, y, epochs=4, initial_epoch=2, **kwargs)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(helpers.BACKEND != "tensorflow", reason="TensorFlow only")
+@pytest.mark.parametrize("spec", SPECS)
+def test_tf_checkpoint_restores_model_and_optimizer(spec, tmp_path):
+    import tensorflow as tf
+
+    x, y = resume_worker.data()
+    kwargs = {"batch_size": resume_worker.BATCH, "shuffle": False, "verbose": 0}
+    straight = resume_worker.model(spec)
+    straight.fit(x, y, epochs=4, **kwargs)
+    first = resume_worker.model(spec)
+    first.fit(x, y, epochs=2, **kwargs)
+    prefix = tf.train.Checkpoint(model=first, optimizer=first.optimizer).save(
+        str(tmp_path / "ckpt")
+    )
+    resumed = resume_worker.model(spec)
+    resumed.optimizer.build(resumed.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer)
+    checkpoint.restore(prefix).assert_consumed()
+    for a, b in zip(resumed.optimizer.variables, first.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    resumed.fit(x, y, epochs=2, **kwargs)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    resumed.export(str(tmp_path / "served"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(
+        reloaded.serve(x).numpy(), resumed.predict(x, verbose=0), rtol=1e-6
+    )
