@@ -59,8 +59,15 @@ def get(identifier: Any) -> keras.optimizers.Optimizer:
         if "module" in identifier or "registered_name" in identifier:
             return keras.saving.deserialize_keras_object(identifier)
         if set(identifier) <= {"class_name", "config"}:
+            # The short form is a constructor call: unnamed arguments
+            # keep their defaults (a full config goes through from_config).
             cls = registry.lookup(str(identifier.get("class_name"))).cls
-            return cls.from_config(dict(identifier.get("config", {})))
+            config = dict(identifier.get("config", {}))
+            if isinstance(config.get("learning_rate"), dict):
+                config["learning_rate"] = keras.saving.deserialize_keras_object(
+                    config["learning_rate"]
+                )
+            return cls(**config)
         raise ValueError(
             "A config dict needs `class_name` and `config` keys. "
             f"Received: identifier={identifier!r}"

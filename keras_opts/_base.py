@@ -157,6 +157,15 @@ class Optimizer(keras.optimizers.Optimizer):
         finally:
             self.weight_decay = coefficient
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Like Keras', but a config must name every argument of the class
+        (a missing one would silently become its default); unknown keys
+        and bad values fail as in ``__init__``."""
+        required = _checks.init_arguments(cls) - {"name"}
+        _checks.config_keys(cls, config, required)
+        return super().from_config(dict(config), custom_objects)
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["coupled_weight_decay"] = self.coupled_weight_decay

@@ -89,8 +89,39 @@ def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
 def learning_rate(value: Any) -> None:
     """A positive finite number, a ``LearningRateSchedule`` or a callable."""
     schedule = keras.optimizers.schedules.LearningRateSchedule
+    if isinstance(value, type):
+        raise TypeError(
+            "`learning_rate` must be a number, a schedule instance or a "
+            f"callable, not a class. Received: learning_rate={value!r}"
+        )
     if isinstance(value, schedule) or callable(value):
         return
     if isinstance(value, keras.Variable):
         return
     positive("learning_rate", value)
+
+
+def config_keys(cls: type, config: Any, required: set[str]) -> None:
+    """``config`` is a dict holding every key of ``required``."""
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"`config` of {cls.__name__} must be a dict. "
+            f"Received: config={config!r}"
+        )
+    missing = sorted(required - set(config))
+    if missing:
+        raise ValueError(
+            f"`config` of {cls.__name__} is missing {', '.join(missing)}. "
+            f"Received: config={config!r}"
+        )
+
+
+def init_arguments(cls: type) -> set[str]:
+    """Names of ``cls.__init__``'s arguments, without self and **kwargs."""
+    import inspect
+
+    return {
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind is not p.VAR_KEYWORD
+    }

@@ -118,3 +118,36 @@ def test_every_table_argument_is_exercised():
     """Each row of the table reaches at least one optimizer."""
     tested = {arg for _, arg, *_ in (c.values for c in CASES)}
     assert tested == {arg for arg, *_ in BAD}
+
+
+CONFIG_CASES = [pytest.param(s, id=s.name) for s in registry.SPECS]
+
+
+@pytest.mark.parametrize("spec", CONFIG_CASES)
+def test_from_config_rejects_missing_extra_and_wrong_typed_fields(spec):
+    config = spec.cls().get_config()
+    for key in sorted(_checks_init_arguments(spec.cls) - {"name"}):
+        broken = {k: v for k, v in config.items() if k != key}
+        with pytest.raises(ValueError, match=f"missing {key}"):
+            spec.cls.from_config(broken)
+    with pytest.raises(ValueError, match="beta9"):
+        spec.cls.from_config({**config, "beta9": 0.5})
+    with pytest.raises(TypeError, match="learning_rate='0.1'"):
+        spec.cls.from_config({**config, "learning_rate": "0.1"})
+    with pytest.raises(TypeError, match="must be a dict"):
+        spec.cls.from_config([("learning_rate", 0.1)])
+
+
+@pytest.mark.parametrize("spec", CONFIG_CASES)
+def test_schedule_where_a_number_is_needed_and_the_reverse(spec):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    with pytest.raises(TypeError, match="coupled_weight_decay=<"):
+        spec.cls(coupled_weight_decay=schedule)
+    with pytest.raises(TypeError, match="not a class"):
+        spec.cls(learning_rate=keras.optimizers.schedules.ExponentialDecay)
+
+
+def _checks_init_arguments(cls):
+    from keras_opts import _checks
+
+    return _checks.init_arguments(cls)

@@ -29,6 +29,11 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self._config_keys}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        _checks.config_keys(cls, config, _checks.init_arguments(cls))
+        return cls(**config)
+
 
 def step_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """A whole number of steps (an ``int``, not a ``bool``)."""

@@ -98,11 +98,11 @@ class Warmup(Schedule):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Warmup:
         config = dict(config)
-        if isinstance(config["schedule"], dict):
+        if isinstance(config.get("schedule"), dict):
             config["schedule"] = keras.saving.deserialize_keras_object(
                 config["schedule"]
             )
-        return cls(**config)
+        return super().from_config(config)
 
 
 DECAY_SHAPES = ("linear", "cosine", "sqrt")
