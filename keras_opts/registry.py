@@ -59,6 +59,11 @@ class Spec:
     #: with a third element: the largest final distance to the minimiser
     #: that passes, where the problem's default does not suit the method.
     convergence: Mapping[str, tuple]
+    #: Argument name -> its valid range for property tests, as data:
+    #: ``("float", low, high)``, ``("logfloat", low, high)``,
+    #: ``("bool",)`` or ``("choice", options)``. The learning rate is
+    #: drawn by the tests.
+    search_space: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     #: ``"owns_weight_decay"``: ``weight_decay`` is an algorithm argument
     #: (AdamW), so the base-class decay tests do not add it again.
@@ -121,6 +126,14 @@ SPECS: tuple[Spec, ...] = (
                 {"momentum": 0.9, "nesterov": True},
             ),
         ),
+        search_space={
+            "momentum": ("float", 0.0, 0.99),
+            "dampening": ("float", 0.0, 0.99),
+            "nesterov": ("bool",),
+            "momentum_form": ("choice", ("gradient", "step")),
+            "dampen_first_step": ("bool",),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1, "momentum": 0.5}, 100),
             "rosenbrock": ({"learning_rate": 5e-4, "momentum": 0.9}, 4000),
@@ -163,6 +176,17 @@ SPECS: tuple[Spec, ...] = (
             ),
             Reference("optax", "adam", {"beta_2": 0.99}, {"b2": 0.99}),
         ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "amsgrad": ("bool",),
+            "epsilon_mode": (
+                "choice",
+                ("corrected", "uncorrected", "inside_sqrt"),
+            ),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.05}, 2000),
@@ -232,6 +256,17 @@ SPECS: tuple[Spec, ...] = (
                 {"b2": 0.9, "threshold": 5.0},
             ),
         ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "epsilon_mode": (
+                "choice",
+                ("corrected", "uncorrected", "inside_sqrt"),
+            ),
+            "rectify_threshold": ("float", 4.0, 8.0),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             # Its first steps are un-adapted momentum steps, so a large
@@ -285,6 +320,13 @@ SPECS: tuple[Spec, ...] = (
                 {"initial_accumulator_value": 0.1, "eps": 1e-7},
             ),
         ),
+        search_space={
+            "initial_accumulator_value": ("float", 0.0, 1.0),
+            "epsilon": ("logfloat", 1e-10, 1e-2),
+            "epsilon_mode": ("choice", ("inside_sqrt", "outside_sqrt")),
+            "lr_decay": ("float", 0.0, 0.5),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.5}, 300),
             "rosenbrock": ({"learning_rate": 0.5}, 4000),
@@ -346,6 +388,17 @@ SPECS: tuple[Spec, ...] = (
                 {"decay": 0.9, "eps": 1e-7, "centered": True, "momentum": 0.9},
             ),
         ),
+        search_space={
+            # Centered RMSprop divides by s - m^2, which cancels for small
+            # rho; there float32 cannot follow a float64 oracle.
+            "rho": ("float", 0.5, 0.999),
+            "momentum": ("float", 0.0, 0.99),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "centered": ("bool",),
+            "epsilon_mode": ("choice", ("inside_sqrt", "outside_sqrt")),
+            "momentum_form": ("choice", ("gradient", "step")),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.003}, 1000),
             "rosenbrock": ({"learning_rate": 0.002}, 4000),
@@ -383,6 +436,11 @@ SPECS: tuple[Spec, ...] = (
                 {"rho": 0.9, "eps": 1e-3},
             ),
         ),
+        search_space={
+            "rho": ("float", 0.0, 0.999),
+            "epsilon": ("logfloat", 1e-8, 1e-1),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             # At learning rate 1 the curvature-4 direction can lock into a
             # period-2 orbit (seen on the torch backend); 0.5 settles.
@@ -443,6 +501,14 @@ SPECS: tuple[Spec, ...] = (
                 "optax", "adamw", {"weight_decay": 0.05}, {"weight_decay": 0.05}
             ),
         ),
+        search_space={
+            "weight_decay": ("float", 0.0, 0.5),
+            "weight_decay_scaling": ("choice", ("learning_rate", "schedule")),
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "amsgrad": ("bool",),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1, "weight_decay": 0.01}, 300),
             "rosenbrock": ({"learning_rate": 0.05, "weight_decay": 0.0}, 2000),
@@ -487,6 +553,13 @@ SPECS: tuple[Spec, ...] = (
             ),
             Reference("optax", "nadam", {"momentum_decay": 1e6}, {}),
         ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "momentum_decay": ("logfloat", 1e-4, 1e6),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),

@@ -52,7 +52,8 @@ class SGD(Optimizer):
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.01.
         momentum: :math:`\mu` in [0, 1). Default 0 (plain gradient descent).
-        dampening: :math:`\tau` in [0, 1). Default 0.
+        dampening: :math:`\tau` in [0, 1). Default 0. Without momentum
+            there is no velocity and it has no effect (as in torch.optim).
         nesterov: use Nesterov momentum. Default False. (torch.optim
             refuses it without momentum or with dampening; here both are
             defined by the formulas above, and with ``momentum=0`` it is

@@ -2,8 +2,14 @@
 
 import keras
 import pytest
+from hypothesis import settings
 
 from keras_opts import registry
+
+# `pytest --hypothesis-profile=thorough` for a long local run.
+settings.register_profile("ci", max_examples=6, deadline=None)
+settings.register_profile("thorough", max_examples=300, deadline=None)
+settings.load_profile("ci")
 
 
 def pytest_report_header(config):

@@ -38,7 +38,10 @@ def random_problem(seed=0, steps=50, shapes=SHAPES):
 
 def float32_tolerance(history, steps):
     """One float32 rounding of the largest magnitude seen, per step."""
-    scale = max(1.0, max(float(np.max(np.abs(p))) for s in history for p in s))
+    scale = max(
+        1.0,
+        max(float(np.max(np.abs(p), initial=0.0)) for s in history for p in s),
+    )
     return steps * FLOAT32_EPS * scale
 
 
@@ -57,7 +60,7 @@ def assert_histories_close(actual, expected, atol, what=""):
 
 def max_abs_difference(actual, expected):
     return max(
-        float(np.max(np.abs(a - e)))
+        float(np.max(np.abs(a - e), initial=0.0))
         for a_step, e_step in zip(actual, expected)
         for a, e in zip(a_step, e_step)
     )

@@ -23,6 +23,8 @@ class AdamWOracle:
         # Line 12: theta_t = theta_{t-1} - eta_t (alpha * adam + lambda
         # theta_{t-1}), with lr_t = alpha eta_t; "learning_rate" scaling
         # multiplies lambda by lr_t instead of eta_t.
+        if self.alpha is None:  # a constant rate is its own alpha
+            self.alpha = lr
         eta = lr / self.alpha if self.scaling == "schedule" else lr
         decayed = param - eta * self.wd * param
         return self.adam.step(decayed, grad, state, lr, t)

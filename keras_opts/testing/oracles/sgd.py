@@ -25,6 +25,8 @@ class SGDOracle:
 
     def step(self, param, grad, state, lr, t):
         g = grad + self.l2 * param
+        if self.mu == 0:  # no velocity: plain gradient descent
+            return param - lr * g
         tau = self.tau if (t > 1 or self.dampen_first) else 0.0
         if self.form == "step":
             # v_t = mu v_{t-1} - lr (1 - tau) g_t ; theta += v_t

@@ -1,0 +1,96 @@
+"""Property tests over every optimizer: random shapes (scalars, empty and
+odd sizes), hyperparameters anywhere in the registry's valid ranges, and
+float16/bfloat16/float32 variables.
+
+Example counts come from the hypothesis profile: "ci" (the default, 6 per
+test) keeps the suite fast; ``--hypothesis-profile=thorough`` runs 300.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_opts import registry
+from tests import helpers
+
+SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
+STEPS = 8
+
+shapes = st.lists(
+    st.lists(st.integers(0, 5), max_size=3).map(tuple), min_size=1, max_size=3
+)
+
+
+def hyperparameters(spec):
+    parts = {"learning_rate": st.floats(-4, -1).map(lambda e: 10.0**e)}
+    for name, (kind, *args) in spec.search_space.items():
+        if kind == "float":
+            parts[name] = st.floats(args[0], args[1])
+        elif kind == "logfloat":
+            low, high = math.log(args[0]), math.log(args[1])
+            parts[name] = st.floats(low, high).map(math.exp)
+        elif kind == "bool":
+            parts[name] = st.booleans()
+        else:
+            parts[name] = st.sampled_from(args[0])
+    return st.fixed_dictionaries(parts)
+
+
+def problem(seed, shape_list, steps, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(dtype) for s in shape_list]
+    grads = [
+        [
+            (rng.choice([-1.0, 1.0], s) * rng.uniform(0.1, 4.0, s)).astype(
+                dtype
+            )
+            for s in shape_list
+        ]
+        for _ in range(steps)
+    ]
+    return params, grads
+
+
+def test_every_spec_has_a_search_space():
+    for spec in registry.SPECS:
+        assert spec.search_space, spec.name
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@given(data=st.data(), shape_list=shapes, seed=st.integers(0, 2**31))
+def test_float32_agrees_with_the_oracle(spec, data, shape_list, seed):
+    kwargs = data.draw(hyperparameters(spec))
+    lr = kwargs.pop("learning_rate")
+    params, grads = problem(seed, shape_list, STEPS)
+    optimizer = spec.cls(learning_rate=lr, **kwargs)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    expected = helpers.run_oracle(spec, kwargs, params, grads, [lr] * STEPS)
+    tol = helpers.float32_tolerance(expected, STEPS)
+    helpers.assert_histories_close(ours, expected, tol, str(kwargs))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("spec", SPECS)
+@given(data=st.data(), shape_list=shapes, seed=st.integers(0, 2**31))
+def test_dtype_is_kept_and_updates_stay_finite(
+    spec, dtype, data, shape_list, seed
+):
+    kwargs = data.draw(hyperparameters(spec))
+    lr = kwargs.pop("learning_rate")
+    params, grads = problem(seed, shape_list, 4)
+    variables = [keras.Variable(p, dtype=dtype) for p in params]
+    optimizer = spec.cls(learning_rate=lr, **kwargs)
+    for step in grads:
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g, dtype=dtype) for g in step],
+            variables,
+        )
+    for v in variables:
+        assert v.dtype == dtype
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(v).astype("f4")))
+    for slot in optimizer.variables[2:]:  # after iterations, learning_rate
+        assert slot.dtype == dtype, slot.name
