@@ -25,25 +25,17 @@ import matplotlib
 matplotlib.use("Agg")
 import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from mnist_fit import build_model, load_mnist  # noqa: E402
+from mnist_fit import SETTINGS, build_model, load_mnist  # noqa: E402
 
 import keras_opts  # noqa: E402
 
-#: name -> (keras_opts class name, arguments): the seed optimizers.
+#: label -> (registry name, arguments): the seed optimizers, with the
+#: settings documented in mnist_fit.SETTINGS, and SGD without momentum.
 RUNS = {
     "sgd": ("sgd", {"learning_rate": 0.2}),
-    "momentum": ("sgd", {"learning_rate": 0.03, "momentum": 0.9}),
-    "nesterov": (
-        "sgd",
-        {"learning_rate": 0.03, "momentum": 0.9, "nesterov": True},
-    ),
-    "adagrad": ("adagrad", {"learning_rate": 0.05}),
-    "rmsprop": ("rmsprop", {"learning_rate": 0.001}),
-    "adadelta": ("adadelta", {"learning_rate": 1.0}),
-    "adam": ("adam", {"learning_rate": 0.001}),
-    "adamw": ("adamw", {"learning_rate": 0.001, "weight_decay": 0.01}),
-    "nadam": ("nadam", {"learning_rate": 0.001}),
-    "radam": ("radam", {"learning_rate": 0.0015}),
+    "momentum": ("sgd", SETTINGS["sgd"]),
+    "nesterov": ("sgd", {**SETTINGS["sgd"], "nesterov": True}),
+    **{name: (name, SETTINGS[name]) for name in SETTINGS if name != "sgd"},
 }
 
 
@@ -120,6 +112,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default="out/compare")
+    parser.add_argument("--limit", type=int, help="first N examples only")
     parser.add_argument(
         "--skip-batch-experiment",
         action="store_true",
@@ -128,7 +121,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (x_tr, y_tr), (x_te, y_te), source = load_mnist()
+    (x_tr, y_tr), (x_te, y_te), source = load_mnist(limit=args.limit)
     data = ((x_tr, y_tr), (x_te, y_te))
     print(f"Backend: {keras.backend.backend()}. Data: {source}.")
 

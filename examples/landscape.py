@@ -132,8 +132,9 @@ def follow(optimizer, start, grad, steps):
     return np.array(path)
 
 
-def draw(name, out):
-    make, start, minimiser, window, steps, runs = PROBLEMS[name]
+def draw(name, out, steps=None):
+    make, start, minimiser, window, default_steps, runs = PROBLEMS[name]
+    steps = steps or default_steps
     loss, grad = make()
     (x0, x1), (y0, y1) = window
     xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
@@ -179,12 +180,13 @@ def main(argv=None):
     parser.add_argument(
         "--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS)
     )
+    parser.add_argument("--steps", type=int, help="override the step counts")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = keras.utils.Progbar(len(args.problems), unit_name="problem")
     for i, name in enumerate(args.problems):
-        print(f"\nwrote {draw(name, out)}")
+        print(f"\nwrote {draw(name, out, args.steps)}")
         progress.update(i + 1)
 
 

@@ -76,9 +76,19 @@ def load_mnist(npz_path=None, limit=None):
     return (prepare(x_tr), y_tr), (prepare(x_te), y_te), source
 
 
-#: Settings per optimizer unless --lr/--set say otherwise: plain SGD at
-#: its default 0.01 barely moves in three epochs.
-EXAMPLE_SETTINGS = {"sgd": {"learning_rate": 0.05, "momentum": 0.9}}
+#: The documented settings per registry name (the learning rates with which
+#: every optimizer passes 0.90 test accuracy on the offline digits within 5
+#: epochs on every backend); --lr and --name value override them.
+SETTINGS = {
+    "sgd": {"learning_rate": 0.03, "momentum": 0.9},
+    "adagrad": {"learning_rate": 0.05},
+    "rmsprop": {"learning_rate": 0.001},
+    "adadelta": {"learning_rate": 1.0},
+    "adam": {"learning_rate": 0.001},
+    "adamw": {"learning_rate": 0.001, "weight_decay": 0.01},
+    "nadam": {"learning_rate": 0.001},
+    "radam": {"learning_rate": 0.0015},
+}
 
 
 def build_model(optimizer):
@@ -124,16 +134,16 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="ARG=VALUE",
-        help="optimizer arguments, e.g. momentum=0.9 nesterov=True",
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--mnist-npz", help="a local file in mnist.npz format")
+    parser.add_argument("--limit", type=int, help="first N examples only")
+    parser.add_argument("--out", default=None, help="where to save models")
+    args, extra = parser.parse_known_args(argv)
+    if len(extra) % 2 or not all(k.startswith("--") for k in extra[::2]):
+        parser.error(f"optimizer arguments come as --name value: {extra}")
+    args.set = [f"{k[2:]}={v}" for k, v in zip(extra[::2], extra[1::2])]
 
-    (x_tr, y_tr), (x_te, y_te), source = load_mnist()
+    data = load_mnist(args.mnist_npz, args.limit)
+    (x_tr, y_tr), (x_te, y_te), source = data
     print(f"Backend: {keras.backend.backend()}. Data: {source}.")
     settings = parse_settings(args.set)
     if args.lr is not None:
@@ -144,7 +154,7 @@ def main(argv=None):
     )
     workdir.mkdir(parents=True, exist_ok=True)
     for name in args.optimizer:
-        config = {**EXAMPLE_SETTINGS.get(name, {}), **settings}
+        config = {**SETTINGS.get(name, {}), **settings}
         optimizer = keras_opts.get({"class_name": name, "config": config})
         shown = {
             k: v
