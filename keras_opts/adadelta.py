@@ -19,19 +19,21 @@ class Adadelta(Optimizer):
     and it multiplies by a running RMS of past *updates*, so that the step
     has the units of the parameter and no global learning rate is needed.
 
-    Symbols: :math:`\rho` = ``rho``, :math:`\epsilon` = ``epsilon``,
-    :math:`\eta` = ``learning_rate`` (the paper has none: 1.0 reproduces
-    it), :math:`E[g^2]_0 = E[\Delta x^2]_0 = 0`,
-    :math:`\mathrm{RMS}[y] = \sqrt{E[y^2] + \epsilon}`.
+    Symbols: $\rho$ = ``rho``, $\epsilon$ = ``epsilon``,
+    $\eta$ = ``learning_rate`` (the paper has none: 1.0 reproduces
+    it), $E[g^2]_0 = E[\Delta x^2]_0 = 0$,
+    $\mathrm{RMS}[y] = \sqrt{E[y^2] + \epsilon}$.
 
-    .. math::
-
-        E[g^2]_t &= \rho E[g^2]_{t-1} + (1 - \rho) g_t^2 \\
-        \Delta x_t &= -\frac{\mathrm{RMS}[\Delta x]_{t-1}}
-            {\mathrm{RMS}[g]_t}\, g_t \\
-        E[\Delta x^2]_t &= \rho E[\Delta x^2]_{t-1}
-            + (1 - \rho) \Delta x_t^2 \\
-        x_{t+1} &= x_t + \eta\, \Delta x_t
+    $$
+    \begin{aligned}
+    E[g^2]_t &= \rho E[g^2]_{t-1} + (1 - \rho) g_t^2 \\
+    \Delta x_t &= -\frac{\mathrm{RMS}[\Delta x]_{t-1}}
+        {\mathrm{RMS}[g]_t}\, g_t \\
+    E[\Delta x^2]_t &= \rho E[\Delta x^2]_{t-1}
+        + (1 - \rho) \Delta x_t^2 \\
+    x_{t+1} &= x_t + \eta\, \Delta x_t
+    \end{aligned}
+    $$
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default

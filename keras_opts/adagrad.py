@@ -19,26 +19,28 @@ class Adagrad(Optimizer):
     squared gradients so far: coordinates that rarely get gradient keep
     large steps, frequently updated ones slow down.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`s_0` =
-    ``initial_accumulator_value``, :math:`\delta` = ``epsilon``,
-    :math:`\kappa` = ``lr_decay``, :math:`t = 1, 2, \dots`.
+    Symbols: $\eta$ = ``learning_rate``, $s_0$ =
+    ``initial_accumulator_value``, $\delta$ = ``epsilon``,
+    $\kappa$ = ``lr_decay``, $t = 1, 2, \dots$.
 
-    .. math::
-
-        s_t &= s_{t-1} + g_t^2 \\
-        \eta_t &= \eta / (1 + (t - 1)\kappa) \\
-        \theta_t &= \theta_{t-1} - \eta_t\, g_t / \sqrt{s_t + \delta}
-            \quad\text{(}\texttt{"inside\_sqrt"}\text{, seed 001)} \\
-        \theta_t &= \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \delta)
-            \quad\text{(}\texttt{"outside\_sqrt"}\text{, the paper, torch)}
+    $$
+    \begin{aligned}
+    s_t &= s_{t-1} + g_t^2 \\
+    \eta_t &= \eta / (1 + (t - 1)\kappa) \\
+    \theta_t &= \theta_{t-1} - \eta_t\, g_t / \sqrt{s_t + \delta}
+        \quad\text{(}\texttt{"inside\_sqrt"}\text{, seed 001)} \\
+    \theta_t &= \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \delta)
+        \quad\text{(}\texttt{"outside\_sqrt"}\text{, the paper, torch)}
+    \end{aligned}
+    $$
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.01.
-        initial_accumulator_value: :math:`s_0 \ge 0`. Default 0.
-        epsilon: positive :math:`\delta`. Default 1e-7.
+        initial_accumulator_value: $s_0 \ge 0$. Default 0.
+        epsilon: positive $\delta$. Default 1e-7.
         epsilon_mode: ``"inside_sqrt"`` (default) or ``"outside_sqrt"``.
-        lr_decay: :math:`\kappa \ge 0`, torch.optim.Adagrad's decay of the
+        lr_decay: $\kappa \ge 0$, torch.optim.Adagrad's decay of the
             step size with the update count. Default 0.
         coupled_weight_decay: L2 coefficient added to the gradient
             (torch's ``weight_decay``). Default 0.

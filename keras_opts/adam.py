@@ -23,26 +23,28 @@ class Adam(Optimizer):
     by the running maximum of the second moment instead, so the effective
     step size never grows.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`\beta_1` = ``beta_1``,
-    :math:`\beta_2` = ``beta_2``, :math:`\epsilon` = ``epsilon``,
-    :math:`m_0 = v_0 = 0`, :math:`t = 1, 2, \dots`.
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1$ = ``beta_1``,
+    $\beta_2$ = ``beta_2``, $\epsilon$ = ``epsilon``,
+    $m_0 = v_0 = 0$, $t = 1, 2, \dots$.
 
-    .. math::
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+    \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if AMSGrad, else } v_t \\
+    \theta_t &= \theta_{t-1} - \eta\,\frac{m_t}{1 - \beta_1^t}\,
+        D(\hat v_t)
+    \end{aligned}
+    $$
 
-        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if AMSGrad, else } v_t \\
-        \theta_t &= \theta_{t-1} - \eta\,\frac{m_t}{1 - \beta_1^t}\,
-            D(\hat v_t)
-
-    where :math:`D` places epsilon by ``epsilon_mode``
-    (:math:`c_t = 1 - \beta_2^t`):
+    where $D$ places epsilon by ``epsilon_mode``
+    ($c_t = 1 - \beta_2^t$):
 
     - ``"corrected"`` (default, the paper's Algorithm 1):
-      :math:`D(v) = 1 / (\sqrt{v / c_t} + \epsilon)`;
+      $D(v) = 1 / (\sqrt{v / c_t} + \epsilon)$;
     - ``"uncorrected"`` (the paper's "epsilon hat", Keras' built-in Adam):
-      :math:`D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)`;
-    - ``"inside_sqrt"``: :math:`D(v) = \sqrt{c_t / (v + \epsilon)}`.
+      $D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)$;
+    - ``"inside_sqrt"``: $D(v) = \sqrt{c_t / (v + \epsilon)}$.
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default

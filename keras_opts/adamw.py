@@ -21,23 +21,23 @@ class AdamW(Adam):
     AdamW shrinks the weights directly instead, outside the adaptive step,
     so every weight decays at the same rate.
 
-    Symbols: :math:`\alpha` = ``base_learning_rate``, :math:`\eta_t` the
-    schedule multiplier, :math:`\lambda` = ``weight_decay``; the learning
-    rate in effect at step :math:`t` is :math:`\text{lr}_t = \alpha\eta_t`;
-    :math:`\hat m_t, \hat v_t` and epsilon as in :class:`Adam`.
+    Symbols: $\alpha$ = ``base_learning_rate``, $\eta_t$ the
+    schedule multiplier, $\lambda$ = ``weight_decay``; the learning
+    rate in effect at step $t$ is $\text{lr}_t = \alpha\eta_t$;
+    $\hat m_t, \hat v_t$ and epsilon as in :class:`Adam`.
 
-    .. math::
+    $$
+    \theta_t = \theta_{t-1} - \text{lr}_t\,
+        \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} - d_t\,\theta_{t-1}
+    $$
 
-        \theta_t = \theta_{t-1} - \text{lr}_t\,
-            \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} - d_t\,\theta_{t-1}
-
-    with :math:`d_t = \text{lr}_t \lambda` for
+    with $d_t = \text{lr}_t \lambda$ for
     ``weight_decay_scaling="learning_rate"`` (the default: torch.optim.AdamW,
-    Keras' AdamW and optax.adamw, whose recipes tune :math:`\lambda` for
-    this form) and :math:`d_t = \eta_t \lambda = \text{lr}_t \lambda /
-    \alpha` for ``"schedule"`` (the paper's Algorithm 2, where the decay
+    Keras' AdamW and optax.adamw, whose recipes tune $\lambda$ for
+    this form) and $d_t = \eta_t \lambda = \text{lr}_t \lambda /
+    \alpha$ for ``"schedule"`` (the paper's Algorithm 2, where the decay
     follows the schedule but not the base learning rate, so
-    :math:`\lambda` and :math:`\alpha` can be tuned separately).
+    $\lambda$ and $\alpha$ can be tuned separately).
 
     The decay is Keras' own decoupled ``weight_decay`` of the base class,
     applied once before the Adam step; ``exclude_from_weight_decay``
@@ -46,9 +46,9 @@ class AdamW(Adam):
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.001.
-        weight_decay: :math:`\lambda \ge 0`. Default 0.01 (torch's).
+        weight_decay: $\lambda \ge 0$. Default 0.01 (torch's).
         weight_decay_scaling: ``"learning_rate"`` or ``"schedule"``.
-        base_learning_rate: :math:`\alpha` for ``"schedule"`` scaling.
+        base_learning_rate: $\alpha$ for ``"schedule"`` scaling.
             Defaults to ``learning_rate`` when that is a number; needed when
             it is a schedule.
         beta_1, beta_2, epsilon, amsgrad, epsilon_mode,

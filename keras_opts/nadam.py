@@ -18,29 +18,31 @@ class Nadam(Optimizer):
     Nesterov momentum evaluates the step after first moving along the
     momentum; Dozat folds that look-ahead into Adam by mixing the current
     gradient and the next step's momentum into the update. The momentum
-    coefficient follows a warming schedule :math:`\mu_t`, and the bias
-    correction uses the product of all the :math:`\mu` so far.
+    coefficient follows a warming schedule $\mu_t$, and the bias
+    correction uses the product of all the $\mu$ so far.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`\beta_1, \beta_2`
-    = ``beta_1, beta_2``, :math:`\psi` = ``momentum_decay``,
-    :math:`\epsilon` = ``epsilon``, :math:`t = 1, 2, \dots`.
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$
+    = ``beta_1, beta_2``, $\psi$ = ``momentum_decay``,
+    $\epsilon$ = ``epsilon``, $t = 1, 2, \dots$.
 
-    .. math::
+    $$
+    \begin{aligned}
+    \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right) \\
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+    \theta_t &= \theta_{t-1} - \eta \left(
+        \frac{(1 - \mu_t)\, g_t}{1 - \prod_{i \le t} \mu_i}
+        + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i \le t+1} \mu_i}
+        \right) \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+    \end{aligned}
+    $$
 
-        \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right) \\
-        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-        \theta_t &= \theta_{t-1} - \eta \left(
-            \frac{(1 - \mu_t)\, g_t}{1 - \prod_{i \le t} \mu_i}
-            + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i \le t+1} \mu_i}
-            \right) \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
-
-    :math:`\psi = 0.004` is the paper's :math:`0.96^{t/250}`. With
-    :math:`\psi = 1` it is Keras' built-in Nadam. A very large
-    :math:`\psi` (1e6) makes :math:`\mu_t = \beta_1` constant, the
+    $\psi = 0.004$ is the paper's $0.96^{t/250}$. With
+    $\psi = 1$ it is Keras' built-in Nadam. A very large
+    $\psi$ (1e6) makes $\mu_t = \beta_1$ constant, the
     simplified form of the paper's section 3 that ``optax.nadam``
-    implements; with :math:`\beta_1 = 0` Nadam is Adam with
-    :math:`\beta_1 = 0`.
+    implements; with $\beta_1 = 0$ Nadam is Adam with
+    $\beta_1 = 0$.
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
@@ -48,7 +50,7 @@ class Nadam(Optimizer):
         beta_1: in [0, 1). Default 0.9.
         beta_2: in [0, 1). Default 0.999.
         epsilon: positive. Default 1e-8.
-        momentum_decay: :math:`\psi \ge 0`. Default 0.004.
+        momentum_decay: $\psi \ge 0$. Default 0.004.
         coupled_weight_decay: L2 coefficient added to the gradient
             (torch's ``weight_decay``). Default 0.
         **kwargs: the ``keras.optimizers.Optimizer`` arguments.

@@ -18,36 +18,38 @@ class RAdam(Optimizer):
     In its first steps Adam divides by a second-moment estimate made from
     very few gradients, so its adaptive step has a huge variance; that is
     why Adam needs a warm-up. RAdam estimates the length
-    :math:`\rho_t` of the simple moving average that the exponential average
+    $\rho_t$ of the simple moving average that the exponential average
     approximates. While it is too short for the variance to exist it takes
     a plain bias-corrected momentum step; afterwards it multiplies the
-    adaptive step by the rectifier :math:`r_t`, which brings the variance
+    adaptive step by the rectifier $r_t$, which brings the variance
     to that of a converged estimate.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`\beta_1, \beta_2` =
-    ``beta_1, beta_2``, :math:`\epsilon` = ``epsilon``, :math:`\rho_\tau` =
-    ``rectify_threshold``, :math:`m_0 = v_0 = 0`, :math:`t = 1, 2, \dots`.
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$ =
+    ``beta_1, beta_2``, $\epsilon$ = ``epsilon``, $\rho_\tau$ =
+    ``rectify_threshold``, $m_0 = v_0 = 0$, $t = 1, 2, \dots$.
 
-    .. math::
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+    \hat m_t &= m_t / (1 - \beta_1^t) \\
+    \rho_\infty &= 2 / (1 - \beta_2) - 1 \\
+    \rho_t &= \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t) \\
+    \text{if } \rho_t > \rho_\tau:\quad
+        l_t &= D(v_t), \quad
+        r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
+                         {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}}, \quad
+        \theta_t = \theta_{t-1} - \eta\, r_t\, \hat m_t\, l_t \\
+    \text{else}:\quad \theta_t &= \theta_{t-1} - \eta\, \hat m_t
+    \end{aligned}
+    $$
 
-        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-        \hat m_t &= m_t / (1 - \beta_1^t) \\
-        \rho_\infty &= 2 / (1 - \beta_2) - 1 \\
-        \rho_t &= \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t) \\
-        \text{if } \rho_t > \rho_\tau:\quad
-            l_t &= D(v_t), \quad
-            r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
-                             {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}}, \quad
-            \theta_t = \theta_{t-1} - \eta\, r_t\, \hat m_t\, l_t \\
-        \text{else}:\quad \theta_t &= \theta_{t-1} - \eta\, \hat m_t
-
-    The paper's :math:`l_t = \sqrt{(1 - \beta_2^t) / v_t}` has no epsilon;
-    ``epsilon_mode`` says where it goes (:math:`c_t = 1 - \beta_2^t`):
+    The paper's $l_t = \sqrt{(1 - \beta_2^t) / v_t}$ has no epsilon;
+    ``epsilon_mode`` says where it goes ($c_t = 1 - \beta_2^t$):
     ``"inside_sqrt"`` (default, seed 000's math)
-    :math:`D(v) = \sqrt{c_t / (v + \epsilon)}`; ``"uncorrected"``
-    :math:`D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)` (torch.optim.RAdam);
-    ``"corrected"`` :math:`D(v) = 1 / (\sqrt{v / c_t} + \epsilon)`
+    $D(v) = \sqrt{c_t / (v + \epsilon)}$; ``"uncorrected"``
+    $D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)$ (torch.optim.RAdam);
+    ``"corrected"`` $D(v) = 1 / (\sqrt{v / c_t} + \epsilon)$
     (tensorflow-addons' RectifiedAdam, optax.radam).
 
     Args:
@@ -58,9 +60,9 @@ class RAdam(Optimizer):
         epsilon: positive stabiliser. Default 1e-8.
         epsilon_mode: ``"inside_sqrt"``, ``"uncorrected"`` or
             ``"corrected"``, see above.
-        rectify_threshold: rectify when :math:`\rho_t` exceeds it. Default 4
+        rectify_threshold: rectify when $\rho_t$ exceeds it. Default 4
             (the paper: the variance of the adaptive step is finite only
-            for :math:`\rho_t > 4`). At least 4.
+            for $\rho_t > 4$). At least 4.
         coupled_weight_decay: L2 coefficient added to the gradient
             (torch.optim.RAdam's ``weight_decay`` with
             ``decoupled_weight_decay=False``). Default 0.
@@ -80,7 +82,7 @@ class RAdam(Optimizer):
       its ``total_steps``/``warmup_proportion``/``min_lr`` warm-up is
       ``keras_opts.schedules.WarmupLinearDecay``. tensorflow-addons compares
       with ``>=``, keras_opts with ``>``: they differ only if
-      :math:`\rho_t` equals the threshold exactly.
+      $\rho_t$ equals the threshold exactly.
     - ``optax.radam(lr, b1, b2, eps=e, threshold=s)`` = the same settings as
       tensorflow-addons.
 

@@ -22,33 +22,35 @@ class RMSprop(Optimizer):
     an estimate of the gradient's standard deviation instead of its root
     mean square. Momentum optionally smooths the normalised steps.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`\rho` = ``rho``,
-    :math:`\mu` = ``momentum``, :math:`\epsilon` = ``epsilon``.
+    Symbols: $\eta$ = ``learning_rate``, $\rho$ = ``rho``,
+    $\mu$ = ``momentum``, $\epsilon$ = ``epsilon``.
 
-    .. math::
-
-        s_t &= \rho s_{t-1} + (1 - \rho) g_t^2 \\
-        \bar g_t &= \rho \bar g_{t-1} + (1 - \rho) g_t
-            \quad\text{(centered; otherwise } \bar g_t = 0\text{)} \\
-        u_t &= g_t / \sqrt{s_t - \bar g_t^2 + \epsilon}
-            \quad\text{(}\texttt{"inside\_sqrt"}\text{, seeds 001/002,
-            Keras)} \\
-        u_t &= g_t / (\sqrt{s_t - \bar g_t^2} + \epsilon)
-            \quad\text{(}\texttt{"outside\_sqrt"}\text{, torch)} \\
-        \theta_t &= \theta_{t-1} - \eta\, u_t \quad (\mu = 0)
+    $$
+    \begin{aligned}
+    s_t &= \rho s_{t-1} + (1 - \rho) g_t^2 \\
+    \bar g_t &= \rho \bar g_{t-1} + (1 - \rho) g_t
+        \quad\text{(centered; otherwise } \bar g_t = 0\text{)} \\
+    u_t &= g_t / \sqrt{s_t - \bar g_t^2 + \epsilon}
+        \quad\text{(}\texttt{"inside\_sqrt"}\text{, seeds 001/002,
+        Keras)} \\
+    u_t &= g_t / (\sqrt{s_t - \bar g_t^2} + \epsilon)
+        \quad\text{(}\texttt{"outside\_sqrt"}\text{, torch)} \\
+    \theta_t &= \theta_{t-1} - \eta\, u_t \quad (\mu = 0)
+    \end{aligned}
+    $$
 
     With momentum, ``momentum_form="gradient"`` (torch) keeps
-    :math:`b_t = \mu b_{t-1} + u_t` and steps
-    :math:`\theta_t = \theta_{t-1} - \eta b_t`; ``"step"`` (Keras, optax)
-    keeps :math:`b_t = \mu b_{t-1} + \eta u_t` and steps
-    :math:`\theta_t = \theta_{t-1} - b_t`. They differ only when the
+    $b_t = \mu b_{t-1} + u_t$ and steps
+    $\theta_t = \theta_{t-1} - \eta b_t$; ``"step"`` (Keras, optax)
+    keeps $b_t = \mu b_{t-1} + \eta u_t$ and steps
+    $\theta_t = \theta_{t-1} - b_t$. They differ only when the
     learning rate changes.
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.001.
         rho: decay of the squared-gradient average, in [0, 1). Default 0.9.
-        momentum: :math:`\mu` in [0, 1). Default 0.
+        momentum: $\mu$ in [0, 1). Default 0.
         epsilon: positive stabiliser. Default 1e-7.
         centered: divide by the centered second moment. Default False.
         epsilon_mode: ``"inside_sqrt"`` (default) or ``"outside_sqrt"``.

@@ -24,35 +24,39 @@ class SGD(Optimizer):
     the current gradient. ``dampening`` scales how much of each new gradient
     enters the velocity.
 
-    Symbols: :math:`\eta` = ``learning_rate``, :math:`\mu` = ``momentum``,
-    :math:`\tau` = ``dampening``, :math:`g_t` the gradient at step
-    :math:`t = 1, 2, \dots`, :math:`v_0 = 0`.
+    Symbols: $\eta$ = ``learning_rate``, $\mu$ = ``momentum``,
+    $\tau$ = ``dampening``, $g_t$ the gradient at step
+    $t = 1, 2, \dots$, $v_0 = 0$.
 
     With ``momentum_form="gradient"`` (default; seed 001 and torch.optim):
 
-    .. math::
-
-        v_t &= \mu v_{t-1} + (1 - \tau) g_t \\
-        \theta_t &= \theta_{t-1} - \eta\,(g_t + \mu v_t)
-            \quad\text{(Nesterov)} \\
-        \theta_t &= \theta_{t-1} - \eta\, v_t \quad\text{(otherwise)}
+    $$
+    \begin{aligned}
+    v_t &= \mu v_{t-1} + (1 - \tau) g_t \\
+    \theta_t &= \theta_{t-1} - \eta\,(g_t + \mu v_t)
+        \quad\text{(Nesterov)} \\
+    \theta_t &= \theta_{t-1} - \eta\, v_t \quad\text{(otherwise)}
+    \end{aligned}
+    $$
 
     With ``momentum_form="step"`` (Sutskever et al. 2013, Keras' built-in
     SGD) the velocity holds learning-rate-scaled steps, which differs from
     the above only when the learning rate changes over time:
 
-    .. math::
-
-        v_t &= \mu v_{t-1} - \eta (1 - \tau) g_t \\
-        \theta_t &= \theta_{t-1} + \mu v_t - \eta g_t
-            \quad\text{(Nesterov)} \\
-        \theta_t &= \theta_{t-1} + v_t \quad\text{(otherwise)}
+    $$
+    \begin{aligned}
+    v_t &= \mu v_{t-1} - \eta (1 - \tau) g_t \\
+    \theta_t &= \theta_{t-1} + \mu v_t - \eta g_t
+        \quad\text{(Nesterov)} \\
+    \theta_t &= \theta_{t-1} + v_t \quad\text{(otherwise)}
+    \end{aligned}
+    $$
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.01.
-        momentum: :math:`\mu` in [0, 1). Default 0 (plain gradient descent).
-        dampening: :math:`\tau` in [0, 1). Default 0. Without momentum
+        momentum: $\mu$ in [0, 1). Default 0 (plain gradient descent).
+        dampening: $\tau$ in [0, 1). Default 0. Without momentum
             there is no velocity and it has no effect (as in torch.optim).
         nesterov: use Nesterov momentum. Default False. (torch.optim
             refuses it without momentum or with dampening; here both are
@@ -60,8 +64,8 @@ class SGD(Optimizer):
             plain gradient descent.)
         momentum_form: ``"gradient"`` or ``"step"``, see above.
         dampen_first_step: if False the first velocity is the raw gradient,
-            :math:`v_1 = g_1`, as torch.optim.SGD does. Default True
-            (:math:`v_1 = (1 - \tau) g_1`). Only matters when
+            $v_1 = g_1$, as torch.optim.SGD does. Default True
+            ($v_1 = (1 - \tau) g_1$). Only matters when
             ``dampening > 0``.
         coupled_weight_decay: L2 coefficient added to the gradient
             (torch.optim.SGD's ``weight_decay``). Default 0.

@@ -1,4 +1,4 @@
-"""Runs the whole suite: ruff, then pytest once per Keras backend.
+"""Runs the whole suite: ruff, the docs build, then pytest per backend.
 
 Keras fixes its backend at import, so each backend gets its own pytest
 process. Every backend runs even if an earlier one fails; the exit status is
@@ -42,7 +42,28 @@ def main(extra: list[str]) -> int:
     style = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT
     )
-    lint_failed = check.returncode != 0 or style.returncode != 0
+    with tempfile.TemporaryDirectory() as site:
+        docs = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mkdocs",
+                "build",
+                "--strict",
+                "--quiet",
+                "--site-dir",
+                site,
+            ],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "KERAS_BACKEND": "jax",
+                "NO_MKDOCS_2_WARNING": "1",
+            },
+        )
+    lint_failed = (
+        check.returncode != 0 or style.returncode != 0 or docs.returncode != 0
+    )
     rows, status = [], int(lint_failed)
     with tempfile.TemporaryDirectory() as tmp:
         for backend in BACKENDS:
@@ -69,7 +90,10 @@ def main(extra: list[str]) -> int:
             f"| {backend} | {c['passed']} | {c['failed']} | "
             f"{c['skipped']} | {seconds:.0f} |"
         )
-    print(f"ruff check and format: {'FAILED' if lint_failed else 'clean'}")
+    ruff = "failed" if check.returncode or style.returncode else "clean"
+    print(f"ruff check and format: {ruff}")
+    built = "failed" if docs.returncode else "built"
+    print(f"docs, mkdocs build --strict: {built}")
     passed = sum(c["passed"] for _, c, _ in rows)
     failed = sum(c["failed"] for _, c, _ in rows) + lint_failed
     skipped = sum(c["skipped"] for _, c, _ in rows)

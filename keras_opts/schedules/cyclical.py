@@ -24,19 +24,19 @@ class Cyclical(Schedule):
     r"""Cyclical learning rate (Smith, 2017), tensorflow-addons' four
     classes and torch's ``CyclicLR`` in one.
 
-    The rate climbs linearly from :math:`\eta_{lo}` to :math:`\eta_{hi}`
+    The rate climbs linearly from $\eta_{lo}$ to $\eta_{hi}$
     over ``step_size`` steps, falls back over as many, and repeats, with
-    the amplitude scaled by ``mode``. With :math:`s` = ``step``,
-    :math:`c = \lfloor 1 + s / (2\,\text{step\_size}) \rfloor` (the cycle,
-    from 1) and :math:`x = |s / \text{step\_size} - 2c + 1|`:
+    the amplitude scaled by ``mode``. With $s$ = ``step``,
+    $c = \lfloor 1 + s / (2\,\text{step\_size}) \rfloor$ (the cycle,
+    from 1) and $x = |s / \text{step\_size} - 2c + 1|$:
 
-    .. math::
+    $$
+    \eta(s) = \eta_{lo} + (\eta_{hi} - \eta_{lo})
+        \max(0, 1 - x)\, a
+    $$
 
-        \eta(s) = \eta_{lo} + (\eta_{hi} - \eta_{lo})
-            \max(0, 1 - x)\, a
-
-    with :math:`a = 1` (``"triangular"``), :math:`a = 2^{1-c}`
-    (``"triangular2"``) or :math:`a = \gamma^{s}` (``"exp_range"``).
+    with $a = 1$ (``"triangular"``), $a = 2^{1-c}$
+    (``"triangular2"``) or $a = \gamma^{s}$ (``"exp_range"``).
 
     Reproducing other libraries: tensorflow-addons'
     ``TriangularCyclicalLearningRate(lo, hi, step_size)``,
@@ -47,12 +47,12 @@ class Cyclical(Schedule):
     gamma=g)``.
 
     Args:
-        initial_learning_rate: :math:`\eta_{lo} > 0`.
-        maximal_learning_rate: :math:`\eta_{hi} \ge \eta_{lo}`.
+        initial_learning_rate: $\eta_{lo} > 0$.
+        maximal_learning_rate: $\eta_{hi} \ge \eta_{lo}$.
         step_size: steps of half a cycle, positive int.
         mode: ``"triangular"`` (default), ``"triangular2"`` or
             ``"exp_range"``.
-        gamma: :math:`\gamma` in (0, 1] for ``"exp_range"``. Default 1.
+        gamma: $\gamma$ in (0, 1] for ``"exp_range"``. Default 1.
 
     >>> import keras_opts
     >>> s = keras_opts.schedules.Cyclical(0.1, 0.5, step_size=2)
@@ -107,17 +107,17 @@ class OneCycle(Schedule):
     r"""The one-cycle policy (Smith & Topin, 2019), as torch's
     ``OneCycleLR``.
 
-    From :math:`\eta_{max} / d` (``div_factor`` :math:`d`) the rate rises
-    to :math:`\eta_{max}` over the first ``pct_start`` of ``total_steps``,
-    then anneals to :math:`\eta_{max} / (d f)` (``final_div_factor``
-    :math:`f`). With ``three_phase`` it first falls back to
-    :math:`\eta_{max} / d` over as many steps, then anneals to the
-    minimum. Each phase runs from :math:`a` to :math:`b` over its steps,
-    with :math:`p` the fraction done: ``"cos"``
-    :math:`b + (a - b)(1 + \cos \pi p)/2`, ``"linear"``
-    :math:`a + (b - a) p`. Phase ends are at steps
-    :math:`\text{pct\_start}\,T - 1` (and :math:`2\,\text{pct\_start}\,T
-    - 2`) and :math:`T - 1`, as torch places them; past :math:`T - 1` the
+    From $\eta_{max} / d$ (``div_factor`` $d$) the rate rises
+    to $\eta_{max}$ over the first ``pct_start`` of ``total_steps``,
+    then anneals to $\eta_{max} / (d f)$ (``final_div_factor``
+    $f$). With ``three_phase`` it first falls back to
+    $\eta_{max} / d$ over as many steps, then anneals to the
+    minimum. Each phase runs from $a$ to $b$ over its steps,
+    with $p$ the fraction done: ``"cos"``
+    $b + (a - b)(1 + \cos \pi p)/2$, ``"linear"``
+    $a + (b - a) p$. Phase ends are at steps
+    $\text{pct\_start}\,T - 1$ (and $2\,\text{pct\_start}\,T
+    - 2$) and $T - 1$, as torch places them; past $T - 1$ the
     rate stays at its final value (torch raises there).
 
     ``torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps,
@@ -125,13 +125,13 @@ class OneCycle(Schedule):
     three_phase=t)`` is ``OneCycle`` with the same arguments.
 
     Args:
-        maximal_learning_rate: :math:`\eta_{max} > 0`.
-        total_steps: :math:`T \ge 2`.
+        maximal_learning_rate: $\eta_{max} > 0$.
+        total_steps: $T \ge 2$.
         pct_start: fraction of the steps spent rising, in (0, 1). Default
             0.3.
         anneal_strategy: ``"cos"`` (default) or ``"linear"``.
-        div_factor: :math:`d > 0`. Default 25.
-        final_div_factor: :math:`f > 0`. Default 1e4.
+        div_factor: $d > 0$. Default 25.
+        final_div_factor: $f > 0$. Default 1e4.
         three_phase: default False.
 
     >>> import keras_opts

@@ -2,17 +2,16 @@ r"""The five learning-rate decays of seed 002, counted in epochs.
 
 Each takes ``steps_per_epoch`` (1, the default, counts optimizer steps) and
 ``staircase`` (decay once per whole epoch instead of continuously). With
-:math:`e` = ``step / steps_per_epoch`` (floored if ``staircase``) and
-:math:`\eta_0` = ``learning_rate``:
+$e$ = ``step / steps_per_epoch`` (floored if ``staircase``) and
+$\eta_0$ = ``learning_rate``:
 
-======================  ==================================================
-``InverseTimeDecay``    :math:`\eta_0 / (1 + k e)`
-``ExponentialDecay``    :math:`\eta_0 e^{-k e}`
-``GeometricDecay``      :math:`\eta_0 \gamma^{e}`
-``StaircaseDecay``      ``values[i]`` while ``boundaries[i-1] <= e <
-                        boundaries[i]``
-``InverseSqrtDecay``    :math:`\eta_0 k / \sqrt{\max(e, 1)}`
-======================  ==================================================
+| schedule | rate |
+|---|---|
+| `InverseTimeDecay` | $\eta_0 / (1 + k e)$ |
+| `ExponentialDecay` | $\eta_0 e^{-k e}$ |
+| `GeometricDecay` | $\eta_0 \gamma^{e}$ |
+| `StaircaseDecay` | `values[i]` while `boundaries[i-1] <= e < boundaries[i]` |
+| `InverseSqrtDecay` | $\eta_0 k / \sqrt{\max(e, 1)}$ |
 """
 
 from __future__ import annotations
@@ -38,15 +37,15 @@ def _register(cls):
 
 @_register
 class InverseTimeDecay(Schedule):
-    r"""Epoch-based (inverse time) decay: :math:`\eta_0 / (1 + k e)`.
+    r"""Epoch-based (inverse time) decay: $\eta_0 / (1 + k e)$.
 
     Seed 002's "epoch-based decay". Keras' built-in
     ``InverseTimeDecay(lr, decay_steps=s, decay_rate=k)`` is this with
     ``steps_per_epoch=s``.
 
     Args:
-        learning_rate: :math:`\eta_0 > 0`.
-        decay_rate: :math:`k \ge 0`.
+        learning_rate: $\eta_0 > 0$.
+        decay_rate: $k \ge 0$.
         steps_per_epoch: optimizer steps per epoch. Default 1.
         staircase: decay at whole epochs only. Default False.
 
@@ -80,17 +79,17 @@ class InverseTimeDecay(Schedule):
 
 @_register
 class ExponentialDecay(Schedule):
-    r"""Exponential decay: :math:`\eta_0 e^{-k e}`.
+    r"""Exponential decay: $\eta_0 e^{-k e}$.
 
     Seed 002's form, with a natural exponent. Keras' built-in
     ``ExponentialDecay(lr, decay_steps=s, decay_rate=r)`` is
-    :math:`\eta_0 r^{\text{step}/s}`, the same curve with
-    ``steps_per_epoch=s`` and :math:`k = -\ln r`; :class:`GeometricDecay`
+    $\eta_0 r^{\text{step}/s}$, the same curve with
+    ``steps_per_epoch=s`` and $k = -\ln r$; :class:`GeometricDecay`
     takes the base directly.
 
     Args:
-        learning_rate: :math:`\eta_0 > 0`.
-        decay_rate: :math:`k \ge 0`.
+        learning_rate: $\eta_0 > 0$.
+        decay_rate: $k \ge 0$.
         steps_per_epoch: optimizer steps per epoch. Default 1.
         staircase: decay at whole epochs only. Default False.
 
@@ -125,18 +124,18 @@ class ExponentialDecay(Schedule):
 
 @_register
 class GeometricDecay(Schedule):
-    r"""Geometric decay: :math:`\eta_0 \gamma^{e}`.
+    r"""Geometric decay: $\eta_0 \gamma^{e}$.
 
-    Seed 002 calls :math:`\eta_0 \cdot 0.95^{e}` "polynomial decay", but it
+    Seed 002 calls $\eta_0 \cdot 0.95^{e}$ "polynomial decay", but it
     is geometric (exponential) in the epoch; Keras' ``PolynomialDecay`` is
-    a different curve, :math:`(\eta_0 - \eta_{end})(1 - t/T)^p +
-    \eta_{end}`. torch.optim.lr_scheduler.ExponentialLR(gamma) is this with
+    a different curve, $(\eta_0 - \eta_{end})(1 - t/T)^p +
+    \eta_{end}$. torch.optim.lr_scheduler.ExponentialLR(gamma) is this with
     ``steps_per_epoch=1``, and StepLR(step_size, gamma) is this with
     ``steps_per_epoch=step_size, staircase=True``.
 
     Args:
-        learning_rate: :math:`\eta_0 > 0`.
-        base: :math:`\gamma` in (0, 1]. Default 0.95 (seed 002).
+        learning_rate: $\eta_0 > 0$.
+        base: $\gamma$ in (0, 1]. Default 0.95 (seed 002).
         steps_per_epoch: optimizer steps per epoch. Default 1.
         staircase: decay at whole epochs only. Default False.
 
@@ -247,15 +246,15 @@ def _as_list(name: str, value: Any) -> list:
 
 @_register
 class InverseSqrtDecay(Schedule):
-    r"""Square-root decay: :math:`\eta_0 k / \sqrt{\max(e, 1)}`.
+    r"""Square-root decay: $\eta_0 k / \sqrt{\max(e, 1)}$.
 
-    Seed 002's :math:`\eta_0 k / \sqrt{e}` is infinite at epoch 0, so the
-    rate is held at :math:`\eta_0 k` through the first epoch and decays
-    from there (the curve is continuous at :math:`e = 1`).
+    Seed 002's $\eta_0 k / \sqrt{e}$ is infinite at epoch 0, so the
+    rate is held at $\eta_0 k$ through the first epoch and decays
+    from there (the curve is continuous at $e = 1$).
 
     Args:
-        learning_rate: :math:`\eta_0 > 0`.
-        scale: :math:`k > 0`. Default 1.
+        learning_rate: $\eta_0 > 0$.
+        scale: $k > 0$. Default 1.
         steps_per_epoch: optimizer steps per epoch. Default 1.
         staircase: decay at whole epochs only. Default False.
 

@@ -22,17 +22,17 @@ LRSchedule = keras.optimizers.schedules.LearningRateSchedule
 class Warmup(Schedule):
     r"""Linear warm-up from ``start_learning_rate``, then any schedule.
 
-    For :math:`\text{step} < W` (``warmup_steps``) the rate goes linearly
-    from :math:`\eta_s` (``start_learning_rate``) towards the wrapped
-    schedule's first value :math:`S(0)`; from step :math:`W` on it is the
-    wrapped schedule, started afresh: :math:`S(\text{step} - W)`.
+    For $\text{step} < W$ (``warmup_steps``) the rate goes linearly
+    from $\eta_s$ (``start_learning_rate``) towards the wrapped
+    schedule's first value $S(0)$; from step $W$ on it is the
+    wrapped schedule, started afresh: $S(\text{step} - W)$.
 
-    .. math::
-
-        \eta(\text{step}) = \begin{cases}
-            \eta_s + (S(0) - \eta_s)\,\text{step} / W & \text{step} < W \\
-            S(\text{step} - W) & \text{otherwise}
-        \end{cases}
+    $$
+    \eta(\text{step}) = \begin{cases}
+        \eta_s + (S(0) - \eta_s)\,\text{step} / W & \text{step} < W \\
+        S(\text{step} - W) & \text{otherwise}
+    \end{cases}
+    $$
 
     torch's ``SequentialLR([LinearLR(opt, start_factor=f, total_iters=W),
     after], milestones=[W])`` is ``Warmup(after, W, start_learning_rate=
@@ -44,8 +44,8 @@ class Warmup(Schedule):
     Args:
         schedule: a ``LearningRateSchedule`` or a positive float (a
             constant rate after the warm-up).
-        warmup_steps: :math:`W`, a positive int.
-        start_learning_rate: :math:`\eta_s \ge 0`. Default 0.
+        warmup_steps: $W$, a positive int.
+        start_learning_rate: $\eta_s \ge 0$. Default 0.
 
     >>> import keras_opts
     >>> decay = keras_opts.schedules.GeometricDecay(0.1, base=0.5)
@@ -113,20 +113,20 @@ class WarmupStableDecay(Schedule):
     r"""Warmup-stable-decay (Hu et al. 2024; Hägele et al. 2024).
 
     Linear warm-up from ``start_learning_rate`` to the peak over
-    :math:`W` steps, the peak held until the last :math:`D` of the
-    :math:`T` steps, then a decay to ``final_learning_rate`` shaped by
-    ``decay_shape`` (with :math:`p` the fraction of the decay done):
-    ``"linear"`` :math:`1 - p`, ``"cosine"`` :math:`(1 + \cos \pi p) / 2`,
-    ``"sqrt"`` :math:`1 - \sqrt{p}`. After :math:`T` steps the rate stays
+    $W$ steps, the peak held until the last $D$ of the
+    $T$ steps, then a decay to ``final_learning_rate`` shaped by
+    ``decay_shape`` (with $p$ the fraction of the decay done):
+    ``"linear"`` $1 - p$, ``"cosine"`` $(1 + \cos \pi p) / 2$,
+    ``"sqrt"`` $1 - \sqrt{p}$. After $T$ steps the rate stays
     at the final value.
 
     Args:
         learning_rate: the peak, positive.
-        total_steps: :math:`T`.
-        warmup_steps: :math:`W \ge 0`.
-        decay_steps: :math:`D \ge 1`, with :math:`W + D \le T`.
+        total_steps: $T$.
+        warmup_steps: $W \ge 0$.
+        decay_steps: $D \ge 1$, with $W + D \le T$.
         start_learning_rate: rate at step 0. Default 0.
-        final_learning_rate: rate from step :math:`T` on. Default 0.
+        final_learning_rate: rate from step $T$ on. Default 0.
         decay_shape: ``"linear"`` (default), ``"cosine"`` or ``"sqrt"``.
 
     >>> import keras_opts

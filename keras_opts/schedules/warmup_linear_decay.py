@@ -16,25 +16,25 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     The warm-up that tensorflow-addons built into ``RectifiedAdam``
     (``total_steps``, ``warmup_proportion``, ``min_lr``), as a schedule that
-    any optimizer can use. With :math:`s = \text{step} + 1` (the update
-    being made, counting from 1), :math:`T` = ``total_steps``,
-    :math:`W = p T` (:math:`p` = ``warmup_proportion``),
-    :math:`D = \max(T - W, 1)`, :math:`\eta` = ``learning_rate``:
+    any optimizer can use. With $s = \text{step} + 1$ (the update
+    being made, counting from 1), $T$ = ``total_steps``,
+    $W = p T$ ($p$ = ``warmup_proportion``),
+    $D = \max(T - W, 1)$, $\eta$ = ``learning_rate``:
 
-    .. math::
+    $$
+    \eta_s = \begin{cases}
+        \eta\, s / W & s \le W \\
+        \eta + (\eta_{\min} - \eta) \min(s - W, D) / D & s > W
+    \end{cases}
+    $$
 
-        \eta_s = \begin{cases}
-            \eta\, s / W & s \le W \\
-            \eta + (\eta_{\min} - \eta) \min(s - W, D) / D & s > W
-        \end{cases}
-
-    After :math:`T` steps the rate stays at :math:`\eta_{\min}`.
+    After $T$ steps the rate stays at $\eta_{\min}$.
 
     Args:
         learning_rate: the peak rate, positive.
-        total_steps: :math:`T`, a positive integer.
-        warmup_proportion: :math:`p` in [0, 1]. Default 0.1.
-        min_lr: the final rate :math:`\eta_{\min} \ge 0`. Default 0.
+        total_steps: $T$, a positive integer.
+        warmup_proportion: $p$ in [0, 1]. Default 0.1.
+        min_lr: the final rate $\eta_{\min} \ge 0$. Default 0.
 
     Example (tensorflow-addons'
     ``RectifiedAdam(1e-3, total_steps=100, warmup_proportion=0.1,
