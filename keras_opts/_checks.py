@@ -60,6 +60,15 @@ def decay_rate(name: str, value: Any) -> float:
     return real(name, value, low=0.0, high=1.0, high_open=True)
 
 
+def adam_moments(beta_1: Any, beta_2: Any, epsilon: Any) -> dict[str, float]:
+    """The checked ``beta_1``, ``beta_2``, ``epsilon`` of Adam-type methods."""
+    return {
+        "beta_1": decay_rate("beta_1", beta_1),
+        "beta_2": decay_rate("beta_2", beta_2),
+        "epsilon": positive("epsilon", epsilon),
+    }
+
+
 def positive(name: str, value: Any) -> float:
     return real(name, value, low=0.0, low_open=True)
 

@@ -94,9 +94,7 @@ class Nadam(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "beta_1": _checks.decay_rate("beta_1", beta_1),
-                "beta_2": _checks.decay_rate("beta_2", beta_2),
-                "epsilon": _checks.positive("epsilon", epsilon),
+                **_checks.adam_moments(beta_1, beta_2, epsilon),
                 "momentum_decay": _checks.non_negative(
                     "momentum_decay", momentum_decay
                 ),

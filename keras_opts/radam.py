@@ -117,9 +117,7 @@ class RAdam(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "beta_1": _checks.decay_rate("beta_1", beta_1),
-                "beta_2": _checks.decay_rate("beta_2", beta_2),
-                "epsilon": _checks.positive("epsilon", epsilon),
+                **_checks.adam_moments(beta_1, beta_2, epsilon),
                 "epsilon_mode": _checks.choice(
                     "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
                 ),

@@ -35,8 +35,30 @@ def _register(cls):
     return keras.saving.register_keras_serializable(package="keras_opts")(cls)
 
 
+class _RateDecay(Schedule):
+    """A decay with a rate ``k``: ``learning_rate``, ``decay_rate``,
+    ``steps_per_epoch``, ``staircase``."""
+
+    def __init__(
+        self,
+        learning_rate: float,
+        decay_rate: float,
+        steps_per_epoch: int = 1,
+        staircase: bool = False,
+    ) -> None:
+        super().__init__(
+            {
+                "learning_rate": _checks.positive(
+                    "learning_rate", learning_rate
+                ),
+                "decay_rate": _checks.non_negative("decay_rate", decay_rate),
+                **epoch_arguments(steps_per_epoch, staircase),
+            }
+        )
+
+
 @_register
-class InverseTimeDecay(Schedule):
+class InverseTimeDecay(_RateDecay):
     r"""Epoch-based (inverse time) decay: $\eta_0 / (1 + k e)$.
 
     Seed 002's "epoch-based decay". Keras' built-in
@@ -56,29 +78,12 @@ class InverseTimeDecay(Schedule):
     [0.1, 0.05, 0.025]
     """
 
-    def __init__(
-        self,
-        learning_rate: float,
-        decay_rate: float,
-        steps_per_epoch: int = 1,
-        staircase: bool = False,
-    ) -> None:
-        super().__init__(
-            {
-                "learning_rate": _checks.positive(
-                    "learning_rate", learning_rate
-                ),
-                "decay_rate": _checks.non_negative("decay_rate", decay_rate),
-                **epoch_arguments(steps_per_epoch, staircase),
-            }
-        )
-
     def __call__(self, step):
         return self.learning_rate / (1.0 + self.decay_rate * epoch(self, step))
 
 
 @_register
-class ExponentialDecay(Schedule):
+class ExponentialDecay(_RateDecay):
     r"""Exponential decay: $\eta_0 e^{-k e}$.
 
     Seed 002's form, with a natural exponent. Keras' built-in
@@ -98,23 +103,6 @@ class ExponentialDecay(Schedule):
     >>> round(float(s(2)), 5)  # 0.1 * exp(-1)
     0.03679
     """
-
-    def __init__(
-        self,
-        learning_rate: float,
-        decay_rate: float,
-        steps_per_epoch: int = 1,
-        staircase: bool = False,
-    ) -> None:
-        super().__init__(
-            {
-                "learning_rate": _checks.positive(
-                    "learning_rate", learning_rate
-                ),
-                "decay_rate": _checks.non_negative("decay_rate", decay_rate),
-                **epoch_arguments(steps_per_epoch, staircase),
-            }
-        )
 
     def __call__(self, step):
         return self.learning_rate * ops.exp(
