@@ -4,22 +4,30 @@ library, one process per backend.
     python benchmarks/step_time.py --json out/step_time.json
     python benchmarks/step_time.py --backends torch --optimizers adam radam
 
-For each optimizer and shape it times, alternating in one process and
-reporting medians, the isolated update (``apply`` of fixed gradients,
-compiled as ``fit()`` compiles it: ``tf.function(jit_compile=True)``,
-``jax.jit`` of ``stateless_apply``, eager torch) of:
+For each optimizer it times, alternating in one process and reporting
+medians:
 
-- the keras_opts optimizer;
-- Keras' built-in under matching settings (the registry's ``keras``
-  reference), where one exists;
-- the native library on its own backend: torch.optim with ``foreach=True``
-  (torch backend) or optax under ``jax.jit`` (JAX backend), from the
-  registry's references.
+- ``update 10M/10`` and ``update 1M/200``: the isolated update (``apply`` of
+  fixed gradients already on the device, compiled as ``fit()`` compiles it:
+  ``tf.function(jit_compile=True)``, ``jax.jit`` of ``stateless_apply``
+  with the state donated and kept on the device, eager torch) of 10M
+  parameters in 10 variables and of 1M in 200;
+- ``fit mlp3`` and ``fit mlp60``: one ``fit()`` step (per-step time of an
+  epoch of 16 batches of 128) of a 784-512-512-10 MLP and of a 60-layer
+  MLP 64 units wide.
+
+Beside ours, where they exist: Keras' built-in under matching settings
+(the registry's ``keras`` reference); the native library on its own
+backend, from the registry's references: torch.optim with
+``foreach=True``, and also ``fused=True`` where torch has it (torch), optax
+under ``jax.jit`` (JAX).
 
 Rows (printed as a table, and written with ``--json``) carry ``backend``,
 ``optimizer``, ``case``, ``ours_ms``, ``keras_ms``, ``native_ms``,
-``native``, ``ratio_vs_keras``, ``ratio_vs_native`` (ours / theirs, null
-without a counterpart) and ``state_bytes_per_param``.
+``native``, ``fused_ms``, ``ratio_vs_keras``, ``ratio_vs_native``,
+``ratio_vs_fused`` (ours / theirs, null without a counterpart),
+``ratio_vs_adam`` (ours / our Adam, same backend and case) and
+``state_bytes_per_param``.
 """
 
 from __future__ import annotations
@@ -30,48 +38,80 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 SHAPES = {"10M/10": (10_000_000, 10), "1M/200": (1_000_000, 200)}
+MODELS = {"mlp3": (784, [512, 512], 10), "mlp60": (64, [64] * 59, 10)}
+FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}  # torch 2.13's fused kernels
+BATCH, BATCHES = 128, 16
 
 
-def _median_ms(runs, repeats):
+def _median_ms(runs, repeats, per_run=1):
     """Alternates the runners ``repeats`` times; median ms of each."""
     times = [[] for _ in runs]
     for _ in range(repeats):
         for i, run in enumerate(runs):
             start = time.perf_counter()
             run()
-            times[i].append(time.perf_counter() - start)
+            times[i].append((time.perf_counter() - start) / per_run)
     return [1e3 * statistics.median(t) for t in times]
 
 
 def _keras_runner(optimizer, values, grads):
     import keras
-    import numpy as np
-
-    from tests.helpers import compiled_apply
 
     variables = [keras.Variable(v) for v in values]
-    apply = compiled_apply(optimizer, variables)
+    optimizer.build(variables)
+    backend = keras.backend.backend()
+    grads = [keras.ops.convert_to_tensor(g) for g in grads]
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    def run():
-        apply(grads)
-        np.asarray(variables[-1].numpy())  # wait for the result
+        @tf.function(jit_compile=True)
+        def step(grads):
+            optimizer.apply(grads, variables)
+
+        def run():
+            step(grads)
+            variables[-1].value.numpy()  # wait for the result
+
+    elif backend == "jax":
+        import jax
+
+        step = jax.jit(
+            lambda state, train, grads: optimizer.stateless_apply(
+                state, grads, train
+            )[::-1],
+            donate_argnums=(0, 1),
+        )
+        current = [
+            [v.value for v in optimizer.variables],
+            [v.value for v in variables],
+        ]
+
+        def run():
+            current[:] = step(current[0], current[1], grads)
+            jax.block_until_ready(current)
+
+    else:
+
+        def run():
+            optimizer.apply(grads, variables)
 
     for _ in range(3):  # compile and warm up
         run()
     return run, optimizer
 
 
-def _torch_runner(reference, values, grads):
+def _torch_runner(reference, values, grads, mode):
     import torch
 
     params = [torch.tensor(v, requires_grad=True) for v in values]
     for p, g in zip(params, grads):
         p.grad = torch.tensor(g)
     cls = getattr(torch.optim, reference.name)
-    opt = cls(params, lr=1e-3, foreach=True, **reference.theirs)
+    opt = cls(params, lr=1e-3, **{mode: True}, **reference.theirs)
 
     def run():
         opt.step()
@@ -90,31 +130,89 @@ def _optax_runner(reference, values, grads):
     )
     params = [jnp.asarray(v) for v in values]
     gs = [jnp.asarray(g) for g in grads]
-    state = [transform.init(params)]
-    current = [params]
+    current = [params, transform.init(params)]
 
-    @jax.jit
-    def step(params, state, grads):
+    def update(params, state, grads):
         updates, state = transform.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
+    step = jax.jit(update, donate_argnums=(0, 1))
+
     def run():
-        current[0], state[0] = step(current[0], state[0], gs)
-        jax.block_until_ready(current[0])
+        current[:] = step(current[0], current[1], gs)
+        jax.block_until_ready(current)
 
     for _ in range(3):
         run()
     return run
 
 
-def measure(names, shapes, repeats):
+def _fit_runner(optimizer, model_name):
     import keras
     import numpy as np
 
-    from keras_opts import registry
+    inputs, hidden, classes = MODELS[model_name]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((inputs,))]
+        + [keras.layers.Dense(n, activation="relu") for n in hidden]
+        + [keras.layers.Dense(classes)]
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH * BATCHES, inputs)).astype("float32")
+    y = rng.integers(0, classes, BATCH * BATCHES)
+
+    def run():
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+
+    run()  # compile and warm up
+    return run
+
+
+def _settings(spec):
+    """(ours kwargs, keras reference, native reference) for ``spec``."""
+    import keras
+
+    native_library = {"torch": "torch", "jax": "optax"}.get(
+        keras.backend.backend()
+    )
+    refs = {r.library: r for r in reversed(spec.references)}
+    keras_ref, native_ref = refs.get("keras"), refs.get(native_library)
+    chosen = keras_ref or native_ref
+    return (dict(chosen.ours) if chosen else {}), keras_ref, native_ref
+
+
+def _row(backend, spec, case, timed, native, state):
+    ours = timed["ours"]
+
+    def ratio(key):
+        return ours / timed[key] if key in timed else None
+
+    return {
+        "backend": backend,
+        "optimizer": spec.name,
+        "case": case,
+        "ours_ms": ours,
+        "keras_ms": timed.get("keras"),
+        "native_ms": timed.get("native"),
+        "native": native,
+        "fused_ms": timed.get("fused"),
+        "ratio_vs_keras": ratio("keras"),
+        "ratio_vs_native": ratio("native"),
+        "ratio_vs_fused": ratio("fused"),
+        "state_bytes_per_param": state,
+    }
+
+
+def measure_updates(specs, shapes, repeats, progress):
+    import keras
+    import numpy as np
 
     backend = keras.backend.backend()
-    native_library = {"torch": "torch", "jax": "optax"}.get(backend)
     rows = []
     for shape in shapes:
         params, count = SHAPES[shape]
@@ -126,59 +224,101 @@ def measure(names, shapes, repeats):
         grads = [
             rng.standard_normal(size).astype("float32") for _ in range(count)
         ]
-        for spec in registry.SPECS:
-            if names and spec.name not in names:
-                continue
-            refs = {r.library: r for r in reversed(spec.references)}
-            keras_ref, native_ref = refs.get("keras"), refs.get(native_library)
-            ours_kwargs = (
-                dict((keras_ref or native_ref).ours)
-                if (keras_ref or native_ref)
-                else {}
-            )
+        for spec in specs:
+            ours_kwargs, keras_ref, native_ref = _settings(spec)
             ours, optimizer = _keras_runner(
                 spec.cls(learning_rate=1e-3, **ours_kwargs), values, grads
             )
-            runners, labels = [ours], ["ours"]
+            runners = {"ours": ours}
             if keras_ref is not None:
                 builtin = getattr(keras.optimizers, keras_ref.name)(
                     learning_rate=1e-3, **keras_ref.theirs
                 )
-                runners.append(_keras_runner(builtin, values, grads)[0])
-                labels.append("keras")
-            if native_ref is not None:
-                make = _torch_runner if backend == "torch" else _optax_runner
-                runners.append(make(native_ref, values, grads))
-                labels.append("native")
-            timed = dict(zip(labels, _median_ms(runners, repeats)))
+                runners["keras"] = _keras_runner(builtin, values, grads)[0]
+            native = None
+            if native_ref is not None and backend == "torch":
+                native = f"torch.optim.{native_ref.name}(foreach)"
+                runners["native"] = _torch_runner(
+                    native_ref, values, grads, "foreach"
+                )
+                if native_ref.name in FUSED:
+                    runners["fused"] = _torch_runner(
+                        native_ref, values, grads, "fused"
+                    )
+            elif native_ref is not None:
+                native = f"optax.{native_ref.name}"
+                runners["native"] = _optax_runner(native_ref, values, grads)
+            timed = dict(
+                zip(runners, _median_ms(list(runners.values()), repeats))
+            )
             state = sum(
                 int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
-                for v in optimizer.variables[2:]
+                for v in optimizer.variables
+                if len(v.shape) > 0
             )
-            native_name = None
-            if native_ref is not None:
-                native_name = f"optax.{native_ref.name}"
-                if backend == "torch":
-                    native_name = f"torch.optim.{native_ref.name}(foreach)"
-            ours_ms = timed["ours"]
             rows.append(
-                {
-                    "backend": backend,
-                    "optimizer": spec.name,
-                    "case": f"update {shape}",
-                    "ours_ms": ours_ms,
-                    "keras_ms": timed.get("keras"),
-                    "native_ms": timed.get("native"),
-                    "native": native_name,
-                    "ratio_vs_keras": ours_ms / timed["keras"]
-                    if "keras" in timed
-                    else None,
-                    "ratio_vs_native": ours_ms / timed["native"]
-                    if "native" in timed
-                    else None,
-                    "state_bytes_per_param": state / params,
-                }
+                _row(
+                    backend,
+                    spec,
+                    f"update {shape}",
+                    timed,
+                    native,
+                    state / params,
+                )
             )
+            del runners, ours, optimizer
+            progress.add(1)
+    return rows
+
+
+def measure_fit(specs, models, repeats, progress):
+    import keras
+
+    backend = keras.backend.backend()
+    rows = []
+    for model_name in models:
+        for spec in specs:
+            ours_kwargs, keras_ref, _ = _settings(spec)
+            runners = {
+                "ours": _fit_runner(
+                    spec.cls(learning_rate=1e-3, **ours_kwargs), model_name
+                )
+            }
+            if keras_ref is not None:
+                builtin = getattr(keras.optimizers, keras_ref.name)(
+                    learning_rate=1e-3, **keras_ref.theirs
+                )
+                runners["keras"] = _fit_runner(builtin, model_name)
+            timed = dict(
+                zip(
+                    runners,
+                    _median_ms(list(runners.values()), repeats, BATCHES),
+                )
+            )
+            rows.append(
+                _row(backend, spec, f"fit {model_name}", timed, None, None)
+            )
+            progress.add(1)
+    return rows
+
+
+def measure(names, shapes, models, repeats):
+    import keras
+
+    from keras_opts import registry
+
+    specs = [s for s in registry.SPECS if not names or s.name in names]
+    progress = keras.utils.Progbar(len(specs) * (len(shapes) + len(models)))
+    rows = measure_updates(specs, shapes, repeats, progress)
+    rows += measure_fit(specs, models, max(5, repeats // 2), progress)
+    adam = {
+        (r["backend"], r["case"]): r["ours_ms"]
+        for r in rows
+        if r["optimizer"] == "adam"
+    }
+    for r in rows:
+        base = adam.get((r["backend"], r["case"]))
+        r["ratio_vs_adam"] = r["ours_ms"] / base if base else None
     return rows
 
 
@@ -193,44 +333,57 @@ def main() -> None:
     parser.add_argument(
         "--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES)
     )
+    parser.add_argument(
+        "--models", nargs="*", default=list(MODELS), choices=list(MODELS)
+    )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", help="write the rows here")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        rows = measure(args.optimizers, args.shapes, args.repeats)
-        print(json.dumps(rows))
+        rows = measure(args.optimizers, args.shapes, args.models, args.repeats)
+        with open(args.child, "w") as f:
+            json.dump(rows, f)
         return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rows = []
     for backend in args.backends.split(","):
+        print(f"{backend}:", flush=True)
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root}
+        child_out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
+        child_out.close()
         command = [
             sys.executable,
             __file__,
             "--child",
+            child_out.name,
             "--repeats",
             str(args.repeats),
             "--shapes",
             *args.shapes,
+            "--models",
+            *args.models,
         ]
         if args.optimizers:
             command += ["--optimizers", *args.optimizers]
-        out = subprocess.run(
-            command, env=env, check=True, capture_output=True, text=True
-        ).stdout
-        rows += json.loads(out.strip().splitlines()[-1])
+        subprocess.run(command, env=env, check=True)
+        with open(child_out.name) as f:
+            rows += json.load(f)
+        os.unlink(child_out.name)
     print(
         "| backend | optimizer | case | ours ms | keras ms | native | "
-        "native ms | ours/keras | ours/native | state B/param |"
+        "native ms | fused ms | ours/keras | ours/native | ours/fused | "
+        "ours/our adam | state B/param |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 13 + "|")
     for r in rows:
         print(
             f"| {r['backend']} | {r['optimizer']} | {r['case']} | "
             f"{_fmt(r['ours_ms'])} | {_fmt(r['keras_ms'])} | "
             f"{r['native'] or '-'} | {_fmt(r['native_ms'])} | "
-            f"{_fmt(r['ratio_vs_keras'])} | {_fmt(r['ratio_vs_native'])} | "
+            f"{_fmt(r['fused_ms'])} | {_fmt(r['ratio_vs_keras'])} | "
+            f"{_fmt(r['ratio_vs_native'])} | {_fmt(r['ratio_vs_fused'])} | "
+            f"{_fmt(r['ratio_vs_adam'])} | "
             f"{_fmt(r['state_bytes_per_param'], '.1f')} |"
         )
     if args.json:

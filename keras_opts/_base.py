@@ -16,7 +16,12 @@ It adds five things to ``keras.optimizers.Optimizer``:
   ``LossScaleOptimizer`` but without loss scaling. Without it such a step
   is applied and its NaN or infinity reaches the weights and slots, as in
   Keras' own optimizers;
-- ``get_config`` that merges the subclass' algorithm arguments.
+- ``get_config`` that merges the subclass' algorithm arguments;
+- the update written once (``_kernel``, see ``keras_opts._kernels``): the
+  base class runs it per variable through ``keras.ops`` on TensorFlow and
+  JAX, and over all variables at once through ``torch._foreach_*`` on
+  torch. A subclass that overrides ``update_step`` gets Keras' loop over
+  its own ``update_step`` instead.
 
 Private Keras API used here, and nowhere else: ``_use_weight_decay`` (which
 honours ``exclude_from_weight_decay``), ``_get_variable_index`` and the
@@ -31,7 +36,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts import _checks, _kernels
 
 _BASE_CHECKS = {
     "weight_decay": _checks.non_negative,
@@ -44,8 +49,12 @@ _BASE_CHECKS = {
 
 class Optimizer(keras.optimizers.Optimizer):
     """Base class: subclasses pass their checked algorithm arguments as
-    ``algorithm`` (they become attributes, saved by ``get_config``) and
-    write ``build`` and ``update_step``."""
+    ``algorithm`` (they become attributes, saved by ``get_config``), name
+    their slots in ``_slot_names`` and write ``_coefficients`` (the scalars
+    of a step) and ``_kernel`` (the update)."""
+
+    #: Set to False to run the per-variable ``keras.ops`` loop on torch too.
+    use_foreach = True
 
     def __init__(
         self,
@@ -116,6 +125,79 @@ class Optimizer(keras.optimizers.Optimizer):
             finite,
             lambda: (list(trainable_variables), list(optimizer_variables)),
         )
+
+    def _slot_names(self) -> tuple[str, ...]:
+        """The per-variable slots this configuration needs, in order."""
+        return ()
+
+    def _slot_initializer(self, name: str) -> Any:
+        return "zeros"
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._slots = {
+            name: self.add_optimizer_variables(
+                variables, name, initializer=self._slot_initializer(name)
+            )
+            for name in self._slot_names()
+        }
+
+    def _coefficients(self, learning_rate, step) -> dict[str, Any]:
+        """The scalars of one step, from the learning rate and ``t`` (0-d
+        tensors of the variables' dtype); computed once per step on torch."""
+        return {"lr": learning_rate}
+
+    def _kernel(self, k, p, g, s, c) -> None:
+        """The update of parameter ``p`` from gradient ``g``, slots ``s`` and
+        scalars ``c``, written with the ops of ``k``
+        (``keras_opts._kernels``)."""
+        raise NotImplementedError
+
+    def _fused(self, p, g, s, learning_rate, step) -> bool:
+        """torch only: apply torch's fused kernel to the lists ``p``, ``g``
+        and slots ``s`` and return True, where it computes this
+        configuration's update; else return False (the default)."""
+        return False
+
+    def _begin_update(self) -> None:
+        """Runs once per step before the variables are updated."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if 0 in tuple(variable.shape):
+            # Nothing to update; and Keras' TensorFlow `add` turns some
+            # empty shapes into a failing `bias_add`.
+            return
+        coefficients = self._coefficients(
+            ops.cast(learning_rate, variable.dtype), self._step(variable)
+        )
+        slots = _kernels._Slots(
+            {
+                name: self._slot(slot, variable)
+                for name, slot in self._slots.items()
+            }
+        )
+        self._kernel(
+            _kernels.Single(self),
+            variable,
+            self._gradient(gradient, variable),
+            slots,
+            coefficients,
+        )
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        self._begin_update()
+        if (
+            self.use_foreach
+            and keras.backend.backend() == "torch"
+            and type(self).update_step is Optimizer.update_step
+        ):
+            _kernels.foreach_update(
+                self, grads, trainable_variables, learning_rate
+            )
+            return
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def _slot(self, slots: list, variable) -> Any:
         """The slot of ``slots`` that belongs to ``variable``."""

@@ -52,6 +52,28 @@ def inverse_rms(v, correction_2, epsilon, mode):
     return ops.sqrt(correction_2 / (v + epsilon))
 
 
+def denominator_epsilon(epsilon, sqrt_correction_2, mode):
+    """The epsilon of :func:`adam_denominator` for ``mode``."""
+    if mode == "corrected":
+        return epsilon * sqrt_correction_2
+    return epsilon
+
+
+def denominator(k, v, epsilon, mode):
+    """``sqrt(v + eps)`` for ``mode == "inside_sqrt"``, else
+    ``sqrt(v) + eps``, written with the kernel ops ``k`` (one new temporary).
+
+    For Adam-type methods, with ``epsilon`` from :func:`denominator_epsilon`,
+    ``inverse_rms(v, c2, eps, mode) = sqrt(c2) / d`` in every mode: the
+    corrected form ``1 / (sqrt(v / c2) + eps)`` is
+    ``sqrt(c2) / (sqrt(v) + eps sqrt(c2))``. So ``sqrt(c2)`` folds into
+    the step's scalar.
+    """
+    if mode == "inside_sqrt":
+        return k.sqrt_(k.add(v, epsilon))
+    return k.add_(k.sqrt(v), epsilon)
+
+
 def _sma_ratio(y):
     """``g(y) = 1/y - 2/expm1(2y) = 1 + 1/y - coth(y)`` for ``y > 0``.
 

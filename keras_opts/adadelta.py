@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
-from keras_opts import _checks, _math
+from keras_opts import _checks
 from keras_opts._base import Optimizer
 
 
@@ -84,23 +83,21 @@ class Adadelta(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self._grad_averages, self._delta_averages = (
-            self.add_optimizer_variables(
-                variables, ["accumulated_grad", "accumulated_delta_var"]
-            )
-        )
+    def _slot_names(self):
+        return ("accumulated_grad", "accumulated_delta_var")
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        eg2 = self._slot(self._grad_averages, variable)
-        edx2 = self._slot(self._delta_averages, variable)
-        self.assign(eg2, _math.ema(eg2, g * g, self.rho))
-        delta = -ops.sqrt(edx2 + self.epsilon) / ops.sqrt(eg2 + self.epsilon)
-        delta = delta * g
-        self.assign(edx2, _math.ema(edx2, delta * delta, self.rho))
-        self.assign_add(variable, lr * delta)
+    def _kernel(self, k, p, g, s, c):
+        eg2 = k.addcmul_(
+            k.mul_(s.accumulated_grad, self.rho), g, g, 1 - self.rho
+        )
+        # delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g
+        delta = k.mul_(
+            k.div_(
+                k.sqrt_(k.add(s.accumulated_delta_var, self.epsilon)),
+                k.sqrt_(k.add(eg2, self.epsilon)),
+            ),
+            g,
+        )
+        edx2 = k.mul_(s.accumulated_delta_var, self.rho)
+        k.addcmul_(edx2, delta, delta, 1 - self.rho)
+        k.add_(p, delta, -c["lr"])

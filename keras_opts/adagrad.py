@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import initializers, ops
+from keras import initializers
 
-from keras_opts import _checks, _math
+from keras_opts import _checks, _kernels, _math
 from keras_opts._base import Optimizer
 
 
@@ -99,22 +99,37 @@ class Adagrad(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self._accumulators = self.add_optimizer_variables(
-            variables,
-            "accumulator",
-            initializer=initializers.Constant(self.initial_accumulator_value),
-        )
+    def _slot_names(self):
+        return ("accumulator",)
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        s = self._slot(self._accumulators, variable)
-        self.assign_add(s, g * g)
+    def _slot_initializer(self, name):
+        return initializers.Constant(self.initial_accumulator_value)
+
+    def _coefficients(self, learning_rate, step):
         if self.lr_decay:
-            lr = lr / (1.0 + (self._step(variable) - 1.0) * self.lr_decay)
-        scale = _math.inverse_root(s, self.epsilon, self.epsilon_mode)
-        self.assign_sub(variable, lr * g * scale)
+            learning_rate = learning_rate / (1.0 + (step - 1.0) * self.lr_decay)
+        return {"step": -learning_rate}
+
+    def _fused(self, p, g, s, learning_rate, step):
+        # torch's fused Adagrad puts epsilon outside the root.
+        if self.epsilon_mode != "outside_sqrt" or not _kernels.fusable(p):
+            return False
+        import torch
+
+        torch._fused_adagrad_(
+            p,
+            g,
+            s.accumulator,
+            [step] * len(p),
+            lr=learning_rate,
+            lr_decay=self.lr_decay,
+            weight_decay=0.0,
+            eps=self.epsilon,
+            maximize=False,
+        )
+        return True
+
+    def _kernel(self, k, p, g, s, c):
+        acc = k.addcmul_(s.accumulator, g, g)
+        d = _math.denominator(k, acc, self.epsilon, self.epsilon_mode)
+        k.addcdiv_(p, g, d, c["step"])

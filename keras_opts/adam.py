@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _math
+from keras_opts import _checks, _kernels, _math
 from keras_opts._base import Optimizer
 
 
@@ -109,35 +109,49 @@ class Adam(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            variables, ["momentum", "velocity"]
-        )
-        if self.amsgrad:
-            self._velocity_hats = self.add_optimizer_variables(
-                variables, "velocity_hat"
-            )
+    def _slot_names(self):
+        names = ("momentum", "velocity")
+        return names + ("velocity_hat",) if self.amsgrad else names
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        t = self._step(variable)
-        m = self._slot(self._momentums, variable)
-        v = self._slot(self._velocities, variable)
-        self.assign(m, _math.ema(m, g, self.beta_1))
-        self.assign(v, _math.ema(v, g * g, self.beta_2))
-        if self.amsgrad:
-            v_max = self._slot(self._velocity_hats, variable)
-            self.assign(v_max, ops.maximum(v_max, v))
-            v = v_max
-        m_hat = m / _math.bias_correction(self.beta_1, t)
-        scale = _math.inverse_rms(
-            v,
-            _math.bias_correction(self.beta_2, t),
-            self.epsilon,
-            self.epsilon_mode,
+    def _coefficients(self, learning_rate, step):
+        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        return {
+            "step": -learning_rate
+            * sqrt_c2
+            / _math.bias_correction(self.beta_1, step),
+            "eps": _math.denominator_epsilon(
+                self.epsilon, sqrt_c2, self.epsilon_mode
+            ),
+        }
+
+    def _fused(self, p, g, s, learning_rate, step):
+        # torch's fused Adam is Algorithm 1 with epsilon outside the
+        # corrected root: our "corrected" mode.
+        if self.epsilon_mode != "corrected" or not _kernels.fusable(p):
+            return False
+        import torch
+
+        torch._fused_adam_(
+            p,
+            g,
+            s.momentum,
+            s.velocity,
+            s.velocity_hat if self.amsgrad else [],
+            [step] * len(p),
+            lr=learning_rate,
+            beta1=self.beta_1,
+            beta2=self.beta_2,
+            weight_decay=0.0,
+            eps=self.epsilon,
+            amsgrad=self.amsgrad,
+            maximize=False,
         )
-        self.assign_sub(variable, lr * m_hat * scale)
+        return True
+
+    def _kernel(self, k, p, g, s, c):
+        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        if self.amsgrad:
+            v = k.maximum_(s.velocity_hat, v)
+        d = _math.denominator(k, v, c["eps"], self.epsilon_mode)
+        k.addcdiv_(p, m, d, c["step"])

@@ -104,13 +104,13 @@ class Nadam(Optimizer):
             **kwargs,
         )
 
+    def _slot_names(self):
+        return ("momentum", "velocity")
+
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            variables, ["momentum", "velocity"]
-        )
         dtype = variables[0].dtype if variables else None
         self._mu_product = self.add_variable(
             (), initializer="ones", dtype=dtype, name="mu_product"
@@ -122,30 +122,25 @@ class Nadam(Optimizer):
             1.0 - 0.5 * ops.power(0.96, step * self.momentum_decay)
         )
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    def _begin_update(self):
         # The product of the mu_i is one scalar for all variables: advance it
-        # once per update, before the per-variable steps read it.
+        # once per update, before the variables' updates read it.
         product = self._mu_product
         self.assign(product, product * self._mu(self._step(product)))
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        t = self._step(variable)
-        mu, mu_next = self._mu(t), self._mu(t + 1.0)
-        product = ops.cast(self._mu_product, variable.dtype)
-        m = self._slot(self._momentums, variable)
-        v = self._slot(self._velocities, variable)
-        self.assign(m, _math.ema(m, g, self.beta_1))
-        self.assign(v, _math.ema(v, g * g, self.beta_2))
-        look_ahead = (1.0 - mu) * g / (1.0 - product) + mu_next * m / (
-            1.0 - product * mu_next
-        )
-        scale = _math.inverse_rms(
-            v,
-            _math.bias_correction(self.beta_2, t),
-            self.epsilon,
-            "corrected",
-        )
-        self.assign_sub(variable, lr * look_ahead * scale)
+    def _coefficients(self, learning_rate, step):
+        mu, mu_next = self._mu(step), self._mu(step + 1.0)
+        product = ops.cast(self._mu_product, step.dtype)
+        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        scale = -learning_rate * sqrt_c2
+        return {
+            "gradient": scale * (1.0 - mu) / (1.0 - product),
+            "momentum": scale * mu_next / (1.0 - product * mu_next),
+            "eps": self.epsilon * sqrt_c2,
+        }
+
+    def _kernel(self, k, p, g, s, c):
+        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        d = _math.denominator(k, v, c["eps"], "corrected")
+        k.addcdiv_(k.addcdiv_(p, g, d, c["gradient"]), m, d, c["momentum"])

@@ -130,31 +130,39 @@ class RAdam(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            variables, ["momentum", "velocity"]
-        )
+    def _slot_names(self):
+        return ("momentum", "velocity")
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        t = self._step(variable)
-        m = self._slot(self._momentums, variable)
-        v = self._slot(self._velocities, variable)
-        self.assign(m, _math.ema(m, g, self.beta_1))
-        self.assign(v, _math.ema(v, g * g, self.beta_2))
-        m_hat = m / _math.bias_correction(self.beta_1, t)
-        rho_t = _math.radam_sma_length(self.beta_2, t)
-        adaptive = _math.radam_rectification(
-            self.beta_2, rho_t
-        ) * _math.inverse_rms(
-            v,
-            _math.bias_correction(self.beta_2, t),
-            self.epsilon,
-            self.epsilon_mode,
+    def _coefficients(self, learning_rate, step):
+        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        rho_t = _math.radam_sma_length(self.beta_2, step)
+        rectified = rho_t > self.rectify_threshold
+        # One kernel for both branches: unrectified, `gate` is 0 and the
+        # denominator is 1, so the step is the plain momentum step.
+        gate = ops.cast(rectified, step.dtype)
+        scale = ops.where(
+            rectified,
+            _math.radam_rectification(self.beta_2, rho_t) * sqrt_c2,
+            1.0,
         )
-        scale = ops.where(rho_t > self.rectify_threshold, adaptive, 1.0)
-        self.assign_sub(variable, lr * m_hat * scale)
+        return {
+            "step": -learning_rate
+            * scale
+            / _math.bias_correction(self.beta_1, step),
+            "gate": gate,
+            "eps": gate
+            * _math.denominator_epsilon(
+                self.epsilon, sqrt_c2, self.epsilon_mode
+            )
+            + (1.0 - gate),
+        }
+
+    def _kernel(self, k, p, g, s, c):
+        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        gated = k.mul(v, c["gate"])
+        if self.epsilon_mode == "inside_sqrt":
+            d = k.sqrt_(k.add_(gated, c["eps"]))
+        else:
+            d = k.add_(k.sqrt_(gated), c["eps"])
+        k.addcdiv_(p, m, d, c["step"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
@@ -119,40 +118,26 @@ class RMSprop(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self._velocities = self.add_optimizer_variables(variables, "velocity")
+    def _slot_names(self):
+        names = ("velocity",)
         if self.momentum:
-            self._momentums = self.add_optimizer_variables(
-                variables, "momentum"
-            )
+            names += ("momentum",)
         if self.centered:
-            self._average_gradients = self.add_optimizer_variables(
-                variables, "average_gradient"
-            )
+            names += ("average_gradient",)
+        return names
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        s = self._slot(self._velocities, variable)
-        self.assign(s, _math.ema(s, g * g, self.rho))
-        second_moment = s
+    def _kernel(self, k, p, g, s, c):
+        lr = c["lr"]
+        second = k.addcmul_(k.mul_(s.velocity, self.rho), g, g, 1 - self.rho)
         if self.centered:
-            mean = self._slot(self._average_gradients, variable)
-            self.assign(mean, _math.ema(mean, g, self.rho))
-            second_moment = s - mean * mean
-        u = g * _math.inverse_root(
-            second_moment, self.epsilon, self.epsilon_mode
-        )
+            mean = k.lerp_(s.average_gradient, g, 1.0 - self.rho)
+            second = k.addcmul(second, mean, mean, -1.0)
+        d = _math.denominator(k, second, self.epsilon, self.epsilon_mode)
         if not self.momentum:
-            self.assign_sub(variable, lr * u)
+            k.addcdiv_(p, g, d, -lr)
             return
-        b = self._slot(self._momentums, variable)
+        b = k.mul_(s.momentum, self.momentum)
         if self.momentum_form == "step":
-            self.assign(b, self.momentum * b + lr * u)
-            self.assign_sub(variable, b)
+            k.add_(p, k.addcdiv_(b, g, d, lr), -1.0)
         else:
-            self.assign(b, self.momentum * b + u)
-            self.assign_sub(variable, lr * b)
+            k.add_(p, k.addcdiv_(b, g, d), -lr)

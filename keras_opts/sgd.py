@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts import _checks, _kernels
 from keras_opts._base import Optimizer
 
 MOMENTUM_FORMS = ("gradient", "step")
@@ -128,35 +128,53 @@ class SGD(Optimizer):
             **kwargs,
         )
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        if self.momentum:
-            self._velocities = self.add_optimizer_variables(
-                variables, "velocity"
-            )
+    def _slot_names(self):
+        return ("velocity",) if self.momentum else ()
 
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = self._gradient(gradient, variable)
-        mu = self.momentum
-        if not mu:
-            self.assign_sub(variable, lr * g)
-            return
-        v = self._slot(self._velocities, variable)
+    def _coefficients(self, learning_rate, step):
         kept = 1.0 - self.dampening
         if not self.dampen_first_step and self.dampening:
-            first = ops.equal(self.iterations, 0)
-            kept = ops.where(first, 1.0, kept)
-            kept = ops.cast(kept, variable.dtype)
-        if self.momentum_form == "step":
-            self.assign(v, mu * v - lr * kept * g)
-            if self.nesterov:
-                self.assign_add(variable, mu * v - lr * g)
-            else:
-                self.assign_add(variable, v)
+            kept = ops.cast(ops.where(step == 1.0, 1.0, kept), step.dtype)
+        return {"lr": learning_rate, "kept": kept}
+
+    def _fused(self, p, g, s, learning_rate, step):
+        # torch's fused SGD is the gradient form; with is_first_step=False
+        # it dampens the first step too (our dampen_first_step=True).
+        if self.momentum_form != "gradient" or not _kernels.fusable(p):
+            return False
+        if self.dampening and not self.dampen_first_step and self.momentum:
+            return False
+        import torch
+
+        torch._fused_sgd_(
+            p,
+            g,
+            s.velocity if self.momentum else [],
+            weight_decay=0.0,
+            momentum=self.momentum,
+            lr=learning_rate,
+            dampening=self.dampening if self.momentum else 0.0,
+            nesterov=self.nesterov,
+            maximize=False,
+            is_first_step=False,
+        )
+        return True
+
+    def _kernel(self, k, p, g, s, c):
+        lr, mu = c["lr"], self.momentum
+        if not mu:
+            k.add_(p, g, -lr)
             return
-        self.assign(v, mu * v + kept * g)
-        direction = g + mu * v if self.nesterov else v
-        self.assign_sub(variable, lr * direction)
+        v = k.mul_(s.velocity, mu)
+        if self.momentum_form == "step":
+            v = k.add_(v, g, -lr * c["kept"])
+            if self.nesterov:  # p += mu v - lr g
+                k.add_(k.add_(p, v, mu), g, -lr)
+            else:
+                k.add_(p, v)
+            return
+        v = k.add_(v, g, c["kept"])
+        if self.nesterov:
+            k.add_(p, k.add(g, v, mu), -lr)
+        else:
+            k.add_(p, v, -lr)

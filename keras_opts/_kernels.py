@@ -1,0 +1,290 @@
+"""The two ways an optimizer's update is run: one variable through
+``keras.ops``, or every variable at once through ``torch._foreach_*``.
+
+Each optimizer writes its update once, as ``_kernel(k, p, g, s, c)``, in the
+small vocabulary below, modelled on torch's in-place multi-tensor ops:
+``p`` is the parameter, ``g`` the gradient, ``s`` the slots by name, ``c``
+the per-step scalars. Under :class:`Single` these are one variable and
+tensors; under :class:`Foreach` they are lists of torch tensors of one dtype,
+and each call is one multi-tensor kernel over all of them.
+
+Rules that make one text correct for both:
+
+- an op ending in ``_`` may overwrite its first argument and returns the
+  result: always rebind (``m = k.lerp_(m, g, w)``). On a variable (a
+  parameter or a slot) it is an assignment; call it only on a variable the
+  step updates, or on a temporary the kernel made;
+- ops without ``_`` return a new temporary;
+- ``g`` is never overwritten (the caller may still need the gradient);
+- scalars are Python floats (hyperparameters) or 0-d tensors of the
+  variables' dtype (anything depending on the step or the learning rate),
+  computed once per step by ``_coefficients``.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+class Single:
+    """One variable at a time, through ``keras.ops`` and ``assign``."""
+
+    def __init__(self, optimizer):
+        self._optimizer = optimizer
+
+    def _out(self, x, value):
+        # A Keras variable, or the tf.Variable TensorFlow's optimizer passes
+        # to update_step in its place; tensors have no `assign`.
+        if hasattr(x, "assign"):
+            self._optimizer.assign(x, value)
+            return x
+        return value
+
+    def lerp_(self, x, y, weight):
+        """``x + weight (y - x)``: an EMA of ``y`` with decay ``1 - weight``."""
+        return self._out(x, x + weight * (y - x))
+
+    def mul_(self, x, y):
+        return self._out(x, x * y)
+
+    def div_(self, x, y):
+        return self._out(x, x / y)
+
+    def add_(self, x, y, alpha=1.0):
+        return self._out(x, x + y if _is_one(alpha) else x + alpha * y)
+
+    def addcmul_(self, x, y, z, value=1.0):
+        return self._out(x, x + value * y * z)
+
+    def addcdiv_(self, x, y, z, value=1.0):
+        return self._out(x, x + value * y / z)
+
+    def maximum_(self, x, y):
+        return self._out(x, ops.maximum(x, y))
+
+    def sqrt_(self, x):
+        return self._out(x, ops.sqrt(x))
+
+    def copy_(self, x, y):
+        return self._out(x, y)
+
+    def add(self, x, y, alpha=1.0):
+        return x + y if _is_one(alpha) else x + alpha * y
+
+    def mul(self, x, y):
+        return x * y
+
+    def addcmul(self, x, y, z, value=1.0):
+        return x + value * y * z
+
+    def div(self, x, y):
+        return x / y
+
+    def sqrt(self, x):
+        return ops.sqrt(x)
+
+    def square(self, x):
+        return x * x
+
+    def sign(self, x):
+        return ops.sign(x)
+
+    def abs(self, x):
+        return ops.abs(x)
+
+
+class Foreach:
+    """Every variable of one dtype at once, through ``torch._foreach_*``.
+
+    Scalars that are 0-d tensors go to the ``Tensor`` overloads where torch
+    has them (``mul``, ``div``, ``add``); the ops whose scalar must be a
+    number (``lerp``, ``addcmul``, ``addcdiv``, ``add`` with ``alpha``)
+    read a 0-d tensor that lives on the CPU as a number, which costs no
+    device round trip, and on an accelerator take a two-kernel form that
+    keeps it on the device.
+    """
+
+    def __init__(self):
+        import torch
+
+        self._torch = torch
+
+    def _number(self, value):
+        torch = self._torch
+        if isinstance(value, torch.Tensor):
+            if value.device.type == "cpu":
+                return value.item()
+            return value
+        return float(value)
+
+    def _is_tensor(self, value):
+        return isinstance(value, self._torch.Tensor)
+
+    def lerp_(self, x, y, weight):
+        torch = self._torch
+        weight = self._number(weight)
+        if self._is_tensor(weight):
+            torch._foreach_add_(
+                x, torch._foreach_mul(torch._foreach_sub(y, x), weight)
+            )
+        else:
+            torch._foreach_lerp_(x, y, weight)
+        return x
+
+    def mul_(self, x, y):
+        self._torch._foreach_mul_(x, y)
+        return x
+
+    def div_(self, x, y):
+        self._torch._foreach_div_(x, y)
+        return x
+
+    def add_(self, x, y, alpha=1.0):
+        torch = self._torch
+        if not isinstance(y, (list, tuple)):  # a scalar: alpha must be 1
+            torch._foreach_add_(x, y)
+            return x
+        alpha = self._number(alpha)
+        if self._is_tensor(alpha):
+            torch._foreach_add_(x, torch._foreach_mul(y, alpha))
+        else:
+            torch._foreach_add_(x, y, alpha=alpha)
+        return x
+
+    def addcmul_(self, x, y, z, value=1.0):
+        torch = self._torch
+        value = self._number(value)
+        if self._is_tensor(value):
+            torch._foreach_add_(
+                x, torch._foreach_mul_(torch._foreach_mul(y, z), value)
+            )
+        else:
+            torch._foreach_addcmul_(x, y, z, value)
+        return x
+
+    def addcdiv_(self, x, y, z, value=1.0):
+        torch = self._torch
+        value = self._number(value)
+        if self._is_tensor(value):
+            torch._foreach_add_(
+                x, torch._foreach_mul_(torch._foreach_div(y, z), value)
+            )
+        else:
+            torch._foreach_addcdiv_(x, y, z, value)
+        return x
+
+    def maximum_(self, x, y):
+        self._torch._foreach_maximum_(x, y)
+        return x
+
+    def sqrt_(self, x):
+        self._torch._foreach_sqrt_(x)
+        return x
+
+    def copy_(self, x, y):
+        self._torch._foreach_copy_(x, y)
+        return x
+
+    def add(self, x, y, alpha=1.0):
+        torch = self._torch
+        if not isinstance(y, (list, tuple)):
+            return torch._foreach_add(x, y)
+        alpha = self._number(alpha)
+        if self._is_tensor(alpha):
+            return torch._foreach_add(x, torch._foreach_mul(y, alpha))
+        return torch._foreach_add(x, y, alpha=alpha)
+
+    def mul(self, x, y):
+        return self._torch._foreach_mul(x, y)
+
+    def addcmul(self, x, y, z, value=1.0):
+        torch = self._torch
+        value = self._number(value)
+        if self._is_tensor(value):
+            return torch._foreach_add(
+                x, torch._foreach_mul_(torch._foreach_mul(y, z), value)
+            )
+        return torch._foreach_addcmul(x, y, z, value)
+
+    def div(self, x, y):
+        return self._torch._foreach_div(x, y)
+
+    def sqrt(self, x):
+        return self._torch._foreach_sqrt(x)
+
+    def square(self, x):
+        return self._torch._foreach_mul(x, x)
+
+    def sign(self, x):
+        return self._torch._foreach_sign(x)
+
+    def abs(self, x):
+        return self._torch._foreach_abs(x)
+
+
+def _is_one(alpha) -> bool:
+    return isinstance(alpha, (int, float)) and alpha == 1.0
+
+
+FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def fusable(tensors) -> bool:
+    """Whether torch's fused optimizer kernels take these tensors' dtype."""
+    return str(tensors[0].dtype).removeprefix("torch.") in FUSED_DTYPES
+
+
+def foreach_update(optimizer, grads, variables, learning_rate):
+    """One step over all ``variables`` (torch): per dtype, torch's fused
+    kernel where the optimizer's ``_fused`` takes it, else one pass of
+    ``optimizer._kernel`` over lists."""
+    import torch
+
+    groups: dict = {}
+    for grad, variable in zip(grads, variables):
+        key = (variable.dtype, variable.value.device)
+        groups.setdefault(key, []).append((grad, variable))
+    k = Foreach()
+    with torch.no_grad():
+        for pairs in groups.values():
+            keras_vars = [v for _, v in pairs]
+            params = [v.value for v in keras_vars]
+            dtype = params[0].dtype
+            grads_ = [g if g.dtype == dtype else g.to(dtype) for g, _ in pairs]
+            decay = optimizer.coupled_weight_decay
+            if decay:  # coupled L2, into new tensors: g stays the caller's
+                chosen = [
+                    i
+                    for i, v in enumerate(keras_vars)
+                    if optimizer._use_weight_decay(v)
+                ]
+                added = (
+                    torch._foreach_add(
+                        [grads_[i] for i in chosen],
+                        [params[i] for i in chosen],
+                        alpha=decay,
+                    )
+                    if chosen
+                    else []
+                )
+                for i, value in zip(chosen, added):
+                    grads_[i] = value
+            indices = [optimizer._get_variable_index(v) for v in keras_vars]
+            slots = _Slots(
+                {
+                    name: [slot[i].value for i in indices]
+                    for name, slot in optimizer._slots.items()
+                }
+            )
+            lr = ops.cast(learning_rate, keras_vars[0].dtype)
+            step = optimizer._step(keras_vars[0])
+            if optimizer._fused(params, grads_, slots, lr, step):
+                continue
+            coefficients = optimizer._coefficients(lr, step)
+            optimizer._kernel(k, params, grads_, slots, coefficients)
+
+
+class _Slots(dict):
+    """Slots by name, also readable as attributes (``s.momentum``)."""
+
+    __getattr__ = dict.__getitem__
