@@ -11,19 +11,24 @@ from typing import Any
 import keras
 
 from keras_opts import schedules
+from keras_opts.adabelief import AdaBelief
 from keras_opts.adadelta import Adadelta
 from keras_opts.adagrad import Adagrad
 from keras_opts.adam import Adam
 from keras_opts.adamw import AdamW
+from keras_opts.adopt import ADOPT
 from keras_opts.nadam import Nadam
 from keras_opts.radam import RAdam
 from keras_opts.rmsprop import RMSprop
 from keras_opts.sgd import SGD
+from keras_opts.yogi import Yogi
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADOPT",
     "SGD",
+    "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",
@@ -31,6 +36,7 @@ __all__ = [
     "Nadam",
     "RAdam",
     "RMSprop",
+    "Yogi",
     "get",
     "schedules",
 ]

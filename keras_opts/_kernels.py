@@ -62,6 +62,9 @@ class Single:
     def maximum_(self, x, y):
         return self._out(x, ops.maximum(x, y))
 
+    def clamp_(self, x, low, high):
+        return self._out(x, ops.clip(x, low, high))
+
     def sqrt_(self, x):
         return self._out(x, ops.sqrt(x))
 
@@ -174,7 +177,15 @@ class Foreach:
         return x
 
     def maximum_(self, x, y):
+        if not isinstance(y, (list, tuple)):
+            y = float(y)  # on an accelerator this reads the scalar back
         self._torch._foreach_maximum_(x, y)
+        return x
+
+    def clamp_(self, x, low, high):
+        torch = self._torch
+        torch._foreach_clamp_min_(x, float(low))
+        torch._foreach_clamp_max_(x, float(high))
         return x
 
     def sqrt_(self, x):

@@ -134,3 +134,37 @@ def radam_rectification(beta_2, rho_t):
         / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
     )
     return ops.sqrt(ops.maximum(ratio, 0.0))
+
+
+def rectified_coefficients(
+    learning_rate, step, beta_1, beta_2, epsilon, mode, threshold
+):
+    """The scalars of RAdam's step (see :func:`rectified_update`).
+
+    While ``rho_t`` is at most ``threshold`` the step is the plain
+    bias-corrected momentum step; one kernel serves both branches: then
+    ``gate`` is 0 and the denominator is exactly 1.
+    """
+    sqrt_c2 = ops.sqrt(bias_correction(beta_2, step))
+    rho_t = radam_sma_length(beta_2, step)
+    rectified = rho_t > threshold
+    gate = ops.cast(rectified, step.dtype)
+    scale = ops.where(
+        rectified, radam_rectification(beta_2, rho_t) * sqrt_c2, 1.0
+    )
+    return {
+        "step": -learning_rate * scale / bias_correction(beta_1, step),
+        "gate": gate,
+        "eps": gate * denominator_epsilon(epsilon, sqrt_c2, mode)
+        + (1.0 - gate),
+    }
+
+
+def rectified_update(k, p, m, v, c, mode):
+    """``p += step * m / d`` with ``d`` the gated denominator of ``v``."""
+    gated = k.mul(v, c["gate"])
+    if mode == "inside_sqrt":
+        d = k.sqrt_(k.add_(gated, c["eps"]))
+    else:
+        d = k.add_(k.sqrt_(gated), c["eps"])
+    k.addcdiv_(p, m, d, c["step"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
@@ -134,35 +133,17 @@ class RAdam(Optimizer):
         return ("momentum", "velocity")
 
     def _coefficients(self, learning_rate, step):
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
-        rho_t = _math.radam_sma_length(self.beta_2, step)
-        rectified = rho_t > self.rectify_threshold
-        # One kernel for both branches: unrectified, `gate` is 0 and the
-        # denominator is 1, so the step is the plain momentum step.
-        gate = ops.cast(rectified, step.dtype)
-        scale = ops.where(
-            rectified,
-            _math.radam_rectification(self.beta_2, rho_t) * sqrt_c2,
-            1.0,
+        return _math.rectified_coefficients(
+            learning_rate,
+            step,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            self.epsilon_mode,
+            self.rectify_threshold,
         )
-        return {
-            "step": -learning_rate
-            * scale
-            / _math.bias_correction(self.beta_1, step),
-            "gate": gate,
-            "eps": gate
-            * _math.denominator_epsilon(
-                self.epsilon, sqrt_c2, self.epsilon_mode
-            )
-            + (1.0 - gate),
-        }
 
     def _kernel(self, k, p, g, s, c):
         m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
         v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
-        gated = k.mul(v, c["gate"])
-        if self.epsilon_mode == "inside_sqrt":
-            d = k.sqrt_(k.add_(gated, c["eps"]))
-        else:
-            d = k.add_(k.sqrt_(gated), c["eps"])
-        k.addcdiv_(p, m, d, c["step"])
+        _math.rectified_update(k, p, m, v, c, self.epsilon_mode)

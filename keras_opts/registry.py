@@ -13,15 +13,18 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from keras_opts.adabelief import AdaBelief
 from keras_opts.adadelta import Adadelta
 from keras_opts.adagrad import Adagrad
 from keras_opts.adam import Adam
 from keras_opts.adamw import AdamW
+from keras_opts.adopt import ADOPT
 from keras_opts.nadam import Nadam
 from keras_opts.radam import RAdam
 from keras_opts.rmsprop import RMSprop
 from keras_opts.sgd import SGD
 from keras_opts.testing import oracles
+from keras_opts.yogi import Yogi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -565,6 +568,133 @@ SPECS: tuple[Spec, ...] = (
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
     ),
+    Spec(
+        name="yogi",
+        cls=Yogi,
+        paper="Zaheer et al. 2018, Adaptive Methods for Nonconvex Optimization",
+        paper_url="https://papers.nips.cc/paper/"
+        "8186-adaptive-methods-for-nonconvex-optimization",
+        oracle=oracles.YogiOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"bias_correction": True},
+            {"initial_accumulator_value": 0.0, "epsilon": 1e-6},
+            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference(
+                "optax",
+                "scale_by_yogi",
+                {
+                    "initial_accumulator_value": 0.0,
+                    "bias_correction": True,
+                },
+                {"initial_accumulator_value": 0.0},
+            ),
+            Reference(
+                "optax",
+                "scale_by_yogi",
+                {
+                    "beta_2": 0.9,
+                    "epsilon": 1e-6,
+                    "initial_accumulator_value": 0.0,
+                    "bias_correction": True,
+                },
+                {"b2": 0.9, "eps": 1e-6, "initial_accumulator_value": 0.0},
+            ),
+        ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-6, 1e-2),
+            "initial_accumulator_value": ("float", 0.0, 1.0),
+            "bias_correction": ("bool",),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.02}, 3000),
+        },
+    ),
+    Spec(
+        name="adabelief",
+        cls=AdaBelief,
+        paper="Zhuang et al. 2020, AdaBelief Optimizer: Adapting Stepsizes "
+        "by the Belief in Observed Gradients",
+        paper_url="https://arxiv.org/abs/2010.07468",
+        oracle=oracles.AdaBeliefOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"epsilon": 1e-8},
+            {"rectify": True},
+            {"rectify": True, "beta_2": 0.9, "rectify_threshold": 6.0},
+            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference(
+                "optax",
+                "adabelief",
+                {"epsilon": 1e-12},
+                {"eps": 1e-12, "eps_root": 1e-12},
+            ),
+            Reference(
+                "optax",
+                "adabelief",
+                {"beta_2": 0.9},
+                {"b2": 0.9},
+            ),
+        ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-16, 1e-3),
+            "rectify": ("bool",),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.01}, 4000),
+        },
+    ),
+    Spec(
+        name="adopt",
+        cls=ADOPT,
+        paper="Taniguchi et al. 2024, ADOPT: Modified Adam Can Converge "
+        "with Any beta_2 with the Optimal Rate",
+        paper_url="https://arxiv.org/abs/2411.02853",
+        oracle=oracles.ADOPTOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"clipping": False, "beta_2": 0.99},
+            {"beta_2": 0.999, "epsilon": 1e-3},
+            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference("optax", "contrib.adopt", {}, {}),
+            Reference(
+                "optax",
+                "contrib.adopt",
+                {"beta_2": 0.99, "clipping": False},
+                {"b2": 0.99, "use_clipping": False},
+            ),
+        ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-6, 1e-2),
+            "clipping": ("bool",),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            # beta_2 = 0.9999 keeps v near the first, large gradients for
+            # thousands of steps, so it crawls along the valley.
+            "rosenbrock": ({"learning_rate": 0.02, "beta_2": 0.99}, 4000),
+        },
+    ),
 )
 
 
@@ -592,6 +722,11 @@ def lookup(name: str) -> Spec:
 
 def _call(name: str, kwargs: Mapping[str, Any]) -> str:
     arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    if name.split(".")[-1].startswith("scale_by_"):
+        return (
+            f"`optax.chain({name}({arguments}), "
+            "optax.scale_by_learning_rate(lr))`"
+        )
     return f"`{name}(lr, {arguments})`" if arguments else f"`{name}(lr)`"
 
 

@@ -168,8 +168,10 @@ def _run_optax(name, kwargs, lr, params, grad_steps):
     import jax.numpy as jnp
     import optax
 
+    from keras_opts.testing import references
+
     with jax.enable_x64(True):
-        transform = getattr(optax, name)(learning_rate=lr, **kwargs)
+        transform = references.optax_transform(name, lr, kwargs)
         values = [jnp.asarray(p, jnp.float64) for p in params]
         state = transform.init(values)
         history = []

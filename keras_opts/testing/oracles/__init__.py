@@ -8,17 +8,22 @@ from 1. :func:`run` adds what ``keras.optimizers.Optimizer`` does around
 weight decay).
 """
 
+from keras_opts.testing.oracles.adabelief import AdaBeliefOracle
 from keras_opts.testing.oracles.adadelta import AdadeltaOracle
 from keras_opts.testing.oracles.adagrad import AdagradOracle
 from keras_opts.testing.oracles.adam import AdamOracle
 from keras_opts.testing.oracles.adamw import AdamWOracle
+from keras_opts.testing.oracles.adopt import ADOPTOracle
 from keras_opts.testing.oracles.harness import run
 from keras_opts.testing.oracles.nadam import NadamOracle
 from keras_opts.testing.oracles.radam import RAdamOracle
 from keras_opts.testing.oracles.rmsprop import RMSpropOracle
 from keras_opts.testing.oracles.sgd import SGDOracle
+from keras_opts.testing.oracles.yogi import YogiOracle
 
 __all__ = [
+    "ADOPTOracle",
+    "AdaBeliefOracle",
     "AdadeltaOracle",
     "AdagradOracle",
     "AdamOracle",
@@ -27,5 +32,6 @@ __all__ = [
     "RAdamOracle",
     "RMSpropOracle",
     "SGDOracle",
+    "YogiOracle",
     "run",
 ]

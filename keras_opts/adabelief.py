@@ -1,0 +1,140 @@
+"""AdaBelief: Adam whose step adapts to the belief in the gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks, _math
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class AdaBelief(Optimizer):
+    r"""AdaBelief (Zhuang et al., 2020), Algorithm 2, with its rectified
+    variant.
+
+    Adam divides by the root of the EMA of $g^2$. AdaBelief divides by the
+    root of the EMA of $(g - m)^2$: how far the gradient is from its
+    prediction $m$. Where the observed gradient agrees with the belief the
+    step is large; where it deviates, small.
+
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$ =
+    ``beta_1, beta_2``, $\epsilon$ = ``epsilon``, $m_0 = s_0 = 0$,
+    $t = 1, 2, \dots$.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    s_t &= \beta_2 s_{t-1} + (1 - \beta_2)(g_t - m_t)^2 + \epsilon \\
+    \theta_t &= \theta_{t-1} - \eta\,
+        \frac{m_t / (1 - \beta_1^t)}{\sqrt{s_t / (1 - \beta_2^t)} + \epsilon}
+    \end{aligned}
+    $$
+
+    With ``rectify=True`` the step is RAdam's (see ``keras_opts.RAdam``)
+    with $s_t$ in place of $v_t$, as the authors' code computes it: while
+    $\rho_t \le$ ``rectify_threshold`` a plain momentum step
+    $\eta\, m_t / (1 - \beta_1^t)$, then
+    $\eta\, r_t \sqrt{1 - \beta_2^t}\, m_t / ((1 - \beta_1^t)
+    (\sqrt{s_t} + \epsilon))$.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        beta_1: first-moment decay in [0, 1). Default 0.9.
+        beta_2: belief decay in [0, 1). Default 0.999.
+        epsilon: positive stabiliser, added to $s_t$ every step and to the
+            denominator. Default 1e-16 (the authors'; their code for
+            version 0.2).
+        rectify: use the rectified step. Default False.
+        rectify_threshold: with ``rectify``, rectify when $\rho_t$ exceeds
+            it. Default 5 (the authors' code; at least 4).
+        coupled_weight_decay: L2 coefficient added to the gradient.
+            Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments; its
+            ``weight_decay`` is the decoupled form (the authors'
+            ``weight_decouple=True``).
+
+    Reproducing other libraries:
+
+    - ``optax.adabelief(lr, b1, b2, eps=e, eps_root=e)`` =
+      ``AdaBelief(lr, b1, b2, epsilon=e)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.AdaBelief(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9, -1.9]
+
+    References:
+        Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris & Duncan,
+        "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+        Gradients", NeurIPS 2020, https://arxiv.org/abs/2010.07468;
+        authors' code: https://github.com/juntang-zhuang/Adabelief-Optimizer
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-16,
+        rectify: bool = False,
+        rectify_threshold: float = 5.0,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate,
+            {
+                **_checks.adam_moments(beta_1, beta_2, epsilon),
+                "rectify": _checks.boolean("rectify", rectify),
+                "rectify_threshold": _checks.real(
+                    "rectify_threshold", rectify_threshold, low=4.0
+                ),
+            },
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+
+    def _slot_names(self):
+        return ("momentum", "belief")
+
+    def _coefficients(self, learning_rate, step):
+        if self.rectify:
+            return _math.rectified_coefficients(
+                learning_rate,
+                step,
+                self.beta_1,
+                self.beta_2,
+                self.epsilon,
+                "uncorrected",
+                self.rectify_threshold,
+            )
+        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        return {
+            "step": -learning_rate
+            * sqrt_c2
+            / _math.bias_correction(self.beta_1, step),
+            "eps": self.epsilon * sqrt_c2,
+        }
+
+    def _kernel(self, k, p, g, s, c):
+        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        residual = k.add(g, m, -1.0)
+        belief = k.mul_(s.belief, self.beta_2)
+        belief = k.addcmul_(belief, residual, residual, 1 - self.beta_2)
+        belief = k.add_(belief, self.epsilon)
+        if self.rectify:
+            _math.rectified_update(k, p, m, belief, c, "uncorrected")
+            return
+        d = _math.denominator(k, belief, c["eps"], "corrected")
+        k.addcdiv_(p, m, d, c["step"])
