@@ -155,10 +155,11 @@ class Optimizer(keras.optimizers.Optimizer):
         (``keras_opts._kernels``)."""
         raise NotImplementedError
 
-    def _fused(self, p, g, s, learning_rate, step) -> bool:
+    def _fused(self, p, g, s, learning_rate, step, weight_decay) -> bool:
         """torch only: apply torch's fused kernel to the lists ``p``, ``g``
-        and slots ``s`` and return True, where it computes this
-        configuration's update; else return False (the default)."""
+        and slots ``s``, with ``weight_decay`` as its coupled L2 term, and
+        return True, where it computes this configuration's update; else
+        return False (the default)."""
         return False
 
     def _begin_update(self) -> None:

@@ -248,51 +248,73 @@ def fusable(tensors) -> bool:
 def foreach_update(optimizer, grads, variables, learning_rate):
     """One step over all ``variables`` (torch): per dtype, torch's fused
     kernel where the optimizer's ``_fused`` takes it, else one pass of
-    ``optimizer._kernel`` over lists."""
-    import torch
+    ``optimizer._kernel`` over lists.
 
+    Reads each Keras variable's tensor as ``variable._value`` (private
+    Keras API) outside a stateless scope: the in-place kernels must write
+    to the stored tensor, and the ``value`` property costs a few
+    microseconds per variable in scope checks.
+    """
+    import torch
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    if in_stateless_scope():
+        raw = _value
+    else:
+        raw = _stored_value
     groups: dict = {}
     for grad, variable in zip(grads, variables):
-        key = (variable.dtype, variable.value.device)
+        key = (variable.dtype, raw(variable).device)
         groups.setdefault(key, []).append((grad, variable))
     k = Foreach()
     with torch.no_grad():
         for pairs in groups.values():
             keras_vars = [v for _, v in pairs]
-            params = [v.value for v in keras_vars]
+            params = [raw(v) for v in keras_vars]
             dtype = params[0].dtype
             grads_ = [g if g.dtype == dtype else g.to(dtype) for g, _ in pairs]
-            decay = optimizer.coupled_weight_decay
-            if decay:  # coupled L2, into new tensors: g stays the caller's
-                chosen = [
-                    i
-                    for i, v in enumerate(keras_vars)
-                    if optimizer._use_weight_decay(v)
-                ]
-                added = (
-                    torch._foreach_add(
-                        [grads_[i] for i in chosen],
-                        [params[i] for i in chosen],
-                        alpha=decay,
-                    )
-                    if chosen
-                    else []
-                )
-                for i, value in zip(chosen, added):
-                    grads_[i] = value
             indices = [optimizer._get_variable_index(v) for v in keras_vars]
             slots = _Slots(
                 {
-                    name: [slot[i].value for i in indices]
+                    name: [raw(slot[i]) for i in indices]
                     for name, slot in optimizer._slots.items()
                 }
             )
             lr = ops.cast(learning_rate, keras_vars[0].dtype)
             step = optimizer._step(keras_vars[0])
-            if optimizer._fused(params, grads_, slots, lr, step):
-                continue
+            decay = optimizer.coupled_weight_decay
+            chosen = []
+            if decay:
+                chosen = [
+                    i
+                    for i, v in enumerate(keras_vars)
+                    if optimizer._use_weight_decay(v)
+                ]
+            every = len(chosen) == len(params)
+            if (every or not decay) and optimizer._fused(
+                params, grads_, slots, lr, step, decay if every else 0.0
+            ):
+                continue  # the fused kernel applied any L2 term itself
+            if chosen:  # coupled L2 into new tensors: g stays the caller's
+                added = torch._foreach_add(
+                    [grads_[i] for i in chosen],
+                    [params[i] for i in chosen],
+                    alpha=decay,
+                )
+                for i, value in zip(chosen, added):
+                    grads_[i] = value
+                if optimizer._fused(params, grads_, slots, lr, step, 0.0):
+                    continue
             coefficients = optimizer._coefficients(lr, step)
             optimizer._kernel(k, params, grads_, slots, coefficients)
+
+
+def _value(variable):
+    return variable.value
+
+
+def _stored_value(variable):
+    return variable._value
 
 
 class _Slots(dict):

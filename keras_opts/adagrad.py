@@ -110,7 +110,7 @@ class Adagrad(Optimizer):
             learning_rate = learning_rate / (1.0 + (step - 1.0) * self.lr_decay)
         return {"step": -learning_rate}
 
-    def _fused(self, p, g, s, learning_rate, step):
+    def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused Adagrad puts epsilon outside the root.
         if self.epsilon_mode != "outside_sqrt" or not _kernels.fusable(p):
             return False
@@ -123,7 +123,7 @@ class Adagrad(Optimizer):
             [step] * len(p),
             lr=learning_rate,
             lr_decay=self.lr_decay,
-            weight_decay=0.0,
+            weight_decay=weight_decay,
             eps=self.epsilon,
             maximize=False,
         )

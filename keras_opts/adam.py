@@ -124,7 +124,7 @@ class Adam(Optimizer):
             ),
         }
 
-    def _fused(self, p, g, s, learning_rate, step):
+    def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused Adam is Algorithm 1 with epsilon outside the
         # corrected root: our "corrected" mode.
         if self.epsilon_mode != "corrected" or not _kernels.fusable(p):
@@ -141,7 +141,7 @@ class Adam(Optimizer):
             lr=learning_rate,
             beta1=self.beta_1,
             beta2=self.beta_2,
-            weight_decay=0.0,
+            weight_decay=weight_decay,
             eps=self.epsilon,
             amsgrad=self.amsgrad,
             maximize=False,

@@ -137,7 +137,7 @@ class SGD(Optimizer):
             kept = ops.cast(ops.where(step == 1.0, 1.0, kept), step.dtype)
         return {"lr": learning_rate, "kept": kept}
 
-    def _fused(self, p, g, s, learning_rate, step):
+    def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused SGD is the gradient form; with is_first_step=False
         # it dampens the first step too (our dampen_first_step=True).
         if self.momentum_form != "gradient" or not _kernels.fusable(p):
@@ -150,7 +150,7 @@ class SGD(Optimizer):
             p,
             g,
             s.velocity if self.momentum else [],
-            weight_decay=0.0,
+            weight_decay=weight_decay,
             momentum=self.momentum,
             lr=learning_rate,
             dampening=self.dampening if self.momentum else 0.0,
