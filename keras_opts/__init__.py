@@ -16,6 +16,8 @@ from keras_opts.adadelta import Adadelta
 from keras_opts.adagrad import Adagrad
 from keras_opts.adam import Adam
 from keras_opts.adamw import AdamW
+from keras_opts.adan import Adan
+from keras_opts.ademamix import AdEMAMix
 from keras_opts.adopt import ADOPT
 from keras_opts.nadam import Nadam
 from keras_opts.radam import RAdam
@@ -28,11 +30,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ADOPT",
     "SGD",
+    "AdEMAMix",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adan",
     "Nadam",
     "RAdam",
     "RMSprop",

@@ -41,7 +41,13 @@ class Single:
         return value
 
     def lerp_(self, x, y, weight):
-        """``x + weight (y - x)``: an EMA of ``y`` with decay ``1 - weight``."""
+        """``x + weight (y - x)``: an EMA of ``y`` with decay ``1 - weight``.
+
+        Like torch's lerp, computed from ``y`` when ``weight >= 0.5``, so
+        it is exactly ``y`` at ``weight = 1`` (a decay of 0).
+        """
+        if isinstance(weight, float) and weight >= 0.5:
+            return self._out(x, y - (1.0 - weight) * (y - x))
         return self._out(x, x + weight * (y - x))
 
     def mul_(self, x, y):

@@ -70,7 +70,7 @@ class AdaBelief(Optimizer):
     >>> opt = keras_opts.AdaBelief(learning_rate=0.1)
     >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
     >>> [round(float(x), 4) for x in w.numpy()]
-    [0.9, -1.9]
+    [0.8889, -1.8889]
 
     References:
         Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris & Duncan,

@@ -18,6 +18,8 @@ from keras_opts.adadelta import Adadelta
 from keras_opts.adagrad import Adagrad
 from keras_opts.adam import Adam
 from keras_opts.adamw import AdamW
+from keras_opts.adan import Adan
+from keras_opts.ademamix import AdEMAMix
 from keras_opts.adopt import ADOPT
 from keras_opts.nadam import Nadam
 from keras_opts.radam import RAdam
@@ -647,7 +649,9 @@ SPECS: tuple[Spec, ...] = (
             ),
         ),
         search_space={
-            "beta_1": ("float", 0.0, 0.99),
+            # g - m_t = beta_1 (g - m_{t-1}) cancels for small beta_1: float32
+            # keeps ~1e-7 / beta_1 of it, which the belief amplifies.
+            "beta_1": ("float", 0.5, 0.99),
             "beta_2": ("float", 0.5, 0.9999),
             "epsilon": ("logfloat", 1e-16, 1e-3),
             "rectify": ("bool",),
@@ -693,6 +697,88 @@ SPECS: tuple[Spec, ...] = (
             # beta_2 = 0.9999 keeps v near the first, large gradients for
             # thousands of steps, so it crawls along the valley.
             "rosenbrock": ({"learning_rate": 0.02, "beta_2": 0.99}, 4000),
+        },
+    ),
+    Spec(
+        name="ademamix",
+        cls=AdEMAMix,
+        paper="Pagliardini et al. 2024, The AdEMAMix Optimizer: Better, "
+        "Faster, Older",
+        paper_url="https://arxiv.org/abs/2409.03137",
+        oracle=oracles.AdEMAMixOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"alpha": 8.0, "beta_3": 0.999},
+            {"alpha_warmup_steps": 20, "beta_3_warmup_steps": 30},
+            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference("optax", "contrib.ademamix", {}, {}),
+            Reference(
+                "optax",
+                "contrib.ademamix",
+                {"beta_3": 0.999, "alpha": 8.0, "epsilon": 1e-6},
+                {"b3": 0.999, "alpha": 8.0, "eps": 1e-6},
+            ),
+        ),
+        search_space={
+            "beta_1": ("float", 0.01, 0.99),
+            "beta_2": ("float", 0.5, 0.9999),
+            "beta_3": ("float", 0.9, 0.9999),
+            "alpha": ("float", 0.0, 10.0),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
+        # The slow momentum (beta_3 = 0.9999) overshoots a problem solved
+        # in a few hundred steps; these runs remember ~100 steps.
+        convergence={
+            "parabola": (
+                {"learning_rate": 0.02, "alpha": 1.0, "beta_3": 0.99},
+                1000,
+            ),
+            "rosenbrock": (
+                {"learning_rate": 0.01, "alpha": 1.0, "beta_3": 0.99},
+                4000,
+            ),
+        },
+    ),
+    Spec(
+        name="adan",
+        cls=Adan,
+        paper="Xie et al. 2022, Adan: Adaptive Nesterov Momentum Algorithm "
+        "for Faster Optimizing Deep Models",
+        paper_url="https://arxiv.org/abs/2208.06677",
+        oracle=oracles.AdanOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"bias_correction": False},
+            {"beta_1": 0.9, "beta_2": 0.5, "beta_3": 0.999},
+            {"beta_2": 0.0, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference(
+                "optax", "adan", {"beta_2": 0.5}, {"b2": 0.5, "eps_root": 0.0}
+            ),
+            Reference(
+                "optax",
+                "adan",
+                {"beta_1": 0.9, "beta_2": 0.5, "beta_3": 0.999},
+                {"b1": 0.9, "b2": 0.5, "b3": 0.999, "eps_root": 0.0},
+            ),
+        ),
+        search_space={
+            "beta_1": ("float", 0.0, 0.99),
+            "beta_2": ("float", 0.0, 0.99),
+            "beta_3": ("float", 0.5, 0.9999),
+            "epsilon": ("logfloat", 1e-8, 1e-2),
+            "bias_correction": ("bool",),
+            "coupled_weight_decay": ("float", 0.0, 0.5),
+        },
+        convergence={
+            "parabola": ({"learning_rate": 0.05}, 600),
+            "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
     ),
 )

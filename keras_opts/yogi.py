@@ -66,7 +66,7 @@ class Yogi(Optimizer):
     >>> opt = keras_opts.Yogi(learning_rate=0.1)
     >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
     >>> [round(float(x), 4) for x in w.numpy()]
-    [0.8433, -1.9057]
+    [0.7031, -1.6871]
 
     References:
         Zaheer, Reddi, Sachan, Kale & Kumar, "Adaptive Methods for

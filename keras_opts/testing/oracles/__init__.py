@@ -13,6 +13,8 @@ from keras_opts.testing.oracles.adadelta import AdadeltaOracle
 from keras_opts.testing.oracles.adagrad import AdagradOracle
 from keras_opts.testing.oracles.adam import AdamOracle
 from keras_opts.testing.oracles.adamw import AdamWOracle
+from keras_opts.testing.oracles.adan import AdanOracle
+from keras_opts.testing.oracles.ademamix import AdEMAMixOracle
 from keras_opts.testing.oracles.adopt import ADOPTOracle
 from keras_opts.testing.oracles.harness import run
 from keras_opts.testing.oracles.nadam import NadamOracle
@@ -23,11 +25,13 @@ from keras_opts.testing.oracles.yogi import YogiOracle
 
 __all__ = [
     "ADOPTOracle",
+    "AdEMAMixOracle",
     "AdaBeliefOracle",
     "AdadeltaOracle",
     "AdagradOracle",
     "AdamOracle",
     "AdamWOracle",
+    "AdanOracle",
     "NadamOracle",
     "RAdamOracle",
     "RMSpropOracle",
