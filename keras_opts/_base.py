@@ -16,6 +16,9 @@ It adds five things to ``keras.optimizers.Optimizer``:
   ``LossScaleOptimizer`` but without loss scaling. Without it such a step
   is applied and its NaN or infinity reaches the weights and slots, as in
   Keras' own optimizers;
+- ``gradient_centralization``: every gradient of rank >= 2 has its mean
+  over all axes but the last removed before clipping (Yong et al., 2020),
+  for any keras_opts optimizer;
 - ``get_config`` that merges the subclass' algorithm arguments;
 - the update written once (``_kernel``, see ``keras_opts._kernels``): the
   base class runs it per variable through ``keras.ops`` on TensorFlow and
@@ -63,11 +66,15 @@ class Optimizer(keras.optimizers.Optimizer):
         *,
         coupled_weight_decay: float = 0.0,
         skip_nonfinite: bool = False,
+        gradient_centralization: bool = False,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         _checks.learning_rate(learning_rate)
         skip_nonfinite = _checks.boolean("skip_nonfinite", skip_nonfinite)
+        centralize = _checks.boolean(
+            "gradient_centralization", gradient_centralization
+        )
         coupled = _checks.non_negative(
             "coupled_weight_decay", coupled_weight_decay
         )
@@ -79,6 +86,7 @@ class Optimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.coupled_weight_decay = coupled
         self.skip_nonfinite = skip_nonfinite
+        self.gradient_centralization = centralize
         self._inside_stateless_apply = False
         #: Names of the algorithm arguments, saved by ``get_config``.
         self._config_keys = tuple(algorithm)
@@ -200,6 +208,14 @@ class Optimizer(keras.optimizers.Optimizer):
             return
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 
+    def _clip_gradients(self, grads):
+        """Gradient centralization (Yong et al., 2020), then Keras'
+        clipping: a gradient of rank >= 2 loses its mean over every axis
+        but the last (the output units of a Dense or conv kernel)."""
+        if self.gradient_centralization:
+            grads = [_centralize(g) for g in grads]
+        return super()._clip_gradients(grads)
+
     def _slot(self, slots: list, variable) -> Any:
         """The slot of ``slots`` that belongs to ``variable``."""
         return slots[self._get_variable_index(variable)]
@@ -253,8 +269,16 @@ class Optimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["coupled_weight_decay"] = self.coupled_weight_decay
         config["skip_nonfinite"] = self.skip_nonfinite
+        config["gradient_centralization"] = self.gradient_centralization
         config.update({key: getattr(self, key) for key in self._config_keys})
         return config
+
+
+def _centralize(gradient):
+    if gradient is None or len(gradient.shape) < 2:
+        return gradient
+    axes = tuple(range(len(gradient.shape) - 1))
+    return gradient - ops.mean(gradient, axis=axes, keepdims=True)
 
 
 def _all_finite(grads):

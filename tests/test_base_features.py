@@ -22,6 +22,10 @@ FEATURES = {
     "global_clipnorm": {"global_clipnorm": 1.0},
     "loss_scale_factor": {"loss_scale_factor": 128.0},
     "gradient_accumulation_steps": {"gradient_accumulation_steps": 3},
+    "gradient_centralization": {
+        "gradient_centralization": True,
+        "clipnorm": 0.5,
+    },
 }
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
@@ -139,7 +143,9 @@ def test_keras_sanity_of_the_harness():
     wrong harness cannot hide a wrong keras_opts optimizer."""
     spec = registry.lookup("sgd")
     params, grads = helpers.random_problem(seed=8, steps=STEPS)
-    for base in FEATURES.values():
+    for feature, base in FEATURES.items():
+        if feature == "gradient_centralization":  # ours only; see below
+            continue
         keras_sgd = keras.optimizers.SGD(learning_rate=0.05, **base)
         theirs = helpers.run_keras_optimizer(keras_sgd, params, grads)
         expected = helpers.run_oracle(
@@ -147,3 +153,25 @@ def test_keras_sanity_of_the_harness():
         )
         tol = helpers.float32_tolerance(expected, STEPS)
         helpers.assert_histories_close(theirs, expected, tol, str(base))
+
+
+def test_gradient_centralization_zeroes_the_mean_over_inputs():
+    """Independent of the harness: one SGD step with centralization moves a
+    kernel by a gradient whose columns have mean 0, and leaves vectors'
+    gradients alone (Yong et al. 2020, eq. 3)."""
+    import keras_opts
+
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((4, 3)).astype("float32")
+    bias = rng.standard_normal(3).astype("float32")
+    g_kernel = rng.standard_normal((4, 3)).astype("float32")
+    g_bias = rng.standard_normal(3).astype("float32")
+    variables = helpers.make_variables([kernel, bias])
+    optimizer = keras_opts.SGD(learning_rate=1.0, gradient_centralization=True)
+    helpers.eager_apply(optimizer, variables)([g_kernel, g_bias])
+    moved = kernel - variables[0].numpy()
+    np.testing.assert_allclose(moved.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(
+        moved, g_kernel - g_kernel.mean(axis=0), rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(bias - variables[1].numpy(), g_bias, atol=1e-6)

@@ -3,7 +3,8 @@
 Transcribed from the Keras 3 documentation of the base-class arguments:
 divide by ``loss_scale_factor``; with ``gradient_accumulation_steps = k``
 add up k calls' gradients and update with their mean on every k-th call;
-clip (``clipnorm`` per tensor, ``global_clipnorm`` or ``clipvalue``: Keras
+centralize gradients of rank >= 2 if asked (Yong et al. 2020: subtract
+the mean over every axis but the last); clip (``clipnorm`` per tensor, ``global_clipnorm`` or ``clipvalue``: Keras
 takes one of them);
 decay ``w <- w - w * weight_decay * lr``; then the algorithm's step.
 """
@@ -34,6 +35,7 @@ def run(
     global_clipnorm=None,
     loss_scale_factor=None,
     gradient_accumulation_steps=None,
+    gradient_centralization=False,
 ):
     """Applies ``grad_steps`` (a list, per call, of a gradient per param).
 
@@ -56,6 +58,13 @@ def run(
             continue
         grads = [(g + a) / k for g, a in zip(grads, accumulated)]
         accumulated = [np.zeros_like(p) for p in params]
+        if gradient_centralization:  # Yong et al. (2020), eq. 3
+            grads = [
+                g - g.mean(axis=tuple(range(g.ndim - 1)), keepdims=True)
+                if g.ndim >= 2
+                else g
+                for g in grads
+            ]
         grads = _clip(grads, clipnorm, clipvalue, global_clipnorm)
         t += 1
         if weight_decay is not None:
