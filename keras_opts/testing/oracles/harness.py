@@ -4,8 +4,8 @@ Transcribed from the Keras 3 documentation of the base-class arguments:
 divide by ``loss_scale_factor``; with ``gradient_accumulation_steps = k``
 add up k calls' gradients and update with their mean on every k-th call;
 centralize gradients of rank >= 2 if asked (Yong et al. 2020: subtract
-the mean over every axis but the last); clip (``clipnorm`` per tensor, ``global_clipnorm`` or ``clipvalue``: Keras
-takes one of them);
+the mean over every axis but the last); clip (``clipnorm`` per tensor,
+``global_clipnorm`` or ``clipvalue``: Keras takes one of them);
 decay ``w <- w - w * weight_decay * lr``; then the algorithm's step.
 """
 
