@@ -136,6 +136,17 @@ def radam_rectification(beta_2, rho_t):
     return ops.sqrt(ops.maximum(ratio, 0.0))
 
 
+def adam_coefficients(learning_rate, step, beta_1, beta_2, epsilon, mode):
+    """The scalars of a bias-corrected Adam-type step
+    ``p += step * m / denominator(v, eps, mode)``: ``step`` is
+    ``-lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``."""
+    sqrt_c2 = ops.sqrt(bias_correction(beta_2, step))
+    return {
+        "step": -learning_rate * sqrt_c2 / bias_correction(beta_1, step),
+        "eps": denominator_epsilon(epsilon, sqrt_c2, mode),
+    }
+
+
 def rectified_coefficients(
     learning_rate, step, beta_1, beta_2, epsilon, mode, threshold
 ):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
@@ -119,13 +118,14 @@ class AdaBelief(Optimizer):
                 "uncorrected",
                 self.rectify_threshold,
             )
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
-        return {
-            "step": -learning_rate
-            * sqrt_c2
-            / _math.bias_correction(self.beta_1, step),
-            "eps": self.epsilon * sqrt_c2,
-        }
+        return _math.adam_coefficients(
+            learning_rate,
+            step,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            "corrected",
+        )
 
     def _kernel(self, k, p, g, s, c):
         m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)

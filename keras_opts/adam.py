@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from keras_opts import _checks, _kernels, _math
 from keras_opts._base import Optimizer
@@ -114,15 +113,14 @@ class Adam(Optimizer):
         return names + ("velocity_hat",) if self.amsgrad else names
 
     def _coefficients(self, learning_rate, step):
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
-        return {
-            "step": -learning_rate
-            * sqrt_c2
-            / _math.bias_correction(self.beta_1, step),
-            "eps": _math.denominator_epsilon(
-                self.epsilon, sqrt_c2, self.epsilon_mode
-            ),
-        }
+        return _math.adam_coefficients(
+            learning_rate,
+            step,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            self.epsilon_mode,
+        )
 
     def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused Adam is Algorithm 1 with epsilon outside the

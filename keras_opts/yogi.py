@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import initializers, ops
+from keras import initializers
 
 from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
@@ -113,13 +113,14 @@ class Yogi(Optimizer):
     def _coefficients(self, learning_rate, step):
         if not self.bias_correction:
             return {"step": -learning_rate, "eps": self.epsilon}
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
-        return {
-            "step": -learning_rate
-            * sqrt_c2
-            / _math.bias_correction(self.beta_1, step),
-            "eps": self.epsilon * sqrt_c2,
-        }
+        return _math.adam_coefficients(
+            learning_rate,
+            step,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            "corrected",
+        )
 
     def _kernel(self, k, p, g, s, c):
         m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
