@@ -14,9 +14,15 @@ EPSILON_MODES = ("corrected", "uncorrected", "inside_sqrt")
 ROOT_EPSILON_MODES = ("inside_sqrt", "outside_sqrt")
 
 
-def ema(average, value, decay):
-    """Exponential moving average: ``decay * average + (1 - decay) * value``."""
-    return decay * average + (1.0 - decay) * value
+def ema_(k, average, value, decay):
+    """``average <- decay * average + (1 - decay) * value`` in place, with
+    the kernel ops ``k`` (``keras_opts._kernels``)."""
+    return k.lerp_(average, value, 1.0 - decay)
+
+
+def ema_square_(k, average, value, decay):
+    """``average <- decay * average + (1 - decay) * value**2`` in place."""
+    return k.addcmul_(k.mul_(average, decay), value, value, 1.0 - decay)
 
 
 def bias_correction(decay, step):
@@ -94,14 +100,6 @@ def _sma_ratio(y):
     large = ops.maximum(y, 0.5)
     direct = 1.0 / large - 2.0 / ops.expm1(2.0 * large)
     return ops.where(y < 0.5, series, direct)
-
-
-def inverse_root(x, epsilon, mode):
-    """``1 / sqrt(x + eps)`` (``"inside_sqrt"``) or ``1 / (sqrt(x) + eps)``
-    (``"outside_sqrt"``): the two placements Adagrad and RMSprop use."""
-    if mode == "inside_sqrt":
-        return 1.0 / ops.sqrt(x + epsilon)
-    return 1.0 / (ops.sqrt(x) + epsilon)
 
 
 def radam_sma_length(beta_2, step):

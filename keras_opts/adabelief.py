@@ -128,10 +128,9 @@ class AdaBelief(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
         residual = k.add(g, m, -1.0)
-        belief = k.mul_(s.belief, self.beta_2)
-        belief = k.addcmul_(belief, residual, residual, 1 - self.beta_2)
+        belief = _math.ema_square_(k, s.belief, residual, self.beta_2)
         belief = k.add_(belief, self.epsilon)
         if self.rectify:
             _math.rectified_update(k, p, m, belief, c, "uncorrected")

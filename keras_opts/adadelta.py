@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks
+from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
 
 
@@ -87,9 +87,7 @@ class Adadelta(Optimizer):
         return ("accumulated_grad", "accumulated_delta_var")
 
     def _kernel(self, k, p, g, s, c):
-        eg2 = k.addcmul_(
-            k.mul_(s.accumulated_grad, self.rho), g, g, 1 - self.rho
-        )
+        eg2 = _math.ema_square_(k, s.accumulated_grad, g, self.rho)
         # delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g
         delta = k.mul_(
             k.div_(
@@ -98,6 +96,5 @@ class Adadelta(Optimizer):
             ),
             g,
         )
-        edx2 = k.mul_(s.accumulated_delta_var, self.rho)
-        k.addcmul_(edx2, delta, delta, 1 - self.rho)
+        _math.ema_square_(k, s.accumulated_delta_var, delta, self.rho)
         k.add_(p, delta, -c["lr"])

@@ -147,8 +147,8 @@ class Adam(Optimizer):
         return True
 
     def _kernel(self, k, p, g, s, c):
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
-        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
         if self.amsgrad:
             v = k.maximum_(s.velocity_hat, v)
         d = _math.denominator(k, v, c["eps"], self.epsilon_mode)

@@ -132,10 +132,9 @@ class Adan(Optimizer):
     def _kernel(self, k, p, g, s, c):
         diff = k.mul_(k.add(g, s.previous_gradient, -1.0), c["later"])
         k.copy_(s.previous_gradient, g)
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
-        v = k.lerp_(s.difference, diff, 1.0 - self.beta_2)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        v = _math.ema_(k, s.difference, diff, self.beta_2)
         corrected = k.add_(k.mul_(diff, self.beta_2), g)
-        n = k.mul_(s.velocity, self.beta_3)
-        n = k.addcmul_(n, corrected, corrected, 1 - self.beta_3)
+        n = _math.ema_square_(k, s.velocity, corrected, self.beta_3)
         d = _math.denominator(k, n, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, m, d, c["momentum"]), v, d, c["difference"])

@@ -141,8 +141,8 @@ class AdEMAMix(Optimizer):
         }
 
     def _kernel(self, k, p, g, s, c):
-        fast = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        fast = _math.ema_(k, s.momentum, g, self.beta_1)
         slow = k.lerp_(s.slow_momentum, g, c["slow_weight"])
-        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
         d = _math.denominator(k, v, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, fast, d, c["fast"]), slow, d, c["slow"])

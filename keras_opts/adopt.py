@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts import _checks, _math
 from keras_opts._base import Optimizer
 
 
@@ -108,12 +108,10 @@ class ADOPT(Optimizer):
         # The first step only sets v = g^2: every weight below is 0 or 1
         # there, so one kernel serves every step.
         later = ops.cast(step > 1.0, step.dtype)
-        decay_2 = later * self.beta_2
         return {
             "step": -learning_rate * later,
             "weight_1": later * (1.0 - self.beta_1),
-            "decay_2": decay_2,
-            "weight_2": 1.0 - decay_2,
+            "decay_2": later * self.beta_2,
             "clip": ops.power(step - 1.0, 0.25),
         }
 
@@ -123,5 +121,4 @@ class ADOPT(Optimizer):
             u = k.clamp_(u, -c["clip"], c["clip"])
         m = k.lerp_(s.momentum, u, c["weight_1"])
         k.add_(p, m, c["step"])
-        v = k.mul_(s.velocity, c["decay_2"])
-        k.addcmul_(v, g, g, c["weight_2"])
+        _math.ema_square_(k, s.velocity, g, c["decay_2"])

@@ -140,7 +140,7 @@ class Nadam(Optimizer):
         }
 
     def _kernel(self, k, p, g, s, c):
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
-        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
         d = _math.denominator(k, v, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, g, d, c["gradient"]), m, d, c["momentum"])

@@ -144,6 +144,6 @@ class RAdam(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
-        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, 1 - self.beta_2)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
         _math.rectified_update(k, p, m, v, c, self.epsilon_mode)

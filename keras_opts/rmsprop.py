@@ -128,9 +128,9 @@ class RMSprop(Optimizer):
 
     def _kernel(self, k, p, g, s, c):
         lr = c["lr"]
-        second = k.addcmul_(k.mul_(s.velocity, self.rho), g, g, 1 - self.rho)
+        second = _math.ema_square_(k, s.velocity, g, self.rho)
         if self.centered:
-            mean = k.lerp_(s.average_gradient, g, 1.0 - self.rho)
+            mean = _math.ema_(k, s.average_gradient, g, self.rho)
             second = k.addcmul(second, mean, mean, -1.0)
         d = _math.denominator(k, second, self.epsilon, self.epsilon_mode)
         if not self.momentum:

@@ -123,7 +123,7 @@ class Yogi(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        m = _math.ema_(k, s.momentum, g, self.beta_1)
         g2 = k.square(g)
         direction = k.mul_(k.sign(k.add(s.velocity, g2, -1.0)), g2)
         v = k.add_(s.velocity, direction, -(1.0 - self.beta_2))
