@@ -19,7 +19,11 @@ from keras_opts.adamw import AdamW
 from keras_opts.adan import Adan
 from keras_opts.ademamix import AdEMAMix
 from keras_opts.adopt import ADOPT
+from keras_opts.lars import LARS
+from keras_opts.madgrad import MADGRAD
 from keras_opts.nadam import Nadam
+from keras_opts.novograd import NovoGrad
+from keras_opts.prodigy import Prodigy
 from keras_opts.radam import RAdam
 from keras_opts.rmsprop import RMSprop
 from keras_opts.sgd import SGD
@@ -29,6 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ADOPT",
+    "LARS",
+    "MADGRAD",
     "SGD",
     "AdEMAMix",
     "AdaBelief",
@@ -38,6 +44,8 @@ __all__ = [
     "AdamW",
     "Adan",
     "Nadam",
+    "NovoGrad",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "Yogi",

@@ -58,6 +58,11 @@ class Optimizer(keras.optimizers.Optimizer):
 
     #: Set to False to run the per-variable ``keras.ops`` loop on torch too.
     use_foreach = True
+    #: True where ``weight_decay`` is part of the algorithm (NovoGrad, LARS,
+    #: Prodigy): Keras' decoupled decay is not applied, and the kernel gets
+    #: each variable's coefficient as ``c["decay"]`` (0 for a variable
+    #: excluded by ``exclude_from_weight_decay``).
+    _decay_in_kernel = False
 
     def __init__(
         self,
@@ -141,6 +146,11 @@ class Optimizer(keras.optimizers.Optimizer):
     def _slot_initializer(self, name: str) -> Any:
         return "zeros"
 
+    def _scalar_slot_names(self) -> tuple[str, ...]:
+        """The per-variable scalar slots (one number per variable, as
+        NovoGrad's layer-wise second moment), in order."""
+        return ()
+
     def build(self, variables):
         if self.built:
             return
@@ -151,6 +161,16 @@ class Optimizer(keras.optimizers.Optimizer):
             )
             for name in self._slot_names()
         }
+        for name in self._scalar_slot_names():
+            self._slots[name] = [
+                self.add_variable(
+                    shape=(),
+                    initializer=self._slot_initializer(name),
+                    dtype=variable.dtype,
+                    name=f"{variable.path.replace('/', '_')}_{name}",
+                )
+                for variable in variables
+            ]
 
     def _coefficients(self, learning_rate, step) -> dict[str, Any]:
         """The scalars of one step, from the learning rate and ``t`` (0-d
@@ -173,6 +193,10 @@ class Optimizer(keras.optimizers.Optimizer):
     def _begin_update(self) -> None:
         """Runs once per step before the variables are updated."""
 
+    def _end_update(self) -> None:
+        """Runs once per step after every variable is updated (a global
+        quantity computed from every variable's slots: Prodigy's d)."""
+
     def update_step(self, gradient, variable, learning_rate):
         if 0 in tuple(variable.shape):
             # Nothing to update; and Keras' TensorFlow `add` turns some
@@ -181,6 +205,8 @@ class Optimizer(keras.optimizers.Optimizer):
         coefficients = self._coefficients(
             ops.cast(learning_rate, variable.dtype), self._step(variable)
         )
+        if self._decay_in_kernel:
+            coefficients["decay"] = self._kernel_decay(variable)
         slots = _kernels._Slots(
             {
                 name: self._slot(slot, variable)
@@ -205,8 +231,17 @@ class Optimizer(keras.optimizers.Optimizer):
             _kernels.foreach_update(
                 self, grads, trainable_variables, learning_rate
             )
-            return
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        else:
+            super()._backend_update_step(
+                grads, trainable_variables, learning_rate
+            )
+        self._end_update()
+
+    def _kernel_decay(self, variable) -> float:
+        """``weight_decay`` for ``variable``, 0 where it is excluded."""
+        if not self.weight_decay or not self._use_weight_decay(variable):
+            return 0.0
+        return float(self.weight_decay)
 
     def _clip_gradients(self, grads):
         """Gradient centralization (Yong et al., 2020), then Keras'
@@ -243,6 +278,8 @@ class Optimizer(keras.optimizers.Optimizer):
         return 1.0
 
     def _apply_weight_decay(self, variables):
+        if self._decay_in_kernel:
+            return None  # the algorithm applies it (``c["decay"]``)
         factor = self._weight_decay_factor()
         if self.weight_decay is None or factor == 1.0:
             return super()._apply_weight_decay(variables)

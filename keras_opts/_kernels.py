@@ -101,6 +101,37 @@ class Single:
     def abs(self, x):
         return ops.abs(x)
 
+    def pow(self, x, exponent):
+        return ops.power(x, exponent)
+
+    # Per-tensor reductions and scalars: under Single one 0-d tensor, under
+    # Foreach a 1-D tensor with one entry per variable. Keras ops
+    # (``ops.where``, ``ops.maximum``, arithmetic) work on both.
+
+    def norm(self, x):
+        """The L2 norm of each tensor."""
+        return ops.sqrt(ops.sum(x * x))
+
+    def abs_sum(self, x):
+        """The L1 norm of each tensor."""
+        return ops.sum(ops.abs(x))
+
+    def dot(self, x, y):
+        """The inner product of each pair of tensors."""
+        return ops.sum(x * y)
+
+    def read(self, x):
+        """The values of per-tensor scalar slots."""
+        return ops.convert_to_tensor(x)
+
+    def write_(self, x, values):
+        """Stores per-tensor ``values`` into the scalar slots ``x``."""
+        return self._out(x, values)
+
+    def scale(self, x, factors):
+        """Each tensor times its own per-tensor factor."""
+        return x * factors
+
 
 class Foreach:
     """Every variable of one dtype at once, through ``torch._foreach_*``.
@@ -238,6 +269,33 @@ class Foreach:
     def abs(self, x):
         return self._torch._foreach_abs(x)
 
+    def pow(self, x, exponent):
+        return self._torch._foreach_pow(x, exponent)
+
+    def norm(self, x):
+        torch = self._torch
+        return torch.stack(torch._foreach_norm(x))
+
+    def abs_sum(self, x):
+        torch = self._torch
+        return torch.stack(torch._foreach_norm(x, 1))
+
+    def dot(self, x, y):
+        torch = self._torch
+        return torch.stack([a.flatten().dot(b.flatten()) for a, b in zip(x, y)])
+
+    def read(self, x):
+        return self._torch.stack(x)
+
+    def write_(self, x, values):
+        self._torch._foreach_copy_(x, list(values.unbind(0)))
+        return x
+
+    def scale(self, x, factors):
+        if factors.device.type == "cpu":  # as numbers: no device round trip
+            return self._torch._foreach_mul(x, factors.tolist())
+        return self._torch._foreach_mul(x, list(factors.unbind(0)))
+
 
 def _is_one(alpha) -> bool:
     return isinstance(alpha, (int, float)) and alpha == 1.0
@@ -312,6 +370,12 @@ def foreach_update(optimizer, grads, variables, learning_rate):
                 if optimizer._fused(params, grads_, slots, lr, step, 0.0):
                     continue
             coefficients = optimizer._coefficients(lr, step)
+            if optimizer._decay_in_kernel:
+                coefficients["decay"] = torch.tensor(
+                    [optimizer._kernel_decay(v) for v in keras_vars],
+                    dtype=dtype,
+                    device=params[0].device,
+                )
             optimizer._kernel(k, params, grads_, slots, coefficients)
 
 

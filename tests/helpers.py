@@ -139,20 +139,29 @@ def run_oracle(spec, kwargs, params, grad_steps, lrs, **base_kwargs):
 
 def run_reference(reference, lr, params, grad_steps):
     """Runs another library's optimizer, NumPy in and NumPy out."""
-    runner = {"torch": _run_torch, "optax": _run_optax, "keras": _run_keras}
-    return runner[reference.library](
-        reference.name, dict(reference.theirs), lr, params, grad_steps
-    )
+    runner = {"optax": _run_optax, "keras": _run_keras}
+    run = runner.get(reference.library, _run_torch)
+    name = reference.name
+    if reference.library != "keras" and reference.library != "optax":
+        name = f"{reference.library}.{name}"
+    return run(name, dict(reference.theirs), lr, params, grad_steps)
 
 
 def _run_torch(name, kwargs, lr, params, grad_steps):
-    """torch.optim in float64 on the CPU."""
+    """A torch optimizer (``torch.SGD`` is torch.optim's, ``madgrad.MADGRAD``
+    the authors' package's) in float64 on the CPU."""
+    import importlib
+
     import torch
 
     tensors = [
         torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params
     ]
-    optimizer = getattr(torch.optim, name)(tensors, lr=lr, **kwargs)
+    module, _, attribute = name.rpartition(".")
+    library = (
+        torch.optim if module == "torch" else importlib.import_module(module)
+    )
+    optimizer = getattr(library, attribute)(tensors, lr=lr, **kwargs)
     history = []
     for grads in grad_steps:
         for t, g in zip(tensors, grads):

@@ -74,6 +74,8 @@ def test_foreach_groups_mixed_dtypes(spec):
     """float32 and float16 variables in one optimizer: one multi-tensor
     call per dtype, each matching the per-variable path (float16 to its
     own rounding, 2**-10 relative per step)."""
+    if "float32_variables" in spec.capabilities:
+        pytest.skip("refuses float16 variables (tested in test_properties)")
     params, grads = helpers.random_problem(seed=5, steps=10)
     dtypes = ["float32", "float16", "float32"]
     kwargs = {"epsilon": 1e-3} if "epsilon" in spec.cls().get_config() else {}

@@ -63,6 +63,11 @@ BAD = [
     ("loss_scale_factor", 0.0, ValueError, r"loss_scale_factor=0.0"),
     ("ema_momentum", 1.5, ValueError, r"ema_momentum=1.5"),
     ("gradient_accumulation_steps", 1, ValueError, r"steps=1"),
+    ("beta_3", 1.0, ValueError, r"`beta_3` must be in \[0, 1\)"),
+    ("trust_coefficient", 0.0, ValueError, r"trust_coefficient=0.0"),
+    ("d0", -1e-6, ValueError, r"Received: d0=-1e-06"),
+    ("grad_averaging", 1, TypeError, r"`grad_averaging` must be a bool"),
+    ("bias_correction", "no", TypeError, r"bias_correction='no'"),
 ]
 
 CASES = [
@@ -72,6 +77,9 @@ CASES = [
     for spec in registry.SPECS
     for arg, value, error, pattern in BAD
     if arg in spec.cls().get_config()
+    and not (
+        arg == "epsilon" and value == 0 and "zero_epsilon" in spec.capabilities
+    )
 ]
 
 

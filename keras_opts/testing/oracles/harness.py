@@ -69,9 +69,12 @@ def run(
         t += 1
         if weight_decay is not None:
             params = [p - p * weight_decay * lr for p in params]
-        params = [
-            oracle.step(p, g, s, lr, t)
-            for p, g, s in zip(params, grads, states)
-        ]
+        if hasattr(oracle, "step_all"):  # state shared by all parameters
+            params = oracle.step_all(params, grads, states, lr, t)
+        else:
+            params = [
+                oracle.step(p, g, s, lr, t)
+                for p, g, s in zip(params, grads, states)
+            ]
         history.append([p.copy() for p in params])
     return history

@@ -1,0 +1,134 @@
+"""LARS: layer-wise adaptive rate scaling for large-batch SGD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class LARS(Optimizer):
+    r"""LARS (You, Gitman & Ginsburg, 2017), Algorithm 1.
+
+    With very large batches one global learning rate is too large for some
+    layers and too small for others. LARS gives each layer (each variable)
+    a local rate proportional to the ratio of its weight norm to its
+    gradient norm, so every layer moves by about the same *relative*
+    amount per step, and keeps heavy-ball momentum on top.
+
+    Symbols: $\gamma$ = ``learning_rate`` (the global rate), $\eta$ =
+    ``trust_coefficient``, $\beta$ = ``weight_decay``, $\mu$ =
+    ``momentum``, $\epsilon$ = ``epsilon``, $\ell$ a variable, $v_0 = 0$.
+
+    $$
+    \begin{aligned}
+    \lambda^\ell &= \eta\, \frac{\|\theta^\ell\|}
+        {\|g^\ell\| + \beta \|\theta^\ell\| + \epsilon} \\
+    v^\ell_t &= \mu\, v^\ell_{t-1}
+        + \gamma\, \lambda^\ell (g^\ell + \beta\, \theta^\ell) \\
+    \theta^\ell_t &= \theta^\ell_{t-1} - v^\ell_t
+    \end{aligned}
+    $$
+
+    $\lambda^\ell = 1$ where $\|\theta^\ell\|$ or $\|g^\ell\|$ is 0 (a
+    zero-initialised bias would never move otherwise), as optax and the
+    usual implementations do. With ``nesterov=True`` the step is
+    $\gamma \lambda^\ell (g^\ell + \beta \theta^\ell) + \mu v^\ell_t$.
+    ``weight_decay`` belongs to the algorithm (it enters the trust ratio),
+    so Keras' decoupled decay is not applied on top; variables named in
+    ``exclude_from_weight_decay`` get $\beta = 0$ (their trust ratio is
+    still applied).
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            1.0 (LARS is run with large global rates and a warm-up).
+        momentum: $\mu$ in [0, 1). Default 0.9.
+        weight_decay: $\beta$, at least 0. Default 0.
+        trust_coefficient: $\eta$, positive. Default 0.001 (the paper's).
+        epsilon: added to the trust ratio's denominator, at least 0.
+            Default 0 (the paper's).
+        nesterov: Nesterov momentum. Default False.
+        coupled_weight_decay: L2 coefficient added to the gradient before
+            the norms. Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``optax.lars(lr, trust_coefficient=eta, momentum=mu)`` =
+      ``LARS(lr, momentum=mu, trust_coefficient=eta)``. optax's trust
+      ratio divides by $\|g + \beta \theta\|$ instead of the paper's
+      $\|g\| + \beta \|\theta\|$, so the two agree at ``weight_decay=0``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([3.0, -4.0])
+    >>> opt = keras_opts.LARS(learning_rate=10.0, trust_coefficient=0.01)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.6, 0.8])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [2.7, -4.4]
+
+    References:
+        You, Gitman & Ginsburg, "Large Batch Training of Convolutional
+        Networks", https://arxiv.org/abs/1708.03888
+    """
+
+    _decay_in_kernel = True
+
+    def __init__(
+        self,
+        learning_rate: Any = 1.0,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        epsilon: float = 0.0,
+        nesterov: bool = False,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate,
+            {
+                "momentum": _checks.decay_rate("momentum", momentum),
+                "trust_coefficient": _checks.positive(
+                    "trust_coefficient", trust_coefficient
+                ),
+                "epsilon": _checks.non_negative("epsilon", epsilon),
+                "nesterov": _checks.boolean("nesterov", nesterov),
+            },
+            coupled_weight_decay=coupled_weight_decay,
+            weight_decay=_checks.non_negative("weight_decay", weight_decay),
+            name=name,
+            **kwargs,
+        )
+
+    def _slot_names(self):
+        return ("momentum",) if self.momentum else ()
+
+    def _coefficients(self, learning_rate, step):
+        return {"lr": learning_rate}
+
+    def _kernel(self, k, p, g, s, c):
+        w_norm, g_norm = k.norm(p), k.norm(g)
+        denominator = g_norm + self.epsilon
+        u = g
+        if self.weight_decay:
+            denominator = denominator + c["decay"] * w_norm
+            u = k.add_(k.scale(p, c["decay"]), g)
+        ratio = self.trust_coefficient * w_norm / denominator
+        ratio = ops.where((w_norm > 0) & (g_norm > 0), ratio, 1.0)
+        u = k.scale(u, c["lr"] * ratio)
+        if not self.momentum:
+            k.add_(p, u, -1.0)
+            return
+        v = k.add_(k.mul_(s.momentum, self.momentum), u)
+        if self.nesterov:
+            k.add_(p, k.add_(u, v, self.momentum), -1.0)
+        else:
+            k.add_(p, v, -1.0)

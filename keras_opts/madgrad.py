@@ -1,0 +1,118 @@
+"""MADGRAD: momentumised, adaptive, dual averaged gradient method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class MADGRAD(Optimizer):
+    r"""MADGRAD (Defazio & Jelassi, 2021), Algorithm 1.
+
+    A dual-averaging method: instead of moving the current point, each
+    step recomputes it from the starting point $\theta_0$ and the weighted
+    sum of all gradients so far, scaled by the cube root of the weighted
+    sum of squared gradients (AdaGrad-like, but a cube root). The weights
+    $\lambda_k = \eta \sqrt{k + 1}$ grow so that late gradients are not
+    drowned by early ones; momentum is an average of the iterates.
+
+    Symbols: $\eta$ = ``learning_rate``, $c = 1 - $ ``momentum``,
+    $\epsilon$ = ``epsilon``, $s_0 = \nu_0 = 0$, $k = 0, 1, \dots$ (the
+    step ``t = k + 1``).
+
+    $$
+    \begin{aligned}
+    \lambda_k &= \eta \sqrt{k + 1} \\
+    s_{k+1} &= s_k + \lambda_k g_k \\
+    \nu_{k+1} &= \nu_k + \lambda_k g_k^2 \\
+    z_{k+1} &= \theta_0 - \frac{s_{k+1}}{\nu_{k+1}^{1/3} + \epsilon} \\
+    \theta_{k+1} &= (1 - c)\, \theta_k + c\, z_{k+1}
+    \end{aligned}
+    $$
+
+    $\theta_0$ is the value at the first step. With ``momentum=0``,
+    $\theta_{k+1} = z_{k+1}$ and $\theta_0$ is not stored: it is recovered
+    as $\theta_k + s_k / (\nu_k^{1/3} + \epsilon)$, as the authors' code
+    does (two slots instead of three).
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.01.
+        momentum: in [0, 1). Default 0.9.
+        epsilon: added to the cube root, positive. Default 1e-6.
+        coupled_weight_decay: L2 coefficient added to the gradient (the
+            authors' ``weight_decay``). Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - The authors' ``madgrad.MADGRAD(params, lr, momentum, weight_decay,
+      eps)`` adds ``eps`` to ``lr`` "for stability"; with ``eps=0`` it is
+      ``MADGRAD(lr, momentum, epsilon=0, coupled_weight_decay=...)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.MADGRAD(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.5, -3.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.9829, -1.9689]
+
+    References:
+        Defazio & Jelassi, "Adaptivity without Compromise: A Momentumized,
+        Adaptive, Dual Averaged Gradient Method for Stochastic
+        Optimization", JMLR 23 (2022), https://arxiv.org/abs/2101.11075;
+        authors' code: https://github.com/facebookresearch/madgrad
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.9,
+        epsilon: float = 1e-6,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate,
+            {
+                "momentum": _checks.decay_rate("momentum", momentum),
+                "epsilon": _checks.non_negative("epsilon", epsilon),
+            },
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+
+    def _slot_names(self):
+        names = ("gradient_sum", "squared_sum")
+        return names + ("initial",) if self.momentum else names
+
+    def _coefficients(self, learning_rate, step):
+        return {
+            "lambda": learning_rate * ops.sqrt(step),
+            "first": ops.cast(step == 1.0, step.dtype),
+        }
+
+    def _kernel(self, k, p, g, s, c):
+        if self.momentum:
+            x0 = k.lerp_(s.initial, p, c["first"])  # theta_0 at step 1
+        else:
+            rms = k.add_(k.pow(s.squared_sum, 1.0 / 3.0), self.epsilon)
+            x0 = k.add(p, k.div(s.gradient_sum, rms))
+        nu = k.addcmul_(s.squared_sum, g, g, c["lambda"])
+        total = k.add_(s.gradient_sum, g, c["lambda"])
+        rms = k.add_(k.pow(nu, 1.0 / 3.0), self.epsilon)
+        z = k.add(x0, k.div(total, rms), -1.0)
+        if self.momentum:
+            k.lerp_(p, z, 1.0 - self.momentum)
+        else:
+            k.copy_(p, z)

@@ -1,0 +1,128 @@
+"""NovoGrad: layer-wise normalised gradients with momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+from keras_opts._base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class NovoGrad(Optimizer):
+    r"""NovoGrad (Ginsburg et al., 2019), Algorithm 1.
+
+    Adam keeps a second moment per weight; NovoGrad keeps one per layer
+    (per variable), the average of the squared gradient *norm*, divides each
+    layer's gradient by its root, adds weight decay to that normalised
+    gradient and accumulates it in a momentum. The state is one tensor per
+    variable plus one number, and the step is invariant to rescaling a
+    layer's gradient.
+
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$ =
+    ``beta_1, beta_2``, $\epsilon$ = ``epsilon``, $d$ = ``weight_decay``,
+    $\ell$ a variable, $m_0 = 0$, $t = 1, 2, \dots$.
+
+    $$
+    \begin{aligned}
+    v^\ell_t &= \begin{cases} \|g^\ell_1\|^2 & t = 1 \\
+        \beta_2 v^\ell_{t-1} + (1 - \beta_2) \|g^\ell_t\|^2 & t > 1
+        \end{cases} \\
+    m^\ell_t &= \beta_1 m^\ell_{t-1}
+        + \Big(\frac{g^\ell_t}{\sqrt{v^\ell_t} + \epsilon}
+        + d\, \theta^\ell_{t-1}\Big) \\
+    \theta^\ell_t &= \theta^\ell_{t-1} - \eta\, m^\ell_t
+    \end{aligned}
+    $$
+
+    With ``grad_averaging=True`` the bracket is multiplied by
+    $1 - \beta_1$ (an average instead of a sum; NVIDIA NeMo's and
+    tensorflow-addons' option). ``weight_decay`` belongs to the algorithm
+    (it enters the momentum), so Keras' decoupled decay is not applied on
+    top; ``exclude_from_weight_decay`` still exempts variables from it.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        beta_1: momentum in [0, 1). Default 0.95 (the paper's).
+        beta_2: decay of the layer-wise second moment in [0, 1). Default
+            0.98 (the paper's).
+        epsilon: positive stabiliser. Default 1e-8.
+        weight_decay: $d$, at least 0. Default 0.
+        grad_averaging: scale the bracket by $1 - \beta_1$. Default False.
+        coupled_weight_decay: L2 coefficient added to the gradient before
+            the norm. Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - ``optax.novograd(lr, b1, b2, eps, weight_decay=d)`` =
+      ``NovoGrad(lr, b1, b2, eps, weight_decay=d)``.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([1.0, -2.0])
+    >>> opt = keras_opts.NovoGrad(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([3.0, -4.0])], [w])
+    >>> [round(float(x), 4) for x in w.numpy()]
+    [0.94, -1.92]
+
+    References:
+        Ginsburg, Castonguay, Hrinchuk, Kuchaiev, Lavrukhin, Leary, Li,
+        Nguyen, Zhang & Cohen, "Stochastic Gradient Methods with
+        Layer-wise Adaptive Moments for Training of Deep Networks",
+        https://arxiv.org/abs/1905.11286
+    """
+
+    _decay_in_kernel = True
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.95,
+        beta_2: float = 0.98,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.0,
+        grad_averaging: bool = False,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate,
+            {
+                **_checks.adam_moments(beta_1, beta_2, epsilon),
+                "grad_averaging": _checks.boolean(
+                    "grad_averaging", grad_averaging
+                ),
+            },
+            coupled_weight_decay=coupled_weight_decay,
+            weight_decay=_checks.non_negative("weight_decay", weight_decay),
+            name=name,
+            **kwargs,
+        )
+
+    def _slot_names(self):
+        return ("momentum",)
+
+    def _scalar_slot_names(self):
+        return ("velocity",)
+
+    def _coefficients(self, learning_rate, step):
+        later = ops.cast(step > 1.0, step.dtype)  # v_1 = ||g_1||^2
+        return {"step": -learning_rate, "decay_2": later * self.beta_2}
+
+    def _kernel(self, k, p, g, s, c):
+        decay_2 = c["decay_2"]
+        v = decay_2 * k.read(s.velocity) + (1.0 - decay_2) * k.norm(g) ** 2
+        k.write_(s.velocity, v)
+        weight = 1.0 - self.beta_1 if self.grad_averaging else 1.0
+        u = k.scale(g, weight / (ops.sqrt(v) + self.epsilon))
+        if self.weight_decay:
+            u = k.add_(u, k.scale(p, weight * c["decay"]))
+        m = k.add_(k.mul_(s.momentum, self.beta_1), u)
+        k.add_(p, m, c["step"])
