@@ -133,7 +133,10 @@ def _optax_runner(reference, values, grads):
     )
     params = [jnp.asarray(v) for v in values]
     gs = [jnp.asarray(g) for g in grads]
-    current = [params, transform.init(params)]
+    # A copy: a state that holds the parameters themselves (Prodigy's
+    # initial point) would otherwise donate one buffer twice.
+    state = jax.tree.map(jnp.copy, transform.init(params))
+    current = [params, state]
 
     def update(params, state, grads):
         updates, state = transform.update(grads, state, params)

@@ -1,10 +1,18 @@
 """Each pytest process runs one backend, chosen by ``KERAS_BACKEND``."""
 
+import os
+
 import keras
 import pytest
 from hypothesis import settings
 
 from keras_opts import registry
+
+# The multi-device tests need a process set up for them (see
+# tests/distributed/conftest.py); tools/run_tests.py runs them apart.
+collect_ignore = (
+    [] if os.environ.get("KERAS_OPTS_DISTRIBUTED") else ["distributed"]
+)
 
 # `pytest --hypothesis-profile=thorough` for a long local run.
 settings.register_profile("ci", max_examples=6, deadline=None)

@@ -35,6 +35,20 @@ def counts(junit: pathlib.Path) -> dict[str, int]:
     }
 
 
+def _without_workers(extra: list[str]) -> list[str]:
+    """``extra`` with pytest-xdist off: the distributed tests run their
+    own processes."""
+    kept, skip = [], False
+    for arg in extra:
+        if skip:
+            skip = False
+        elif arg in ("-n", "--numprocesses"):
+            skip = True
+        elif not arg.startswith(("-n", "--numprocesses")):
+            kept.append(arg)
+    return [*kept, "-p", "no:xdist"]
+
+
 def main(extra: list[str]) -> int:
     if not any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         # pytest-xdist: one worker per core of the 2-core target machine.
@@ -86,6 +100,31 @@ def main(extra: list[str]) -> int:
             seconds = time.perf_counter() - start
             status = status or result.returncode
             rows.append((backend, counts(junit), seconds))
+            # The multi-device tests, in a process of their own: JAX's
+            # virtual devices and TensorFlow's logical ones must be set
+            # before the backend starts; torch's launch their own ranks.
+            junit = pathlib.Path(tmp) / f"{backend}-distributed.xml"
+            print(f"\n===== {backend}: distributed =====", flush=True)
+            start = time.perf_counter()
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    f"--junitxml={junit}",
+                    *_without_workers(extra),
+                    "tests/distributed",
+                ],
+                cwd=ROOT,
+                env={
+                    **env,
+                    "KERAS_OPTS_DISTRIBUTED": "1",
+                    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                },
+            )
+            seconds = time.perf_counter() - start
+            status = status or result.returncode
+            rows.append((f"{backend} distributed", counts(junit), seconds))
     print("\n| backend | passed | failed | skipped | seconds |")
     print("|---|---|---|---|---|")
     for backend, c, seconds in rows:

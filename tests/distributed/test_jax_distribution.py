@@ -1,0 +1,101 @@
+"""keras.distribution on JAX with 4 virtual CPU devices.
+
+Runs in its own pytest process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (tools/run_tests.py
+sets it); skipped elsewhere.
+
+Tolerance: the data-parallel gradient is the same mean over the global
+batch, summed in another order (per shard, then across shards), so it
+differs from the single-device one by float32 roundings; a step of an
+adaptive method can amplify the relative difference of a near-zero
+gradient entry. The bound is 16 float32 roundings of the largest weight
+per step; the measured worst is printed by ``-s``.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.distributed import common
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "jax"
+    or len(keras.distribution.list_devices("cpu")) < 4,
+    reason="needs JAX with 4 virtual CPU devices (own process)",
+)
+
+SPECS = [pytest.param(s, id=s.name) for s in common.SPECS]
+
+
+def _fit(spec, distribution=None):
+    x, y = common.data()
+    scope = distribution.scope() if distribution else _nothing()
+    with scope:
+        model = common.model()
+        model.compile(optimizer=common.optimizer(spec), loss="mse")
+        model.fit(x, y, batch_size=common.BATCH, shuffle=False, verbose=0)
+    return model
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _assert_same_training(model, reference, spec):
+    ours, theirs = common.weights(model), common.weights(reference)
+    tol = common.tolerance(theirs, factor=16)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=spec.name)
+    state = common.optimizer_state(model.optimizer)
+    expected = common.optimizer_state(reference.optimizer)
+    assert state.keys() == expected.keys()
+    for key, value in expected.items():
+        tol = common.tolerance([value], factor=16)
+        np.testing.assert_allclose(
+            state[key], value, rtol=1e-5, atol=tol, err_msg=key
+        )
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_data_parallel_matches_one_device(spec):
+    devices = keras.distribution.list_devices("cpu")[:4]
+    distribution = keras.distribution.DataParallel(devices=devices)
+    model = _fit(spec, distribution)
+    _assert_same_training(model, _fit(spec), spec)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_model_parallel_shards_slots_like_their_variables(spec):
+    devices = keras.distribution.list_devices("cpu")[:4]
+    mesh = keras.distribution.DeviceMesh(
+        shape=(2, 2), axis_names=("batch", "model"), devices=devices
+    )
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*dense_1/kernel"] = (None, "model")
+    layout_map[".*dense_2/kernel"] = ("model", None)
+    distribution = keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="batch"
+    )
+    model = _fit(spec, distribution)
+    optimizer = model.optimizer
+    kernels = {w.path for w in model.trainable_weights if "kernel" in w.path}
+    sharded = 0
+    for variable in model.trainable_weights:
+        spec_of = variable.value.sharding.spec
+        if variable.path in kernels:
+            assert any(axis == "model" for axis in spec_of), variable.path
+        index = optimizer._get_variable_index(variable)
+        for name, slots in optimizer._slots.items():
+            slot = slots[index]
+            if len(slot.shape) == 0:  # per-variable scalar (NovoGrad's v)
+                continue
+            assert slot.value.sharding.is_equivalent_to(
+                variable.value.sharding, len(variable.shape)
+            ), (name, variable.path)
+            sharded += variable.path in kernels
+    assert sharded or not optimizer._slot_names()
+    _assert_same_training(model, _fit(spec), spec)
