@@ -20,13 +20,16 @@ from keras_opts.adan import Adan
 from keras_opts.ademamix import AdEMAMix
 from keras_opts.adopt import ADOPT
 from keras_opts.lars import LARS
+from keras_opts.lookahead import Lookahead
 from keras_opts.madgrad import MADGRAD
 from keras_opts.nadam import Nadam
 from keras_opts.novograd import NovoGrad
 from keras_opts.prodigy import Prodigy
 from keras_opts.radam import RAdam
 from keras_opts.rmsprop import RMSprop
+from keras_opts.sam import SAM
 from keras_opts.sgd import SGD
+from keras_opts.swa import SWA
 from keras_opts.yogi import Yogi
 
 __version__ = "0.1.0"
@@ -35,7 +38,9 @@ __all__ = [
     "ADOPT",
     "LARS",
     "MADGRAD",
+    "SAM",
     "SGD",
+    "SWA",
     "AdEMAMix",
     "AdaBelief",
     "Adadelta",
@@ -43,6 +48,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adan",
+    "Lookahead",
     "Nadam",
     "NovoGrad",
     "Prodigy",

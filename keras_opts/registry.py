@@ -22,6 +22,7 @@ from keras_opts.adan import Adan
 from keras_opts.ademamix import AdEMAMix
 from keras_opts.adopt import ADOPT
 from keras_opts.lars import LARS
+from keras_opts.lookahead import Lookahead
 from keras_opts.madgrad import MADGRAD
 from keras_opts.nadam import Nadam
 from keras_opts.novograd import NovoGrad
@@ -29,6 +30,7 @@ from keras_opts.prodigy import Prodigy
 from keras_opts.radam import RAdam
 from keras_opts.rmsprop import RMSprop
 from keras_opts.sgd import SGD
+from keras_opts.swa import SWA
 from keras_opts.testing import oracles
 from keras_opts.yogi import Yogi
 
@@ -965,6 +967,11 @@ SPECS: tuple[Spec, ...] = (
         ),
     ),
 )
+
+
+#: The optimizers that wrap another one (tested in tests/test_wrappers.py,
+#: against their own NumPy transcriptions around the inner optimizer's).
+WRAPPERS: tuple[type, ...] = (Lookahead, SWA)
 
 
 def _index() -> dict[str, Spec]:

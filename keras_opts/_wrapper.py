@@ -1,0 +1,279 @@
+"""What Lookahead and SWA share: an optimizer that wraps another one.
+
+A wrapper is a ``keras.optimizers.Optimizer`` (so ``compile`` and ``fit``
+take it on every backend) that never runs Keras' own update. Each step it
+
+1. runs the subclass' ``_before_inner_step``;
+2. lets the inner optimizer update the weights: ``apply`` on TensorFlow,
+   torch and eager JAX, ``stateless_apply`` inside JAX's jitted ``fit``;
+3. counts the inner optimizer's real updates in its own step counter
+   (the wrapper's ``_iterations`` variable; its public ``iterations`` is
+   the inner optimizer's): a step the inner optimizer skips (a non-finite
+   gradient under ``skip_nonfinite`` or ``LossScaleOptimizer``) or only
+   accumulates (``gradient_accumulation_steps``) does not count;
+4. runs the subclass' ``_after_inner_step`` with that count.
+
+The hooks assign ``ops.where`` values to variables, never branch in Python
+on a tensor, so one program traces once under ``tf.function`` and
+``jax.jit``, and the same code runs on variables and, for JAX, inside a
+``StatelessScope``.
+
+``variables`` are the wrapper's own followed by the inner optimizer's, so
+JAX's training state carries both; ``.keras`` and ``.weights.h5`` files
+store each optimizer's own variables under its own path.
+``learning_rate``, ``iterations``, ``scale_loss`` and
+``finalize_variable_values`` are the inner optimizer's.
+
+Private Keras API used here, and nowhere else: ``_variables`` (the base
+class' list of its own variables), ``_iterations``,
+``_trainable_variables`` and ``_get_variable_index``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts import _checks
+
+
+def integer(name: str, value: Any, low: int) -> int:
+    """An integer (not a bool) that is at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an integer. Received: {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if value < low:
+        raise ValueError(
+            f"`{name}` must be an integer >= {low}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def no_grad():
+    """torch.no_grad() on torch (no autograd graph for the updates)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+class Wrapper(keras.optimizers.Optimizer):
+    """Base class: subclasses pass their checked algorithm arguments as
+    ``algorithm`` (attributes, saved by ``get_config``) and write
+    ``_build_state``, ``_before_inner_step`` and ``_after_inner_step``."""
+
+    def __init__(
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        algorithm: Mapping[str, Any],
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cls = type(self).__name__
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                f"`optimizer` must be a keras.optimizers.Optimizer instance. "
+                f"Received: optimizer={optimizer!r} of type "
+                f"{type(optimizer).__name__}."
+            )
+        if kwargs:
+            # Clipping, weight decay, EMA, accumulation and loss scaling
+            # belong to the optimizer that computes the update.
+            key = sorted(kwargs)[0]
+            raise ValueError(
+                f"{cls} has no argument `{key}`: set it on the inner "
+                f"optimizer. Received: {key}={kwargs[key]!r}"
+            )
+        # A callable learning rate creates no variable; the property below
+        # answers with the inner optimizer's.
+        super().__init__(learning_rate=self._inner_learning_rate, name=name)
+        self.inner_optimizer = optimizer
+        #: Names of the algorithm arguments, saved by ``get_config``.
+        self._config_keys = tuple(algorithm)
+        for key, value in algorithm.items():
+            setattr(self, key, value)
+
+    # The inner optimizer's learning rate, iterations and loss scaling.
+
+    def _inner_learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        """The inner optimizer's ``iterations``, which its schedule reads."""
+        return self.inner_optimizer.iterations
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    # State.
+
+    @property
+    def variables(self):
+        return self._variables[:] + self.inner_optimizer.variables
+
+    def build(self, variables):
+        if self.built:
+            return
+        variables = list(variables)
+        if not self.inner_optimizer.built:
+            self.inner_optimizer.build(variables)
+        super().build(variables)
+        self._build_state(variables)
+
+    def _build_state(self, variables) -> None:
+        """Creates the wrapper's own variables."""
+
+    def _own(self, slots: list, variables) -> list:
+        """The slots of ``slots`` that belong to ``variables``, in order."""
+        return [slots[self._get_variable_index(v)] for v in variables]
+
+    def save_own_variables(self, store):
+        """Only the wrapper's own variables: Keras saves the inner
+        optimizer, an attribute, under its own path."""
+        for i, variable in enumerate(self._variables):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        """Like Keras': a saved state that does not fit (an optimizer saved
+        before it was built) is skipped with a warning."""
+        if len(store.keys()) != len(self._variables):
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{self.name}': it "
+                f"has {len(self._variables)} variables of its own, the "
+                f"saved one {len(store.keys())}.",
+                stacklevel=2,
+            )
+            return
+        for i, variable in enumerate(self._variables):
+            variable.assign(store[str(i)])
+
+    # The step.
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    f"{type(self).__name__} must be built before `apply` "
+                    "is called without `trainable_variables`."
+                )
+            variables = self._trainable_variables
+        else:
+            variables = list(trainable_variables)
+            if not self.built:
+                with keras.name_scope(self.name, caller=self):
+                    self.build(variables)
+        grads = list(grads)
+        with no_grad():
+            self._step(
+                variables,
+                lambda: self.inner_optimizer.apply(grads, variables),
+            )
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """JAX's ``fit()`` path: the same step inside a ``StatelessScope``,
+        with the inner optimizer's ``stateless_apply``."""
+        if not self.built:
+            raise ValueError(
+                f"To call `stateless_apply`, {type(self).__name__} must be "
+                "built: call `optimizer.build(trainable_variables)`."
+            )
+        variables = self._trainable_variables
+        inner = self.inner_optimizer
+        if len(optimizer_variables) != len(self.variables) or len(
+            trainable_variables
+        ) != len(variables):
+            raise ValueError(
+                f"{type(self).__name__}.stateless_apply expects "
+                f"{len(self.variables)} optimizer variables and "
+                f"{len(variables)} trainable variables. Received: "
+                f"{len(optimizer_variables)} and {len(trainable_variables)}."
+            )
+
+        def inner_step():
+            new_values, new_state = inner.stateless_apply(
+                [v.value for v in inner.variables],
+                list(grads),
+                [v.value for v in variables],
+            )
+            for variable, value in zip(variables, new_values):
+                variable.assign(value)
+            for variable, value in zip(inner.variables, new_state):
+                variable.assign(value)
+
+        mapping = list(zip(variables, trainable_variables)) + list(
+            zip(self.variables, optimizer_variables)
+        )
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._step(variables, inner_step)
+        return (
+            [scope.get_current_value(v) for v in variables],
+            [scope.get_current_value(v) for v in self.variables],
+        )
+
+    def _step(self, variables, inner_step) -> None:
+        inner = self.inner_optimizer
+        before = ops.copy(ops.convert_to_tensor(inner.iterations))
+        self._before_inner_step(variables)
+        inner_step()
+        advanced = ops.not_equal(
+            ops.convert_to_tensor(inner.iterations), before
+        )
+        count = ops.convert_to_tensor(self._iterations) + ops.cast(
+            advanced, self._iterations.dtype
+        )
+        self._iterations.assign(count)
+        self._after_inner_step(variables, advanced, count)
+
+    def _before_inner_step(self, variables) -> None:
+        """Runs before the inner optimizer's step."""
+
+    def _after_inner_step(self, variables, advanced, count) -> None:
+        """Runs after it: ``advanced`` (a boolean tensor) says whether the
+        inner optimizer made an update, ``count`` is the number of updates
+        made through this wrapper so far (its step counter's new value)."""
+
+    # Configuration.
+
+    def get_config(self) -> dict[str, Any]:
+        config = {
+            "name": self.name,
+            "optimizer": keras.saving.serialize_keras_object(
+                self.inner_optimizer
+            ),
+        }
+        config.update({key: getattr(self, key) for key in self._config_keys})
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A config must name every argument (a missing one would silently
+        become its default); the inner optimizer is deserialized."""
+        required = _checks.init_arguments(cls) - {"name"}
+        _checks.config_keys(cls, config, required)
+        config = dict(config)
+        if isinstance(config["optimizer"], dict):
+            config["optimizer"] = keras.saving.deserialize_keras_object(
+                config["optimizer"], custom_objects=custom_objects
+            )
+        return cls(**config)
