@@ -16,6 +16,12 @@ It adds five things to ``keras.optimizers.Optimizer``:
   ``LossScaleOptimizer`` but without loss scaling. Without it such a step
   is applied and its NaN or infinity reaches the weights and slots, as in
   Keras' own optimizers;
+- ``lazy_rows``: only the rows (slices along the first axis) of a
+  variable whose gradient is non-zero are updated; the others and their
+  slots keep their values, as tensorflow-addons' LazyAdam does for
+  embeddings. For element-wise algorithms only;
+- sparse gradients (TensorFlow's ``IndexedSlices`` from an ``Embedding``)
+  are made dense before the update, so they give the dense result;
 - ``gradient_centralization``: every gradient of rank >= 2 has its mean
   over all axes but the last removed before clipping (Yong et al., 2020),
   for any keras_opts optimizer;
@@ -58,6 +64,9 @@ class Optimizer(keras.optimizers.Optimizer):
 
     #: Set to False to run the per-variable ``keras.ops`` loop on torch too.
     use_foreach = True
+    #: False where a variable's step depends on the whole variable (a
+    #: per-layer norm, a global estimate): no ``lazy_rows`` then.
+    _elementwise = True
     #: True where ``weight_decay`` is part of the algorithm (NovoGrad, LARS,
     #: Prodigy): Keras' decoupled decay is not applied, and the kernel gets
     #: each variable's coefficient as ``c["decay"]`` (0 for a variable
@@ -72,10 +81,18 @@ class Optimizer(keras.optimizers.Optimizer):
         coupled_weight_decay: float = 0.0,
         skip_nonfinite: bool = False,
         gradient_centralization: bool = False,
+        lazy_rows: bool = False,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         _checks.learning_rate(learning_rate)
+        lazy_rows = _checks.boolean("lazy_rows", lazy_rows)
+        if lazy_rows and not self._elementwise:
+            raise ValueError(
+                f"{type(self).__name__} cannot update rows lazily: its step "
+                "depends on the whole variable, not on each entry alone. "
+                f"Received: lazy_rows={lazy_rows!r}"
+            )
         skip_nonfinite = _checks.boolean("skip_nonfinite", skip_nonfinite)
         centralize = _checks.boolean(
             "gradient_centralization", gradient_centralization
@@ -92,6 +109,7 @@ class Optimizer(keras.optimizers.Optimizer):
         self.coupled_weight_decay = coupled
         self.skip_nonfinite = skip_nonfinite
         self.gradient_centralization = centralize
+        self.lazy_rows = lazy_rows
         self._inside_stateless_apply = False
         #: Names of the algorithm arguments, saved by ``get_config``.
         self._config_keys = tuple(algorithm)
@@ -104,18 +122,32 @@ class Optimizer(keras.optimizers.Optimizer):
         if not self.built:  # never create variables inside a cond branch
             self.build(list(trainable_variables))
         base_apply = keras.optimizers.Optimizer.apply
+        # Centralized (a linear map, so before accumulation and unscaling
+        # is the same) before the branch: inside it, TensorFlow's
+        # all-reduce of the centralized gradients fails ("All
+        # custom_gradient outputs should be from the same graph").
+        if self.gradient_centralization:
+            grads = [_centralize(g) for g in grads]
         finite = _all_finite(grads)
-        if keras.backend.backend() == "jax":
-            # Stateful JAX runs eagerly (jit goes through stateless_apply),
-            # and lax.cond cannot assign to variables: branch in Python.
-            if bool(finite):
-                base_apply(self, grads, trainable_variables)
-            return
-        ops.cond(
-            finite,
-            lambda: base_apply(self, grads, trainable_variables),
-            lambda: None,
+        centralize, self.gradient_centralization = (
+            self.gradient_centralization,
+            False,
         )
+        try:
+            if keras.backend.backend() == "jax":
+                # Stateful JAX runs eagerly (jit goes through
+                # stateless_apply), and lax.cond cannot assign to
+                # variables: branch in Python.
+                if bool(finite):
+                    base_apply(self, grads, trainable_variables)
+                return
+            ops.cond(
+                finite,
+                lambda: base_apply(self, grads, trainable_variables),
+                lambda: None,
+            )
+        finally:
+            self.gradient_centralization = centralize
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         """JAX's ``fit()`` path: the same skip, written with values."""
@@ -213,18 +245,41 @@ class Optimizer(keras.optimizers.Optimizer):
                 for name, slot in self._slots.items()
             }
         )
+        if not self.lazy_rows or not variable.shape:
+            self._kernel(
+                _kernels.Single(self),
+                variable,
+                self._gradient(gradient, variable),
+                slots,
+                coefficients,
+            )
+            return
+        # Update everything, then put back the rows the gradient (before
+        # any L2 term, which touches every row) missed.
+        axes = tuple(range(1, len(variable.shape)))
+        touched = ops.not_equal(_dense(gradient), 0)
+        gradient = self._gradient(gradient, variable)
+        if axes:
+            touched = ops.any(touched, axis=axes, keepdims=True)
+        state = [variable, *slots.values()]
+        # Copies of the values (torch assigns in place).
+        before = [ops.copy(ops.convert_to_tensor(x)) for x in state]
+        if self._lazy_decay(variable):  # Keras' decoupled decay, here
+            factor = self.weight_decay * self._weight_decay_factor()
+            rate = ops.cast(learning_rate, variable.dtype) * factor
+            self.assign(variable, variable - variable * rate)
         self._kernel(
-            _kernels.Single(self),
-            variable,
-            self._gradient(gradient, variable),
-            slots,
-            coefficients,
+            _kernels.Single(self), variable, gradient, slots, coefficients
         )
+        for x, old in zip(state, before):
+            new = ops.convert_to_tensor(x)
+            self.assign(x, ops.where(touched, new, old))
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         self._begin_update()
         if (
             self.use_foreach
+            and not self.lazy_rows
             and keras.backend.backend() == "torch"
             and type(self).update_step is Optimizer.update_step
         ):
@@ -256,8 +311,9 @@ class Optimizer(keras.optimizers.Optimizer):
         return slots[self._get_variable_index(variable)]
 
     def _gradient(self, gradient, variable):
-        """The gradient in the variable's dtype, with coupled L2 added."""
-        gradient = ops.cast(gradient, variable.dtype)
+        """The gradient, dense, in the variable's dtype, with coupled L2
+        added."""
+        gradient = ops.cast(_dense(gradient), variable.dtype)
         if self.coupled_weight_decay and self._use_weight_decay(variable):
             gradient = gradient + self.coupled_weight_decay * variable
         return gradient
@@ -277,9 +333,25 @@ class Optimizer(keras.optimizers.Optimizer):
         """
         return 1.0
 
+    def _lazy_decay(self, variable) -> bool:
+        """Whether ``update_step`` applies Keras' decoupled decay to
+        ``variable`` (under ``lazy_rows``, so untouched rows escape it)."""
+        return bool(
+            self.lazy_rows
+            and self.weight_decay
+            and not self._decay_in_kernel
+            and self._use_weight_decay(variable)
+        )
+
     def _apply_weight_decay(self, variables):
         if self._decay_in_kernel:
             return None  # the algorithm applies it (``c["decay"]``)
+        if self.lazy_rows:
+            # update_step applies it with the rows; a rank-0 variable has
+            # no rows and gets it here.
+            variables = [v for v in variables if not v.shape]
+            if not variables:
+                return None
         factor = self._weight_decay_factor()
         if self.weight_decay is None or factor == 1.0:
             return super()._apply_weight_decay(variables)
@@ -307,18 +379,31 @@ class Optimizer(keras.optimizers.Optimizer):
         config["coupled_weight_decay"] = self.coupled_weight_decay
         config["skip_nonfinite"] = self.skip_nonfinite
         config["gradient_centralization"] = self.gradient_centralization
+        config["lazy_rows"] = self.lazy_rows
         config.update({key: getattr(self, key) for key in self._config_keys})
         return config
+
+
+def _dense(gradient):
+    """TensorFlow's ``IndexedSlices`` (an ``Embedding``'s gradient) as a
+    dense tensor, duplicate indices summed; anything else unchanged."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
 
 
 def _centralize(gradient):
     if gradient is None or len(gradient.shape) < 2:
         return gradient
+    gradient = _dense(gradient)
     axes = tuple(range(len(gradient.shape) - 1))
     return gradient - ops.mean(gradient, axis=axes, keepdims=True)
 
 
 def _all_finite(grads):
     """One boolean: every entry of every gradient is finite."""
-    flags = [ops.all(ops.isfinite(g)) for g in grads if g is not None]
+    flags = [ops.all(ops.isfinite(_dense(g))) for g in grads if g is not None]
     return ops.all(ops.stack(flags))

@@ -79,6 +79,7 @@ class NovoGrad(Optimizer):
     """
 
     _decay_in_kernel = True
+    _elementwise = False
 
     def __init__(
         self,

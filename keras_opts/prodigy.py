@@ -100,6 +100,7 @@ class Prodigy(Optimizer):
     """
 
     _decay_in_kernel = True
+    _elementwise = False
 
     def __init__(
         self,

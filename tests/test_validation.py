@@ -68,6 +68,7 @@ BAD = [
     ("d0", -1e-6, ValueError, r"Received: d0=-1e-06"),
     ("grad_averaging", 1, TypeError, r"`grad_averaging` must be a bool"),
     ("bias_correction", "no", TypeError, r"bias_correction='no'"),
+    ("lazy_rows", "yes", TypeError, r"Received: lazy_rows='yes'"),
 ]
 
 CASES = [
