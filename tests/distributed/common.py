@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_opts import registry
+from tests import helpers
 
 BATCH = 16
 STEPS = 6
@@ -68,10 +69,8 @@ def optimizer_state(optimizer):
 
 
 def tolerance(arrays, steps=STEPS, factor=1.0):
-    """One float32 rounding of the largest magnitude per step, times
-    ``factor``."""
-    scale = max(1.0, max(float(np.max(np.abs(a))) for a in arrays))
-    return factor * steps * float(np.finfo(np.float32).eps) * scale
+    """``factor`` float32 roundings of the largest magnitude per step."""
+    return factor * helpers.float32_tolerance([arrays], steps)
 
 
 SPECS = registry.SPECS
