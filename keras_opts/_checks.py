@@ -134,3 +134,17 @@ def init_arguments(cls: type) -> set[str]:
         for name, p in inspect.signature(cls.__init__).parameters.items()
         if name != "self" and p.kind is not p.VAR_KEYWORD
     }
+
+
+def integer(name: str, value: Any, low: int) -> int:
+    """An integer (not a bool) that is at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an integer. Received: {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if value < low:
+        raise ValueError(
+            f"`{name}` must be an integer >= {low}. Received: {name}={value!r}"
+        )
+    return int(value)

@@ -32,7 +32,6 @@ class' list of its own variables), ``_iterations``,
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -41,20 +40,6 @@ import keras
 from keras import ops
 
 from keras_opts import _checks
-
-
-def integer(name: str, value: Any, low: int) -> int:
-    """An integer (not a bool) that is at least ``low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an integer. Received: {name}={value!r} "
-            f"of type {type(value).__name__}."
-        )
-    if value < low:
-        raise ValueError(
-            f"`{name}` must be an integer >= {low}. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def no_grad():

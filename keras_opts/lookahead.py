@@ -95,7 +95,7 @@ class Lookahead(_wrapper.Wrapper):
         super().__init__(
             optimizer,
             {
-                "sync_period": _wrapper.integer("sync_period", sync_period, 1),
+                "sync_period": _checks.integer("sync_period", sync_period, 1),
                 "slow_step_size": _checks.real(
                     "slow_step_size",
                     slow_step_size,

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _wrapper
+from keras_opts import _checks, _wrapper
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -125,10 +125,10 @@ class SWA(_wrapper.Wrapper):
         super().__init__(
             optimizer,
             {
-                "start_averaging": _wrapper.integer(
+                "start_averaging": _checks.integer(
                     "start_averaging", start_averaging, 0
                 ),
-                "average_period": _wrapper.integer(
+                "average_period": _checks.integer(
                     "average_period", average_period, 1
                 ),
             },
