@@ -51,8 +51,12 @@ class AdamW(Adam):
         base_learning_rate: $\alpha$ for ``"schedule"`` scaling.
             Defaults to ``learning_rate`` when that is a number; needed when
             it is a schedule.
-        beta_1, beta_2, epsilon, amsgrad, epsilon_mode,
-            coupled_weight_decay: as in :class:`Adam`.
+        beta_1: as in ``Adam``. Default 0.9.
+        beta_2: as in ``Adam``. Default 0.999.
+        epsilon: as in ``Adam``. Default 1e-8.
+        amsgrad: as in ``Adam``. Default False.
+        epsilon_mode: as in ``Adam``. Default ``"corrected"``.
+        coupled_weight_decay: as in ``Adam``. Default 0.
         **kwargs: the other ``keras.optimizers.Optimizer`` arguments.
 
     Reproducing other libraries:
