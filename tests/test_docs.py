@@ -1,12 +1,56 @@
-"""Every public name has a docs page, and the docs tables match the
-registry (the build itself runs with --strict in tools/run_tests.py)."""
+"""Every public name has a docs page, the docs tables match the registry,
+the strict build fails on a warning, and every docstring example shows on
+its page as highlighted code."""
 
+import doctest
+import html.parser
+import importlib.util
+import os
 import pathlib
+import shutil
+import subprocess
+
+import pytest
 
 import keras_opts
 from keras_opts import registry, schedules
 
-DOCS = pathlib.Path(__file__).parents[1] / "docs"
+ROOT = pathlib.Path(__file__).parents[1]
+DOCS = ROOT / "docs"
+
+
+def _run_tests_module():
+    spec = importlib.util.spec_from_file_location(
+        "run_tests", ROOT / "tools" / "run_tests.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RUN_TESTS = _run_tests_module()
+
+
+def _build_docs(config_dir, site_dir):
+    """``mkdocs build`` exactly as tools/run_tests.py runs it."""
+    pytest.importorskip("mkdocs")
+    return subprocess.run(
+        RUN_TESTS.docs_command(site_dir),
+        cwd=config_dir,
+        env={**os.environ, **RUN_TESTS.DOCS_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The docs, built once for this module's tests; the build must pass."""
+    site_dir = tmp_path_factory.mktemp("site")
+    build = _build_docs(ROOT, site_dir)
+    assert build.returncode == 0, build.stderr
+    return site_dir
 
 
 def _page_names(folder):
@@ -50,3 +94,135 @@ def test_gallery_images_exist():
         if line.startswith("!["):
             image = line.split("(")[1].rstrip(")")
             assert (DOCS / image).exists(), image
+
+
+def test_the_docs_build_is_strict_and_shows_its_warnings():
+    command = RUN_TESTS.docs_command("site")
+    assert "--strict" in command
+    assert not {"--quiet", "-q"} & set(command)
+
+
+def test_a_planted_warning_fails_the_strict_build(tmp_path):
+    """A copy of the docs with a broken link and a nav entry to a missing
+    page: the build as run_tests.py runs it must fail and name both."""
+    copy = tmp_path / "project"
+    copy.mkdir()
+    shutil.copy(ROOT / "mkdocs.yml", copy)
+    shutil.copytree(DOCS, copy / "docs")
+    for source in ("keras_opts", "tools"):
+        (copy / source).symlink_to(ROOT / source)
+    with open(copy / "docs" / "index.md", "a") as index:
+        index.write("\n[a planted link](planted_missing_page.md)\n")
+    with open(copy / "mkdocs.yml", "a") as config:
+        config.write("  - Planted: planted_missing_nav.md\n")
+    build = _build_docs(copy, tmp_path / "site")
+    log = build.stdout + build.stderr
+    assert build.returncode != 0, log
+    assert "planted_missing_page.md" in log
+    assert "planted_missing_nav.md" in log
+    assert "Aborted with 2 warnings in strict mode" in log
+
+
+class _CodeParser(html.parser.HTMLParser):
+    """Where each ``>>>`` prompt of a page sits, and the text of its code
+    blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.prompts, self.code = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("br", "img", "input", "meta", "link", "hr"):
+            self.stack.append((tag, dict(attrs).get("class") or ""))
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        tags = [tag for tag, _ in self.stack]
+        if "code" in tags and "pre" in tags:
+            self.code.append(data)
+        if ">>>" in data:
+            self.prompts.append(list(self.stack))
+
+
+def _example_pages():
+    pages = {
+        f"optimizers/{n}": getattr(keras_opts, n)
+        for n in keras_opts.__all__
+        if n != "schedules"
+    }
+    pages.update(
+        {f"schedules/{n}": getattr(schedules, n) for n in schedules.__all__}
+    )
+    return pages
+
+
+@pytest.mark.parametrize("page", sorted(_example_pages()))
+def test_docstring_examples_render_as_highlighted_code(site, page):
+    obj = _example_pages()[page]
+    examples = doctest.DocTestParser().get_examples(obj.__doc__)
+    assert examples, f"{page}: the docstring has no example"
+    parser = _CodeParser()
+    parser.feed((site / page / "index.html").read_text())
+    assert parser.prompts, f"{page}: no >>> prompt on the page"
+    for stack in parser.prompts:
+        tags = [tag for tag, _ in stack]
+        assert "blockquote" not in tags, f"{page}: an example in a quote"
+        assert tags[-3:] == ["pre", "code", "span"], (page, tags)
+        assert "highlight" in stack[-4][1], (page, stack)
+        assert stack[-1][1] == "gp", (page, stack)  # a Pygments prompt
+    code = "".join(parser.code)
+    for example in examples:
+        assert f">>> {example.source.splitlines()[0]}" in code, page
+        if example.want:
+            assert example.want.strip() in code, page
+
+
+def test_fence_doctests_wraps_each_block_at_its_indentation():
+    spec = importlib.util.spec_from_file_location(
+        "griffe_doctest", ROOT / "tools" / "griffe_doctest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "\n".join(
+        [
+            "Example:",
+            "",
+            ">>> x = 1",
+            "... + 1",
+            ">>> x",
+            "2",
+            "",
+            "Args:",
+            "    a: text.",
+            "        >>> a",
+            "          1",
+            "    b: more.",
+            "```python",
+            ">>> left alone",
+            "```",
+        ]
+    )
+    assert module.fence_doctests(text).split("\n") == [
+        "Example:",
+        "",
+        "```pycon",
+        ">>> x = 1",
+        "... + 1",
+        ">>> x",
+        "2",
+        "```",
+        "",
+        "Args:",
+        "    a: text.",
+        "        ```pycon",
+        "        >>> a",
+        "          1",
+        "        ```",
+        "    b: more.",
+        "```python",
+        ">>> left alone",
+        "```",
+    ]
