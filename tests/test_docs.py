@@ -165,7 +165,9 @@ def test_docstring_examples_render_as_highlighted_code(site, page):
     examples = doctest.DocTestParser().get_examples(obj.__doc__)
     assert examples, f"{page}: the docstring has no example"
     parser = _CodeParser()
-    parser.feed((site / page / "index.html").read_text())
+    text = (site / page / "index.html").read_text()
+    assert ":class:" not in text and ":func:" not in text, page
+    parser.feed(text)
     assert parser.prompts, f"{page}: no >>> prompt on the page"
     for stack in parser.prompts:
         tags = [tag for tag, _ in stack]
@@ -180,12 +182,26 @@ def test_docstring_examples_render_as_highlighted_code(site, page):
             assert example.want.strip() in code, page
 
 
-def test_fence_doctests_wraps_each_block_at_its_indentation():
+def _griffe_docstrings_module():
     spec = importlib.util.spec_from_file_location(
-        "griffe_doctest", ROOT / "tools" / "griffe_doctest.py"
+        "griffe_docstrings", ROOT / "tools" / "griffe_docstrings.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_roles_become_links_or_code():
+    module = _griffe_docstrings_module()
+    text = "as in :class:`Adam`, not :func:`~numpy.sqrt` or :class:`Other`."
+    public = {"Adam": "keras_opts.Adam"}
+    assert module.link_roles(text, public) == (
+        "as in [`Adam`][keras_opts.Adam], not `numpy.sqrt` or `Other`."
+    )
+
+
+def test_fence_doctests_wraps_each_block_at_its_indentation():
+    module = _griffe_docstrings_module()
     text = "\n".join(
         [
             "Example:",
