@@ -1,27 +1,73 @@
-# Two commands do all set-up on a machine with Python 3.10+:
-#   make mnist   - the main job: MNIST fit() with keras_opts optimizers
-#   make test    - ruff and the whole test suite on tensorflow, jax and torch
-# Both create .venv and install the pinned versions of requirements/test.txt.
+# Two commands do all set-up on a machine with Python 3.11+ and make:
+#   make mnist   - the main job: MNIST fit() with every keras_opts optimizer
+#   make test    - ruff, the docs build and the whole suite on tensorflow,
+#                  jax and torch
+# Both create .venv. `make mnist` installs only what it needs
+# (requirements/mnist.txt, plus the backend KERAS_BACKEND names if it is not
+# jax); `make test` installs the pinned set of requirements/test.txt.
+#   make test-nightly - the core of the suite on JAX against keras-nightly
+#                  (the next Keras), in a venv of its own (.venv-nightly)
+# PIP_ARGS passes options to every pip install, e.g. on Linux
+#   make test PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+# for torch's CPU-only wheel instead of the CUDA one.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements/test.txt pyproject.toml | cksum | cut -d' ' -f1)
+PIP_ARGS ?=
+PIP := -m pip install --quiet $(PIP_ARGS)
+cksum = $(shell cat $(1) | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(call cksum,requirements/test.txt pyproject.toml)
+BACKEND := $(or $(KERAS_BACKEND),jax)
+MNIST_STAMP := $(VENV)/.mnist-$(BACKEND)-$(call cksum,requirements/mnist.txt \
+	requirements/test.txt pyproject.toml)
+NIGHTLY := .venv-nightly
+NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
+	tests/test_resume.py tests/test_wrappers.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test mnist install
+.PHONY: test mnist install test-nightly
 
 install: $(STAMP)
 
-$(STAMP): requirements/test.txt pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements/test.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+
+$(STAMP): requirements/test.txt pyproject.toml | $(VENV)/bin/python
+	$(PY) $(PIP) -r requirements/test.txt
+	$(PY) $(PIP) --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Another backend comes from keras-opts' own extra (tensorflow-cpu on
+# Linux), at the version requirements/test.txt pins.
+$(MNIST_STAMP): requirements/mnist.txt requirements/test.txt pyproject.toml \
+		| $(VENV)/bin/python
+	@case "$(BACKEND)" in jax|tensorflow|torch) ;; *) echo \
+	  "KERAS_BACKEND must be jax, tensorflow or torch; got '$(BACKEND)'" \
+	  >&2; exit 2;; esac
+	$(PY) $(PIP) -c requirements/test.txt -r requirements/mnist.txt \
+		-e ".[$(BACKEND)]"
+	rm -f $(VENV)/.mnist-$(BACKEND)-*
 	touch $@
 
 test: $(STAMP)
 	$(PY) tools/run_tests.py $(ARGS)
 
-mnist: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) examples/mnist_fit.py $(ARGS)
+mnist: $(MNIST_STAMP)
+	KERAS_BACKEND=$(BACKEND) $(PY) examples/mnist_fit.py $(ARGS)
+
+# keras-nightly installs as the module `keras`; each run upgrades it to the
+# newest. No TensorFlow here: it depends on the released keras, which would
+# install beside it.
+test-nightly:
+	test -x $(NIGHTLY)/bin/python || $(PYTHON) -m venv $(NIGHTLY)
+	echo '*' > $(NIGHTLY)/.gitignore
+	$(NIGHTLY)/bin/python $(PIP) -c requirements/test.txt jax jaxlib \
+		optax torch madgrad prodigyopt numpy pytest hypothesis setuptools
+	$(NIGHTLY)/bin/python $(PIP) --upgrade "keras-nightly>=3.16.0.dev0"
+	$(NIGHTLY)/bin/python $(PIP) --no-deps --no-build-isolation -e .
+	KERAS_BACKEND=jax $(NIGHTLY)/bin/python -c \
+		"import keras; print('keras', keras.__version__)"
+	KERAS_BACKEND=jax $(NIGHTLY)/bin/python -m pytest -q -p no:xdist \
+		$(NIGHTLY_TESTS) -k "not distributed" $(ARGS)
