@@ -19,8 +19,15 @@ on a tensor, so one program traces once under ``tf.function`` and
 ``StatelessScope``.
 
 ``variables`` are the wrapper's own followed by the inner optimizer's, so
-JAX's training state carries both; ``.keras`` and ``.weights.h5`` files
-store each optimizer's own variables under its own path.
+JAX's training state carries both and ``set_weights`` restores both;
+``.keras`` and ``.weights.h5`` files store each optimizer's own variables
+under its own path.
+
+A trainable variable with ``overwrite_with_gradient`` (the scales and amax
+histories of a float8-quantized layer) gets no slots, as in Keras: the
+inner optimizer overwrites it with its "gradient" and the hooks leave it
+alone (``_with_slots``). Values are read with ``read``, which also takes
+a raw ``tf.Variable``.
 ``learning_rate``, ``iterations``, ``scale_loss`` and
 ``finalize_variable_values`` are the inner optimizer's.
 
@@ -37,9 +44,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_opts import _checks
+
+
+def read(variable):
+    """A variable's value as a tensor: ``.value`` of a ``keras.Variable``
+    (inside a ``StatelessScope``, the scope's value); on TensorFlow a raw
+    ``tf.Variable`` works as a tensor itself (its ``value`` is a method)."""
+    if isinstance(variable, keras.Variable):
+        return variable.value
+    return ops.convert_to_tensor(variable)
 
 
 def no_grad():
@@ -129,9 +146,44 @@ class Wrapper(keras.optimizers.Optimizer):
     def _build_state(self, variables) -> None:
         """Creates the wrapper's own variables."""
 
-    def _own(self, slots: list, variables) -> list:
-        """The slots of ``slots`` that belong to ``variables``, in order."""
-        return [slots[self._get_variable_index(v)] for v in variables]
+    def _with_slots(self, slots: list, variables) -> list:
+        """``(variable, slot)`` for each of ``variables`` that has a slot in
+        ``slots``, in order. ``add_optimizer_variables`` creates none (a
+        ``None``) for an ``overwrite_with_gradient`` variable."""
+        pairs = [(v, slots[self._get_variable_index(v)]) for v in variables]
+        return [(v, slot) for v, slot in pairs if slot is not None]
+
+    def set_weights(self, weights):
+        """Assigns ``weights`` to ``variables``: the wrapper's own, then the
+        inner optimizer's, in that order. The whole list is checked first:
+        a list of the wrong length or a weight of the wrong shape raises
+        ``ValueError`` and changes nothing."""
+        cls = type(self).__name__
+        if not self.built:
+            raise ValueError(
+                f"{cls} must be built before `set_weights` is called: call "
+                "`optimizer.build(trainable_variables)`."
+            )
+        variables, weights = self.variables, list(weights)
+        own = len(self._variables)
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"{cls}.set_weights expects {len(variables)} weights ({own} "
+                f"of its own, then {len(variables) - own} of the inner "
+                f"optimizer's), in the order of `variables`. Received: "
+                f"{len(weights)} weights."
+            )
+        for i, (variable, weight) in enumerate(zip(variables, weights)):
+            shape = getattr(weight, "shape", None)
+            shape = tuple(np.shape(weight) if shape is None else shape)
+            if shape != tuple(variable.shape):
+                raise ValueError(
+                    f"{cls}.set_weights: weight {i} ({variable.path}) must "
+                    f"have shape {tuple(variable.shape)}. Received: shape "
+                    f"{shape}."
+                )
+        for variable, weight in zip(variables, weights):
+            variable.assign(weight)
 
     def save_own_variables(self, store):
         """Only the wrapper's own variables: Keras saves the inner
@@ -199,7 +251,7 @@ class Wrapper(keras.optimizers.Optimizer):
             new_values, new_state = inner.stateless_apply(
                 [v.value for v in inner.variables],
                 list(grads),
-                [v.value for v in variables],
+                [read(v) for v in variables],
             )
             for variable, value in zip(variables, new_values):
                 variable.assign(value)

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_opts import _checks, _wrapper
+from keras_opts._wrapper import read
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -114,13 +115,13 @@ class Lookahead(_wrapper.Wrapper):
     def _before_inner_step(self, variables):
         # phi_0 = theta_0: the model's weights when training starts.
         first = ops.equal(ops.convert_to_tensor(self._iterations), 0)
-        for theta, phi in zip(variables, self._own(self._slow, variables)):
-            phi.assign(ops.where(first, theta.value, phi.value))
+        for theta, phi in self._with_slots(self._slow, variables):
+            phi.assign(ops.where(first, read(theta), phi.value))
 
     def _after_inner_step(self, variables, advanced, count):
         sync = ops.logical_and(advanced, ops.equal(count % self.sync_period, 0))
-        for theta, phi in zip(variables, self._own(self._slow, variables)):
-            theta_t, phi_t = theta.value, phi.value
+        for theta, phi in self._with_slots(self._slow, variables):
+            theta_t, phi_t = read(theta), phi.value
             alpha = ops.cast(self.slow_step_size, phi.dtype)
             slow = ops.where(sync, phi_t + alpha * (theta_t - phi_t), phi_t)
             phi.assign(slow)

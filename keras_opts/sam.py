@@ -198,18 +198,22 @@ class SAM(keras.Model):
             state_before = _copies(state)
         with _replayed_global_random_state():
             loss, y_pred, grads = gradients(x, y, sample_weight, variables)
+        overwritten = _overwritten(variables)
         with _wrapper.no_grad():
             state_after = _copies(state)
             weights = _copies(variables)
             _assign(state, state_before)
-            for variable, e in zip(variables, self.perturbation(grads)):
+            perturbation = self.perturbation(_drop(grads, overwritten))
+            for variable, e in zip(variables, perturbation):
                 if e is not None:
                     variable.assign(variable.value + e)
-        _, _, grads = gradients(x, y, sample_weight, variables)
+        _, _, sam_grads = gradients(x, y, sample_weight, variables)
         with _wrapper.no_grad():
             _assign(variables, weights)
             _assign(state, state_after)
-            self.optimizer.apply(grads, variables)
+            self.optimizer.apply(
+                _merge(sam_grads, grads, overwritten), variables
+            )
         self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
@@ -243,13 +247,18 @@ class SAM(keras.Model):
 
         (_, aux), grads = gradients(trainable_variables)
         loss, y_pred, new_non_trainable, new_metrics = aux
+        overwritten = _overwritten(self.trainable_variables)
+        perturbation = self.perturbation(_drop(grads, overwritten))
         perturbed = [
-            w + e for w, e in zip(trainable_variables, self.perturbation(grads))
+            w if e is None else w + e
+            for w, e in zip(trainable_variables, perturbation)
         ]
-        _, grads = gradients(perturbed)
+        _, sam_grads = gradients(perturbed)
         trainable_variables, optimizer_variables = (
             self.optimizer.stateless_apply(
-                optimizer_variables, grads, trainable_variables
+                optimizer_variables,
+                _merge(sam_grads, grads, overwritten),
+                trainable_variables,
             )
         )
         logs, new_metrics = self._update_metrics_variables(
@@ -296,6 +305,25 @@ def _replayed_global_random_state():
 
         return torch.random.fork_rng()
     return contextlib.nullcontext()
+
+
+def _overwritten(variables) -> list:
+    """Which variables are ``overwrite_with_gradient`` ones: the scales and
+    amax histories of a float8-quantized layer, whose "gradient" is their
+    next value, computed by the forward and backward pass."""
+    return [getattr(v, "overwrite_with_gradient", False) for v in variables]
+
+
+def _drop(grads, overwritten) -> list:
+    """The gradients, ``None`` for the overwritten variables: no
+    perturbation and no share of the norm."""
+    return [None if o else g for g, o in zip(grads, overwritten)]
+
+
+def _merge(sam_grads, grads, overwritten) -> list:
+    """SAM's gradients, and the first pass' values (at w, as a plain step
+    takes them) for the overwritten variables."""
+    return [g if o else s for s, g, o in zip(sam_grads, grads, overwritten)]
 
 
 def _copies(variables) -> list:

@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from keras_opts import _checks, _wrapper
+from keras_opts._wrapper import read
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -162,9 +163,9 @@ class SWA(_wrapper.Wrapper):
             ),
         )
         n = ops.convert_to_tensor(self._n_averaged)
-        for w, average in zip(variables, self._own(self._averages, variables)):
+        for w, average in self._with_slots(self._averages, variables):
             a = average.value
-            new = a + (w.value - a) / (ops.cast(n, a.dtype) + 1)
+            new = a + (read(w) - a) / (ops.cast(n, a.dtype) + 1)
             average.assign(ops.where(add, new, a))
         self._n_averaged.assign(n + ops.cast(add, n.dtype))
 
@@ -184,10 +185,11 @@ class SWA(_wrapper.Wrapper):
                 "updates so far: "
                 f"{int(ops.convert_to_numpy(self._iterations))})."
             )
-        variables = self._trainable_variables
+        pairs = self._with_slots(self._averages, self._trainable_variables)
+        variables = [variable for variable, _ in pairs]
         with _wrapper.no_grad():
-            training = [ops.copy(v.value) for v in variables]
-            for variable, average in zip(variables, self._averages):
+            training = [ops.copy(read(v)) for v in variables]
+            for variable, average in pairs:
                 # A copy: JAX's fit and evaluate donate the model's arrays.
                 variable.assign(ops.copy(average.value))
         try:
