@@ -14,15 +14,37 @@ EPSILON_MODES = ("corrected", "uncorrected", "inside_sqrt")
 ROOT_EPSILON_MODES = ("inside_sqrt", "outside_sqrt")
 
 
-def ema_(k, average, value, decay):
-    """``average <- decay * average + (1 - decay) * value`` in place, with
-    the kernel ops ``k`` (``keras_opts._kernels``)."""
-    return k.lerp_(average, value, 1.0 - decay)
+def ema_(k, average, value, decay, weight=None):
+    """``average <- decay * average + weight * value`` in place, with the
+    kernel ops ``k`` (``keras_opts._kernels``); ``weight`` is
+    ``1 - decay`` (see :func:`ema_weight`)."""
+    return k.lerp_(average, value, ema_weight(decay, weight))
 
 
-def ema_square_(k, average, value, decay):
-    """``average <- decay * average + (1 - decay) * value**2`` in place."""
-    return k.addcmul_(k.mul_(average, decay), value, value, 1.0 - decay)
+def ema_square_(k, average, value, decay, weight=None):
+    """``average <- decay * average + weight * value**2`` in place;
+    ``weight`` is ``1 - decay`` (see :func:`ema_weight`)."""
+    weight = ema_weight(decay, weight)
+    return k.addcmul_(k.mul_(average, decay), value, value, weight)
+
+
+def ema_weight(decay, weight=None):
+    """``1 - decay`` from a Python float ``decay``, or ``weight`` if given.
+
+    A ``decay`` that is a tensor (one that depends on the step) needs its
+    ``weight`` formed by the caller from Python floats: ``1 - decay`` in
+    float32 keeps only the digits of ``decay`` that float32 holds, so
+    ``1 - float32(0.9999)`` is off by 1.7e-4 relative, and an EMA with it
+    drifts from its float64 value by about that much.
+    """
+    if weight is not None:
+        return weight
+    if not isinstance(decay, (int, float)):
+        raise TypeError(
+            "`decay` is a tensor: pass its `weight` (1 - decay), formed "
+            f"from Python floats. Received: decay={decay!r}"
+        )
+    return 1.0 - decay
 
 
 def bias_correction(decay, step):

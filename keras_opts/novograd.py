@@ -115,11 +115,17 @@ class NovoGrad(Optimizer):
 
     def _coefficients(self, learning_rate, step):
         later = ops.cast(step > 1.0, step.dtype)  # v_1 = ||g_1||^2
-        return {"step": -learning_rate, "decay_2": later * self.beta_2}
+        return {
+            "step": -learning_rate,
+            "decay_2": later * self.beta_2,
+            # 1 - beta_2 from the Python float (not 1 - decay_2 in float32).
+            "weight_2": ops.cast(
+                ops.where(step > 1.0, 1.0 - self.beta_2, 1.0), step.dtype
+            ),
+        }
 
     def _kernel(self, k, p, g, s, c):
-        decay_2 = c["decay_2"]
-        v = decay_2 * k.read(s.velocity) + (1.0 - decay_2) * k.norm(g) ** 2
+        v = c["decay_2"] * k.read(s.velocity) + c["weight_2"] * k.norm(g) ** 2
         k.write_(s.velocity, v)
         weight = 1.0 - self.beta_1 if self.grad_averaging else 1.0
         u = k.scale(g, weight / (ops.sqrt(v) + self.epsilon))

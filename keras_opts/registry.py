@@ -76,6 +76,12 @@ class Spec:
     #: ``("bool",)`` or ``("choice", options)``. The learning rate is
     #: drawn by the tests.
     search_space: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    #: Arguments with every decay rate close to 1 (0.999, 0.9999), where a
+    #: constant such as ``1 - beta`` formed in float32 instead of from the
+    #: Python float is off by up to 1.7e-4 relative; tests/
+    #: test_float_constants.py runs them in float32 against the oracle.
+    #: An optimizer without decay rates gives its other constants.
+    decays_near_one: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     #: ``"owns_weight_decay"``: ``weight_decay`` is an algorithm argument
     #: (AdamW), so the base-class decay tests do not add it again.
@@ -152,6 +158,11 @@ SPECS: tuple[Spec, ...] = (
             "dampen_first_step": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={
+            "momentum": 0.999,
+            "dampening": 0.9999,
+            "dampen_first_step": False,
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1, "momentum": 0.5}, 100),
             "rosenbrock": ({"learning_rate": 5e-4, "momentum": 0.9}, 4000),
@@ -205,6 +216,7 @@ SPECS: tuple[Spec, ...] = (
             ),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999, "amsgrad": True},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.05}, 2000),
@@ -285,6 +297,7 @@ SPECS: tuple[Spec, ...] = (
             "rectify_threshold": ("float", 4.0, 8.0),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             # Its first steps are un-adapted momentum steps, so a large
@@ -345,6 +358,7 @@ SPECS: tuple[Spec, ...] = (
             "lr_decay": ("float", 0.0, 0.5),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"lr_decay": 0.01, "initial_accumulator_value": 0.1},
         convergence={
             "parabola": ({"learning_rate": 0.5}, 300),
             "rosenbrock": ({"learning_rate": 0.5}, 4000),
@@ -417,6 +431,7 @@ SPECS: tuple[Spec, ...] = (
             "momentum_form": ("choice", ("gradient", "step")),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"rho": 0.9999, "momentum": 0.999, "centered": True},
         convergence={
             "parabola": ({"learning_rate": 0.003}, 1000),
             "rosenbrock": ({"learning_rate": 0.002}, 4000),
@@ -459,6 +474,7 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-1),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"rho": 0.9999},
         convergence={
             # At learning rate 1 the curvature-4 direction can lock into a
             # period-2 orbit (seen on the torch backend); 0.5 settles.
@@ -527,6 +543,11 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "amsgrad": ("bool",),
         },
+        decays_near_one={
+            "beta_1": 0.999,
+            "beta_2": 0.9999,
+            "weight_decay": 0.1,
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1, "weight_decay": 0.01}, 300),
             "rosenbrock": ({"learning_rate": 0.05, "weight_decay": 0.0}, 2000),
@@ -578,6 +599,7 @@ SPECS: tuple[Spec, ...] = (
             "momentum_decay": ("logfloat", 1e-4, 1e6),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
@@ -627,6 +649,11 @@ SPECS: tuple[Spec, ...] = (
             "bias_correction": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={
+            "beta_1": 0.999,
+            "beta_2": 0.9999,
+            "bias_correction": True,
+        },
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.02}, 3000),
@@ -670,6 +697,7 @@ SPECS: tuple[Spec, ...] = (
             "rectify": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
@@ -705,6 +733,7 @@ SPECS: tuple[Spec, ...] = (
             "clipping": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_2": 0.9999},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             # beta_2 = 0.9999 keeps v near the first, large gradients for
@@ -745,6 +774,14 @@ SPECS: tuple[Spec, ...] = (
         },
         # The slow momentum (beta_3 = 0.9999) overshoots a problem solved
         # in a few hundred steps; these runs remember ~100 steps.
+        decays_near_one={
+            "beta_1": 0.999,
+            "beta_2": 0.9999,
+            "beta_3": 0.99999,
+            "alpha": 50.0,
+            "alpha_warmup_steps": 100,
+            "beta_3_warmup_steps": 50,
+        },
         convergence={
             "parabola": (
                 {"learning_rate": 0.02, "alpha": 1.0, "beta_3": 0.99},
@@ -789,6 +826,7 @@ SPECS: tuple[Spec, ...] = (
             "bias_correction": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.999, "beta_3": 0.9999},
         convergence={
             "parabola": ({"learning_rate": 0.05}, 600),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
@@ -830,6 +868,11 @@ SPECS: tuple[Spec, ...] = (
             "weight_decay": ("float", 0.0, 0.5),
             "grad_averaging": ("bool",),
         },
+        decays_near_one={
+            "beta_1": 0.999,
+            "beta_2": 0.9999,
+            "grad_averaging": True,
+        },
         convergence={
             "parabola": ({"learning_rate": 0.01}, 600),
             "rosenbrock": ({"learning_rate": 0.001}, 4000),
@@ -866,6 +909,7 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "nesterov": ("bool",),
         },
+        decays_near_one={"momentum": 0.999, "trust_coefficient": 0.1},
         convergence={
             "parabola": ({"learning_rate": 10.0}, 600),
             "rosenbrock": ({"learning_rate": 1.0}, 4000),
@@ -906,6 +950,7 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
+        decays_near_one={"momentum": 0.999},
         convergence={
             "parabola": ({"learning_rate": 0.01}, 600),
             "rosenbrock": ({"learning_rate": 0.001}, 4000),
@@ -952,6 +997,12 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "d0": ("logfloat", 1e-3, 1e-1),
             "bias_correction": ("bool",),
+        },
+        decays_near_one={
+            "d0": 1e-2,
+            "beta_1": 0.999,
+            "beta_2": 0.9999,
+            "beta_3": 0.9999,
         },
         convergence={
             "parabola": ({"learning_rate": 1.0}, 600),
