@@ -103,8 +103,9 @@ def test_the_docs_build_is_strict_and_shows_its_warnings():
 
 
 def test_a_planted_warning_fails_the_strict_build(tmp_path):
-    """A copy of the docs with a broken link and a nav entry to a missing
-    page: the build as run_tests.py runs it must fail and name both."""
+    """A copy of the docs with a broken link, a link to a missing heading
+    and a nav entry to a missing page: the build as run_tests.py runs it
+    must fail and name all three."""
     copy = tmp_path / "project"
     copy.mkdir()
     shutil.copy(ROOT / "mkdocs.yml", copy)
@@ -113,6 +114,7 @@ def test_a_planted_warning_fails_the_strict_build(tmp_path):
         (copy / source).symlink_to(ROOT / source)
     with open(copy / "docs" / "index.md", "a") as index:
         index.write("\n[a planted link](planted_missing_page.md)\n")
+        index.write("\n[a planted anchor](porting.md#planted-anchor)\n")
     with open(copy / "mkdocs.yml", "a") as config:
         config.write("  - Planted: planted_missing_nav.md\n")
     build = _build_docs(copy, tmp_path / "site")
@@ -120,7 +122,8 @@ def test_a_planted_warning_fails_the_strict_build(tmp_path):
     assert build.returncode != 0, log
     assert "planted_missing_page.md" in log
     assert "planted_missing_nav.md" in log
-    assert "Aborted with 2 warnings in strict mode" in log
+    assert "#planted-anchor" in log
+    assert "Aborted with 3 warnings in strict mode" in log
 
 
 class _CodeParser(html.parser.HTMLParser):
