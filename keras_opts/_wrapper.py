@@ -230,6 +230,12 @@ class Wrapper(keras.optimizers.Optimizer):
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         """JAX's ``fit()`` path: the same step inside a ``StatelessScope``,
         with the inner optimizer's ``stateless_apply``."""
+        if keras.backend.backend() == "tensorflow":
+            # Keras' TensorFlow optimizer raises: tf.distribute needs
+            # variables.
+            return super().stateless_apply(
+                optimizer_variables, grads, trainable_variables
+            )
         if not self.built:
             raise ValueError(
                 f"To call `stateless_apply`, {type(self).__name__} must be "

@@ -42,7 +42,10 @@ class Lookahead(_wrapper.Wrapper):
 
     A step that the inner optimizer skips (a non-finite gradient under
     ``skip_nonfinite`` or ``LossScaleOptimizer``) or only accumulates
-    (``gradient_accumulation_steps``) does not count towards $t$.
+    (``gradient_accumulation_steps``) does not count towards $t$. The
+    scales and amax histories of a float8-quantized layer are not weights:
+    the inner optimizer overwrites them with their "gradient", as Keras
+    does, and they have no slow copy.
 
     Ranger (Wright, 2019) is Lookahead around RAdam with these defaults:
     ``Lookahead(keras_opts.RAdam())``; its later versions add gradient

@@ -54,9 +54,12 @@ class SAM(keras.Model):
     step, with the statistics of the unperturbed weights. The logged loss,
     per-output losses and metrics are those of the first pass, at $w$. The
     optimizer's loss scaling applies to both passes; the direction of $e$
-    does not depend on it. ``tf.distribute`` strategies are not supported
-    (the perturbation and the restoring of the weights would run per
-    replica).
+    does not depend on it. The scales and amax histories of a
+    float8-quantized layer are state, not weights: they are left out of
+    $w$ (neither perturbed nor in the norm), and the optimizer overwrites
+    them with the first pass' values. ``tf.distribute`` strategies are not
+    supported (the perturbation and the restoring of the weights would run
+    per replica).
 
     Args:
         model: the ``keras.Model`` to train. Its variables are shared: after

@@ -51,7 +51,10 @@ class SWA(_wrapper.Wrapper):
     model's trainable variables hold the average; on exit they get their
     training values back, bit for bit. The optimizer's state is left
     alone, so evaluating, predicting or exporting inside the block is safe
-    and training continues afterwards as if nothing happened. A
+    and training continues afterwards as if nothing happened. The scales
+    and amax histories of a float8-quantized layer, which the inner
+    optimizer overwrites with their "gradient", are not averaged and keep
+    their training values. A
     ``model.save`` inside the block writes the averaged weights with the
     optimizer's state as it is (save outside the block to resume training
     later):

@@ -272,7 +272,7 @@ def test_sam_leaves_float8_state_to_the_optimizer():
     statistics at w, as a plain step takes them)."""
     x, y = _data()
     kwargs = {"batch_size": 48, "epochs": 1, "shuffle": False, "verbose": 0}
-    sam = _RecordingSAM(_quantized_network("float8"), rho=0.5)
+    sam = _RecordingSAM(_quantized_network("float8"), rho=0.5, name="sam")
     sam.compile(optimizer=Lookahead(keras_opts.SGD(0.1), 2), loss="mse")
     losses = sam.fit(x, y, **kwargs).history["loss"]
     assert np.all(np.isfinite(losses))
