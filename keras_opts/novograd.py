@@ -38,11 +38,17 @@ class NovoGrad(Optimizer):
     \end{aligned}
     $$
 
-    With ``grad_averaging=True`` the bracket is multiplied by
-    $1 - \beta_1$ (an average instead of a sum; NVIDIA NeMo's and
-    tensorflow-addons' option). ``weight_decay`` belongs to the algorithm
-    (it enters the momentum), so Keras' decoupled decay is not applied on
-    top; ``exclude_from_weight_decay`` still exempts variables from it.
+    That is Algorithm 1 of the paper, whose moment initialisation is
+    $m^\ell_1 = g^\ell_1 / \sqrt{v^\ell_1} + d\, \theta^\ell_0$, the
+    first bracket. With ``grad_averaging=True`` the bracket is multiplied
+    by $1 - \beta_1$ for $t > 1$ (an average instead of a sum) and
+    $m^\ell_1$ stays the first bracket, as tensorflow-addons and
+    pytorch-optimizer compute it; ``average_first_step=True`` multiplies
+    the first bracket too (an average started from $m_0 = 0$, so step
+    $t$ is about $1 - \beta_1^t$ times smaller). ``weight_decay`` belongs
+    to the algorithm (it enters the momentum), so Keras' decoupled decay
+    is not applied on top; ``exclude_from_weight_decay`` still exempts
+    variables from it.
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
@@ -52,7 +58,10 @@ class NovoGrad(Optimizer):
             0.98 (the paper's).
         epsilon: positive stabiliser. Default 1e-8.
         weight_decay: $d$, at least 0. Default 0.
-        grad_averaging: scale the bracket by $1 - \beta_1$. Default False.
+        grad_averaging: scale the bracket by $1 - \beta_1$ from the second
+            step on. Default False.
+        average_first_step: with ``grad_averaging``, scale the first
+            bracket too. Default False.
         coupled_weight_decay: L2 coefficient added to the gradient before
             the norm. Default 0.
         **kwargs: the ``keras.optimizers.Optimizer`` arguments.
@@ -61,6 +70,12 @@ class NovoGrad(Optimizer):
 
     - ``optax.novograd(lr, b1, b2, eps, weight_decay=d)`` =
       ``NovoGrad(lr, b1, b2, eps, weight_decay=d)``.
+    - tensorflow-addons' ``NovoGrad(lr, b1, b2, epsilon, weight_decay=d,
+      grad_averaging=a)`` = ``NovoGrad(lr, b1, b2, epsilon,
+      weight_decay=d, grad_averaging=a)`` under a constant learning rate:
+      its momentum accumulates $\eta_t$ times the bracket (Keras' momentum
+      kernel), so under a schedule each past bracket keeps the rate of its
+      own step.
 
     Example:
 
@@ -89,6 +104,7 @@ class NovoGrad(Optimizer):
         epsilon: float = 1e-8,
         weight_decay: float = 0.0,
         grad_averaging: bool = False,
+        average_first_step: bool = False,
         coupled_weight_decay: float = 0.0,
         name: str | None = None,
         **kwargs: Any,
@@ -99,6 +115,9 @@ class NovoGrad(Optimizer):
                 **_checks.adam_moments(beta_1, beta_2, epsilon),
                 "grad_averaging": _checks.boolean(
                     "grad_averaging", grad_averaging
+                ),
+                "average_first_step": _checks.boolean(
+                    "average_first_step", average_first_step
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
@@ -115,8 +134,14 @@ class NovoGrad(Optimizer):
 
     def _coefficients(self, learning_rate, step):
         later = ops.cast(step > 1.0, step.dtype)  # v_1 = ||g_1||^2
+        weight_1 = 1.0 - self.beta_1 if self.grad_averaging else 1.0
+        if self.grad_averaging and not self.average_first_step:
+            weight_1 = ops.cast(
+                ops.where(step > 1.0, weight_1, 1.0), step.dtype
+            )
         return {
             "step": -learning_rate,
+            "weight_1": weight_1,
             "decay_2": later * self.beta_2,
             # 1 - beta_2 from the Python float (not 1 - decay_2 in float32).
             "weight_2": ops.cast(
@@ -127,7 +152,7 @@ class NovoGrad(Optimizer):
     def _kernel(self, k, p, g, s, c):
         v = c["decay_2"] * k.read(s.velocity) + c["weight_2"] * k.norm(g) ** 2
         k.write_(s.velocity, v)
-        weight = 1.0 - self.beta_1 if self.grad_averaging else 1.0
+        weight = c["weight_1"]  # of the bracket
         u = k.scale(g, weight / (ops.sqrt(v) + self.epsilon))
         if self.weight_decay:
             u = k.add_(u, k.scale(p, weight * c["decay"]))

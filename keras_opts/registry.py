@@ -844,6 +844,7 @@ SPECS: tuple[Spec, ...] = (
             {},
             {"weight_decay": 0.1},
             {"grad_averaging": True, "weight_decay": 0.05},
+            {"grad_averaging": True, "average_first_step": True},
             {"beta_1": 0.5, "beta_2": 0.25, "epsilon": 1e-6},
             {"coupled_weight_decay": 0.1},
         ),
@@ -867,6 +868,7 @@ SPECS: tuple[Spec, ...] = (
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "weight_decay": ("float", 0.0, 0.5),
             "grad_averaging": ("bool",),
+            "average_first_step": ("bool",),
         },
         decays_near_one={
             "beta_1": 0.999,

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
+from keras_opts import NovoGrad, registry
+from keras_opts.testing import oracles, references
 from tests import helpers
 
 STEPS = 50
@@ -89,3 +90,58 @@ def test_reference_settings_match_oracle(spec, reference):
         tol = 1e-12
     assert np.isfinite(helpers.max_abs_difference(theirs, expected))
     helpers.assert_histories_close(theirs, expected, tol, "reference")
+
+
+#: Every argument of both, spelt out (their defaults differ).
+TFA_NOVOGRAD = [
+    pytest.param(
+        {
+            "beta_1": 0.95,
+            "beta_2": 0.98,
+            "epsilon": 1e-8,
+            "weight_decay": 0.05,
+            "grad_averaging": True,
+        },
+        id="averaged",
+    ),
+    pytest.param(
+        {
+            "beta_1": 0.5,
+            "beta_2": 0.25,
+            "epsilon": 1e-6,
+            "weight_decay": 0.05,
+            "grad_averaging": False,
+        },
+        id="summed",
+    ),
+    pytest.param(  # tensorflow-addons' defaults
+        {
+            "beta_1": 0.9,
+            "beta_2": 0.999,
+            "epsilon": 1e-7,
+            "weight_decay": 0.0,
+            "grad_averaging": True,
+        },
+        id="defaults",
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs", TFA_NOVOGRAD)
+def test_novograd_matches_tensorflow_addons(kwargs):
+    """tensorflow-addons' NovoGrad, transcribed in NumPy float64
+    (``references.TensorflowAddonsNovoGrad``): its first step is the
+    unaveraged bracket. A constant learning rate: it keeps ``lr_t`` inside
+    its momentum."""
+    lr = 0.01
+    params, grads = helpers.random_problem(seed=2, steps=STEPS)
+    ours = helpers.run_keras_optimizer(NovoGrad(lr, **kwargs), params, grads)
+    reference = references.TensorflowAddonsNovoGrad(**kwargs)
+    theirs = oracles.run(reference, params, grads, [lr] * STEPS)
+    tol = helpers.float32_tolerance(theirs, STEPS)
+    helpers.assert_histories_close(ours, theirs, tol, "tensorflow-addons")
+    # The transcription and the oracle, both float64, describe one
+    # algorithm.
+    spec = registry.lookup("novograd")
+    expected = helpers.run_oracle(spec, kwargs, params, grads, [lr] * STEPS)
+    helpers.assert_histories_close(theirs, expected, 1e-12, "oracle")
