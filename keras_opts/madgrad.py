@@ -10,6 +10,15 @@ from keras import ops
 from keras_opts import _checks
 from keras_opts._base import Optimizer
 
+#: The smallest normal number of each dtype: below any non-zero
+#: ``nu^(1/3)`` (at least 4e-3 in float16, 1e-15 in float32).
+_TINY = {
+    "float16": 2.0**-14,
+    "bfloat16": 2.0**-126,
+    "float32": 2.0**-126,
+    "float64": 2.0**-1022,
+}
+
 
 @keras.saving.register_keras_serializable(package="keras_opts")
 class MADGRAD(Optimizer):
@@ -45,7 +54,10 @@ class MADGRAD(Optimizer):
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.01.
         momentum: in [0, 1). Default 0.9.
-        epsilon: added to the cube root, positive. Default 1e-6.
+        epsilon: added to the cube root, at least 0. Default 1e-6. At 0
+            (the authors' package with ``eps=0``) a coordinate whose
+            gradients have all been 0 stays where it is (0/0 is taken as
+            0).
         coupled_weight_decay: L2 coefficient added to the gradient (the
             authors' ``weight_decay``). Default 0.
         **kwargs: the ``keras.optimizers.Optimizer`` arguments.
@@ -100,18 +112,27 @@ class MADGRAD(Optimizer):
         return {
             "lambda": learning_rate * ops.sqrt(step),
             "first": ops.cast(step == 1.0, step.dtype),
+            "tiny": _TINY[keras.backend.standardize_dtype(step.dtype)],
         }
+
+    def _rms(self, k, nu, c):
+        """``nu^(1/3) + eps``. With ``epsilon = 0`` it is 0 where every
+        gradient so far was 0, and so is ``s``: the floor at ``tiny``
+        makes ``s / rms`` 0 there (the coordinate stays at theta_0)
+        instead of 0/0."""
+        rms = k.pow(nu, 1.0 / 3.0)
+        if self.epsilon:
+            return k.add_(rms, self.epsilon)
+        return k.maximum_(rms, c["tiny"])
 
     def _kernel(self, k, p, g, s, c):
         if self.momentum:
             x0 = k.lerp_(s.initial, p, c["first"])  # theta_0 at step 1
         else:
-            rms = k.add_(k.pow(s.squared_sum, 1.0 / 3.0), self.epsilon)
-            x0 = k.add(p, k.div(s.gradient_sum, rms))
+            x0 = k.add(p, k.div(s.gradient_sum, self._rms(k, s.squared_sum, c)))
         nu = k.addcmul_(s.squared_sum, g, g, c["lambda"])
         total = k.add_(s.gradient_sum, g, c["lambda"])
-        rms = k.add_(k.pow(nu, 1.0 / 3.0), self.epsilon)
-        z = k.add(x0, k.div(total, rms), -1.0)
+        z = k.add(x0, k.div(total, self._rms(k, nu, c)), -1.0)
         if self.momentum:
             k.lerp_(p, z, 1.0 - self.momentum)
         else:

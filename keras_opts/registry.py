@@ -930,6 +930,7 @@ SPECS: tuple[Spec, ...] = (
         test_configs=(
             {},
             {"momentum": 0.0},
+            {"momentum": 0.0, "epsilon": 0.0},
             {"momentum": 0.5, "epsilon": 1e-3},
             {"coupled_weight_decay": 0.1},
         ),

@@ -21,5 +21,11 @@ class MADGRADOracle:
         lam = lr * np.sqrt(t)  # lambda_k = lr sqrt(k + 1), k = t - 1
         state["s"] = state["s"] + lam * g
         state["nu"] = state["nu"] + lam * g * g
-        z = state["x0"] - state["s"] / (np.cbrt(state["nu"]) + self.eps)
+        rms = np.cbrt(state["nu"]) + self.eps
+        # With eps = 0, s = nu = 0 where every gradient so far was 0: such
+        # a coordinate stays at theta_0 (0 / 0 taken as 0).
+        ratio = np.divide(
+            state["s"], rms, out=np.zeros_like(rms), where=rms > 0
+        )
+        z = state["x0"] - ratio
         return (1 - self.c) * param + self.c * z
