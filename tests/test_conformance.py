@@ -157,6 +157,32 @@ def _step(optimizer, grads, variables):
     )
 
 
+def _stepper(optimizer, variables):
+    """``step(grads)``: one update of ``variables``. ``apply_gradients``,
+    or on JAX ``stateless_apply`` under ``jax.jit``, as ``fit`` runs it
+    (eager JAX compiles each ``lax.cond`` of gradient accumulation afresh
+    at every step, which is slow)."""
+    if BACKEND != "jax":
+        return lambda grads: _step(optimizer, grads, variables)
+    import jax
+
+    optimizer.build(variables)
+    jitted = jax.jit(optimizer.stateless_apply)
+
+    def step(grads):
+        values, state = jitted(
+            [v.value for v in optimizer.variables],
+            [_tensor(g) for g in grads],
+            [v.value for v in variables],
+        )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, state):
+            variable.assign(value)
+
+    return step
+
+
 def _assert_states_equal(actual, expected):
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
@@ -422,7 +448,9 @@ def test_keras_names_still_give_keras_optimizers():
     Keras' own short names keep giving Keras' classes."""
     for name in ("Adam", "SGD", "RMSprop", "Adagrad", "Adadelta", "AdamW"):
         optimizer = keras.optimizers.get(name.lower())
-        assert type(optimizer) is getattr(keras.optimizers, name), name
+        # torch swaps in a subclass of Keras' class.
+        assert isinstance(optimizer, getattr(keras.optimizers, name)), name
+        assert type(optimizer).__module__.startswith("keras."), name
 
 
 @pytest.mark.parametrize("case", ALL)
@@ -462,17 +490,17 @@ def test_set_weights_copies_the_whole_state(case):
 @pytest.mark.parametrize("case", ALL)
 def test_gradient_accumulation(case):
     """3 micro-steps: no update for 2, then one step on their mean (here
-    exactly 2 G), with the accumulators reset. (JAX runs each micro-step's
-    branches as freshly compiled ``lax.cond``: few steps.)"""
+    exactly 2 G), with the accumulators reset."""
     optimizer = case.make(gradient_accumulation_steps=3)
     core = _core(optimizer)
     assert core.gradient_accumulation_steps == 3
     v, once = keras.Variable(X), keras.Variable(X)
-    _step(case.make(), [2 * G], [once])
+    _stepper(case.make(), [once])([2 * G])
+    step = _stepper(optimizer, [v])
     accumulated = np.zeros_like(G)
     for t, expected_v in ((1, X), (2, X), (3, _np(once))):
         grad = G * t
-        _step(optimizer, [grad], [v])
+        step([grad])
         accumulated = accumulated + grad if t % 3 else np.zeros_like(G)
         np.testing.assert_array_equal(_np(v), expected_v, err_msg=f"{t}")
         np.testing.assert_array_equal(
@@ -517,11 +545,12 @@ def test_overwrite_with_gradient_under_accumulation(case):
     v, v2, once = (keras.Variable(X) for _ in range(3))
     v.overwrite_with_gradient = True
     optimizer = case.make(gradient_accumulation_steps=2)
-    _step(case.make(), [1.5 * G], [once])
-    _step(optimizer, [G, G], [v, v2])
+    _stepper(case.make(), [once])([1.5 * G])
+    step = _stepper(optimizer, [v, v2])
+    step([G, G])
     np.testing.assert_array_equal(_np(v), X)
     np.testing.assert_array_equal(_np(v2), X)
-    _step(optimizer, [2 * G, 2 * G], [v, v2])
+    step([2 * G, 2 * G])
     np.testing.assert_array_equal(_np(v), np.maximum(np.maximum(G, 0), 2 * G))
     np.testing.assert_array_equal(_np(v2), _np(once))
     assert _int(optimizer.iterations) == 1
@@ -769,8 +798,13 @@ def _quantized_model():
 
 
 def _fit_quantized(case, model, optimizer):
-    """Two steps of ``fit(run_eagerly=True)``; the losses."""
-    trained = _compile(case, model, optimizer, run_eagerly=True)
+    """Two steps of ``fit``; the losses. Eager, but compiled on TensorFlow:
+    Keras 3.15.1's float8 Dense fails to train eagerly there ("too many
+    values to unpack" in TensorFlow's custom_gradient), with Keras' SGD
+    too."""
+    trained = _compile(
+        case, model, optimizer, run_eagerly=BACKEND != "tensorflow"
+    )
     rng = np.random.default_rng(2)
     x = rng.standard_normal((16, 4)).astype("float32")
     y = rng.standard_normal((16, 1)).astype("float32")
