@@ -222,6 +222,13 @@ class Optimizer(keras.optimizers.Optimizer):
         return False (the default)."""
         return False
 
+    def _variable_coefficients(self, variable) -> dict[str, float]:
+        """Numbers of the kernel's ``c`` that differ between variables
+        (LARS' layer-adaptation mask), as floats; on torch's foreach
+        path each becomes a 1-D tensor with one entry per variable. None
+        by default."""
+        return {}
+
     def _begin_update(self) -> None:
         """Runs once per step before the variables are updated."""
 
@@ -239,6 +246,7 @@ class Optimizer(keras.optimizers.Optimizer):
         )
         if self._decay_in_kernel:
             coefficients["decay"] = self._kernel_decay(variable)
+        coefficients.update(self._variable_coefficients(variable))
         slots = _kernels._Slots(
             {
                 name: self._slot(slot, variable)

@@ -376,6 +376,15 @@ def foreach_update(optimizer, grads, variables, learning_rate):
                     dtype=dtype,
                     device=params[0].device,
                 )
+            per_variable = [
+                optimizer._variable_coefficients(v) for v in keras_vars
+            ]
+            for name in per_variable[0]:
+                coefficients[name] = torch.tensor(
+                    [c[name] for c in per_variable],
+                    dtype=dtype,
+                    device=params[0].device,
+                )
             optimizer._kernel(k, params, grads_, slots, coefficients)
 
 
