@@ -158,12 +158,10 @@ class Wrapper(keras.optimizers.Optimizer):
         inner optimizer's, in that order. The whole list is checked first:
         a list of the wrong length or a weight of the wrong shape raises
         ``ValueError`` and changes nothing."""
-        cls = type(self).__name__
         if not self.built:
-            raise ValueError(
-                f"{cls} must be built before `set_weights` is called: call "
-                "`optimizer.build(trainable_variables)`."
-            )
+            # Keras' error: there are no variables yet.
+            return super().set_weights(weights)
+        cls = type(self).__name__
         variables, weights = self.variables, list(weights)
         own = len(self._variables)
         if len(weights) != len(variables):
@@ -310,10 +308,11 @@ class Wrapper(keras.optimizers.Optimizer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """A config must name every argument (a missing one would silently
-        become its default); the inner optimizer is deserialized."""
-        required = _checks.init_arguments(cls) - {"name"}
-        _checks.config_keys(cls, config, required)
+        """Keras' convention, ``cls(**config)``: a missing argument takes
+        its default, but the inner ``optimizer`` has none; the inner
+        optimizer is deserialized. Unknown keys and bad values fail as in
+        ``__init__``."""
+        _checks.config_keys(cls, config, {"optimizer"})
         config = dict(config)
         if isinstance(config["optimizer"], dict):
             config["optimizer"] = keras.saving.deserialize_keras_object(

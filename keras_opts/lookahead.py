@@ -42,7 +42,9 @@ class Lookahead(_wrapper.Wrapper):
 
     A step that the inner optimizer skips (a non-finite gradient under
     ``skip_nonfinite`` or ``LossScaleOptimizer``) or only accumulates
-    (``gradient_accumulation_steps``) does not count towards $t$. The
+    (``gradient_accumulation_steps``) does not count towards $t$. A
+    variable's ``constraint`` applies to the synchronised weights (so to
+    $\phi$ as well), as Keras applies it after every update. The
     scales and amax histories of a float8-quantized layer are not weights:
     the inner optimizer overwrites them with their "gradient", as Keras
     does, and they have no slow copy.
@@ -127,5 +129,9 @@ class Lookahead(_wrapper.Wrapper):
             theta_t, phi_t = read(theta), phi.value
             alpha = ops.cast(self.slow_step_size, phi.dtype)
             slow = ops.where(sync, phi_t + alpha * (theta_t - phi_t), phi_t)
+            constraint = getattr(theta, "constraint", None)
+            if constraint is not None:
+                # Keras constrains a variable after each update of it.
+                slow = ops.where(sync, constraint(slow), slow)
             phi.assign(slow)
             theta.assign(ops.where(sync, slow, theta_t))

@@ -287,10 +287,10 @@ class SAM(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """A config must name every argument (a missing one would silently
-        become its default); the wrapped model is deserialized."""
-        required = _checks.init_arguments(cls)
-        _checks.config_keys(cls, config, required)
+        """Keras' convention, ``cls(**config)``: a missing argument takes
+        its default, but the wrapped ``model`` has none; it is
+        deserialized."""
+        _checks.config_keys(cls, config, {"model"})
         config = dict(config)
         if isinstance(config["model"], dict):
             config["model"] = keras.saving.deserialize_keras_object(

@@ -101,7 +101,7 @@ def test_set_weights_checks_the_whole_list_before_assigning():
     params, grads = helpers.random_problem(seed=6, steps=2)
     a, _ = _trained(WRAPPERS[0].values[0], params, grads)
     b = Lookahead(keras_opts.Adam(0.05), 2)
-    with pytest.raises(ValueError, match="must be built"):
+    with pytest.raises(ValueError, match="has not yet been built"):
         b.set_weights(_numpy(a.variables))
     b.build(helpers.make_variables(params))
     before = _numpy(b.variables)
@@ -414,3 +414,62 @@ def test_keras_optimizers_serialize_deserialize_and_get(make):
         assert type(restored) is type(optimizer)
         assert restored.get_config() == config
         assert type(restored.inner_optimizer) is type(optimizer.inner_optimizer)
+
+
+@pytest.mark.parametrize("cls", [Lookahead, SWA])
+def test_a_config_naming_only_the_inner_optimizer(cls):
+    """Keras' convention: the other arguments take their defaults."""
+    inner = keras.optimizers.serialize(keras_opts.Adam(0.01))
+    optimizer = keras.optimizers.get(
+        {
+            "class_name": f"keras_opts>{cls.__name__}",
+            "config": {"optimizer": inner},
+        }
+    )
+    assert type(optimizer.inner_optimizer) is keras_opts.Adam
+
+    def without_names(config):
+        return {
+            key: without_names(value) if isinstance(value, dict) else value
+            for key, value in config.items()
+            if key != "name"
+        }
+
+    expected = cls(keras_opts.Adam(0.01)).get_config()
+    assert without_names(optimizer.get_config()) == without_names(expected)
+    with pytest.raises(ValueError, match="is missing optimizer"):
+        keras.optimizers.get(
+            {"class_name": f"keras_opts>{cls.__name__}", "config": {}}
+        )
+
+
+def test_a_sam_config_naming_only_the_model():
+    model = keras.saving.serialize_keras_object(
+        keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    )
+    sam = SAM.from_config({"model": model})
+    assert (sam.rho, sam.epsilon) == (0.05, 1e-12)
+    with pytest.raises(ValueError, match="is missing model"):
+        SAM.from_config({"rho": 0.1})
+
+
+def test_lookahead_sync_keeps_the_constraint():
+    """The synchronised weights are constrained like any update: here the
+    slow weights start at the unconstrained initial weights, and half way
+    to the constrained fast weights is still negative."""
+    start = np.array([-1.0, 0.5, -0.25, 2.0], np.float32)
+    v = keras.Variable(start)
+    v.constraint = keras.constraints.NonNeg()
+    free = keras.Variable(start)
+    grads = np.array([0.5, -1.0, 0.25, 1.0], np.float32)
+    optimizer = Lookahead(keras_opts.SGD(0.1), 2)
+    unconstrained = Lookahead(keras_opts.SGD(0.1), 2)
+    for _ in range(2):
+        optimizer.apply([keras.ops.convert_to_tensor(grads)], [v])
+        unconstrained.apply([keras.ops.convert_to_tensor(grads)], [free])
+    # Entries 1 and 3 stay positive all along, so they follow the free
+    # run; entries 0 and 2 sync to -0.5 and -0.125, clipped to 0.
+    assert np.any(free.numpy() < 0)
+    expected = np.maximum(free.numpy(), 0)
+    np.testing.assert_array_equal(v.numpy(), expected)
+    np.testing.assert_array_equal(optimizer._slow[0].numpy(), expected)
