@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import keras
@@ -44,6 +45,16 @@ class LARS(Optimizer):
     ``exclude_from_weight_decay`` get $\beta = 0$ (their trust ratio is
     still applied).
 
+    Variables matched by ``exclude_from_layer_adaptation`` (the name of
+    tensorflow-addons' LAMB argument) get $\lambda^\ell = 1$: a plain
+    momentum step at the global rate. Its patterns are regular
+    expressions searched in each variable's ``name``, the rule of Keras'
+    ``exclude_from_weight_decay(var_names=...)``, so ``["bias", "gamma",
+    "beta"]`` exempts biases and normalisation parameters.
+    ``adapt_vectors=False`` exempts every variable of rank 0 or 1
+    instead, as SimCLR, BYOL and pytorch-optimizer's LARS do. The two
+    combine; neither changes the weight decay.
+
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             1.0 (LARS is run with large global rates and a warm-up).
@@ -53,6 +64,11 @@ class LARS(Optimizer):
         epsilon: added to the trust ratio's denominator, at least 0.
             Default 0 (the paper's).
         nesterov: Nesterov momentum. Default False.
+        exclude_from_layer_adaptation: list of regular expressions; a
+            variable whose ``name`` matches one gets trust ratio 1.
+            Default None.
+        adapt_vectors: apply the trust ratio to variables of rank 0 and 1
+            too. Default True.
         coupled_weight_decay: L2 coefficient added to the gradient before
             the norms. Default 0.
         **kwargs: the ``keras.optimizers.Optimizer`` arguments.
@@ -89,6 +105,8 @@ class LARS(Optimizer):
         trust_coefficient: float = 0.001,
         epsilon: float = 0.0,
         nesterov: bool = False,
+        exclude_from_layer_adaptation: list[str] | None = None,
+        adapt_vectors: bool = True,
         coupled_weight_decay: float = 0.0,
         name: str | None = None,
         **kwargs: Any,
@@ -102,6 +120,13 @@ class LARS(Optimizer):
                 ),
                 "epsilon": _checks.non_negative("epsilon", epsilon),
                 "nesterov": _checks.boolean("nesterov", nesterov),
+                "exclude_from_layer_adaptation": _patterns(
+                    "exclude_from_layer_adaptation",
+                    exclude_from_layer_adaptation,
+                ),
+                "adapt_vectors": _checks.boolean(
+                    "adapt_vectors", adapt_vectors
+                ),
             },
             coupled_weight_decay=coupled_weight_decay,
             weight_decay=_checks.non_negative("weight_decay", weight_decay),
@@ -115,6 +140,20 @@ class LARS(Optimizer):
     def _coefficients(self, learning_rate, step):
         return {"lr": learning_rate}
 
+    def _adapts(self, variable) -> bool:
+        """Whether ``variable`` gets the trust ratio."""
+        if not self.adapt_vectors and len(variable.shape) <= 1:
+            return False
+        patterns = self.exclude_from_layer_adaptation
+        if patterns:  # as Keras matches exclude_from_weight_decay
+            return re.search("|".join(set(patterns)), variable.name) is None
+        return True
+
+    def _variable_coefficients(self, variable):
+        if self.adapt_vectors and not self.exclude_from_layer_adaptation:
+            return {}
+        return {"adapt": 1.0 if self._adapts(variable) else 0.0}
+
     def _kernel(self, k, p, g, s, c):
         w_norm, g_norm = k.norm(p), k.norm(g)
         denominator = g_norm + self.epsilon
@@ -124,6 +163,8 @@ class LARS(Optimizer):
             u = k.add_(k.scale(p, c["decay"]), g)
         ratio = self.trust_coefficient * w_norm / denominator
         ratio = ops.where((w_norm > 0) & (g_norm > 0), ratio, 1.0)
+        if "adapt" in c:  # exclude_from_layer_adaptation, adapt_vectors
+            ratio = ops.where(c["adapt"] > 0, ratio, 1.0)
         u = k.scale(u, c["lr"] * ratio)
         if not self.momentum:
             k.add_(p, u, -1.0)
@@ -133,3 +174,28 @@ class LARS(Optimizer):
             k.add_(p, k.add_(u, v, self.momentum), -1.0)
         else:
             k.add_(p, v, -1.0)
+
+
+def _patterns(name: str, value: Any) -> list[str] | None:
+    """None, or a list of regular expressions (a tuple becomes a list)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"`{name}` must be a list of regular expressions or None. "
+            f"Received: {name}={value!r}"
+        )
+    for pattern in value:
+        if not isinstance(pattern, str):
+            raise TypeError(
+                f"`{name}` must hold strings (regular expressions). "
+                f"Received: {name}={value!r}"
+            )
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(
+                f"`{name}` holds an invalid regular expression {pattern!r} "
+                f"({error}). Received: {name}={value!r}"
+            ) from None
+    return list(value)

@@ -893,6 +893,8 @@ SPECS: tuple[Spec, ...] = (
             {"weight_decay": 0.01},
             {"momentum": 0.0, "trust_coefficient": 0.01},
             {"nesterov": True, "weight_decay": 0.01, "epsilon": 1e-3},
+            {"exclude_from_layer_adaptation": ["p1"], "weight_decay": 0.01},
+            {"adapt_vectors": False, "momentum": 0.5},
             {"momentum": 0.5, "coupled_weight_decay": 0.1},
         ),
         references=(
@@ -910,6 +912,7 @@ SPECS: tuple[Spec, ...] = (
             "trust_coefficient": ("logfloat", 1e-4, 1e-1),
             "epsilon": ("logfloat", 1e-8, 1e-2),
             "nesterov": ("bool",),
+            "adapt_vectors": ("bool",),
         },
         decays_near_one={"momentum": 0.999, "trust_coefficient": 0.1},
         convergence={

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import MADGRAD, NovoGrad
+from keras_opts import LARS, MADGRAD, NovoGrad
 from keras_opts.testing import oracles
 from tests import helpers
 
@@ -50,3 +50,72 @@ def test_madgrad_without_epsilon_leaves_a_never_seen_coordinate(momentum):
     assert all(step[0][1] == -2.0 for step in ours)
     tol = helpers.float32_tolerance(expected, len(grads))
     helpers.assert_histories_close(ours, expected, tol, "madgrad")
+
+
+def _dense_step(**kwargs):
+    """One LARS step on a Dense layer's kernel and bias (names ``kernel``
+    and ``bias``), gradients of ones: the weights before and after."""
+    layer = keras.layers.Dense(3)
+    layer.build((None, 2))
+    layer.bias.assign([0.5, -1.0, 2.0])
+    variables = [layer.kernel, layer.bias]
+    before = [np.array(v.numpy(), np.float64) for v in variables]
+    grads = [keras.ops.ones((2, 3)), keras.ops.ones((3,))]
+    optimizer = LARS(0.1, momentum=0.0, trust_coefficient=0.01, **kwargs)
+    optimizer.apply(grads, variables)
+    return before, [np.array(v.numpy(), np.float64) for v in variables]
+
+
+def _lars_ratio(weights, grad_norm):
+    return 0.01 * np.linalg.norm(weights) / grad_norm
+
+
+# A few float32 roundings of weights of magnitude up to 2.
+ATOL = 8 * helpers.FLOAT32_EPS
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"exclude_from_layer_adaptation": ["bias"]},
+        {"exclude_from_layer_adaptation": ("gamma", "bia")},
+        {"adapt_vectors": False},
+    ],
+)
+def test_lars_excluded_variables_take_the_global_rate(kwargs):
+    (kernel, bias), (new_kernel, new_bias) = _dense_step(**kwargs)
+    ratio = _lars_ratio(kernel, np.sqrt(6))
+    np.testing.assert_allclose(new_bias, bias - 0.1, rtol=0, atol=ATOL)
+    expected = kernel - 0.1 * ratio
+    np.testing.assert_allclose(new_kernel, expected, rtol=0, atol=ATOL)
+
+
+def test_lars_adapts_every_variable_by_default():
+    (kernel, bias), (new_kernel, new_bias) = _dense_step()
+    expected = bias - 0.1 * _lars_ratio(bias, np.sqrt(3))
+    np.testing.assert_allclose(new_bias, expected, rtol=0, atol=ATOL)
+    expected = kernel - 0.1 * _lars_ratio(kernel, np.sqrt(6))
+    np.testing.assert_allclose(new_kernel, expected, rtol=0, atol=ATOL)
+
+
+def test_lars_exclusion_round_trips_its_config():
+    optimizer = LARS(exclude_from_layer_adaptation=("bias",))
+    config = optimizer.get_config()
+    assert config["exclude_from_layer_adaptation"] == ["bias"]
+    assert config["adapt_vectors"] is True
+    restored = LARS.from_config(config)
+    assert restored.exclude_from_layer_adaptation == ["bias"]
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        ("bias", TypeError, "list of regular expressions"),
+        ([3], TypeError, "must hold strings"),
+        (["bias("], ValueError, "invalid regular expression 'bias\\('"),
+    ],
+)
+def test_lars_exclusion_patterns_are_checked(value, error, message):
+    with pytest.raises(error, match=message) as info:
+        LARS(exclude_from_layer_adaptation=value)
+    assert f"exclude_from_layer_adaptation={value!r}" in str(info.value)
