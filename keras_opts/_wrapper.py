@@ -13,8 +13,9 @@ take it on every backend) that never runs Keras' own update. Each step it
    accumulates (``gradient_accumulation_steps``) does not count;
 4. runs the subclass' ``_after_inner_step`` with that count.
 
-The hooks assign ``ops.where`` values to variables, never branch in Python
-on a tensor, so one program traces once under ``tf.function`` and
+The hooks assign ``ops.where`` values to variables (through the
+optimizer's ``assign``, as Keras asks of an optimizer), never branch in
+Python on a tensor, so one program traces once under ``tf.function`` and
 ``jax.jit``, and the same code runs on variables and, for JAX, inside a
 ``StatelessScope``.
 

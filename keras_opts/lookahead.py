@@ -121,7 +121,7 @@ class Lookahead(_wrapper.Wrapper):
         # phi_0 = theta_0: the model's weights when training starts.
         first = ops.equal(ops.convert_to_tensor(self._iterations), 0)
         for theta, phi in self._with_slots(self._slow, variables):
-            phi.assign(ops.where(first, read(theta), phi.value))
+            self.assign(phi, ops.where(first, read(theta), phi.value))
 
     def _after_inner_step(self, variables, advanced, count):
         sync = ops.logical_and(advanced, ops.equal(count % self.sync_period, 0))
@@ -133,5 +133,5 @@ class Lookahead(_wrapper.Wrapper):
             if constraint is not None:
                 # Keras constrains a variable after each update of it.
                 slow = ops.where(sync, constraint(slow), slow)
-            phi.assign(slow)
-            theta.assign(ops.where(sync, slow, theta_t))
+            self.assign(phi, slow)
+            self.assign(theta, ops.where(sync, slow, theta_t))

@@ -169,7 +169,7 @@ class SWA(_wrapper.Wrapper):
         for w, average in self._with_slots(self._averages, variables):
             a = average.value
             new = a + (read(w) - a) / (ops.cast(n, a.dtype) + 1)
-            average.assign(ops.where(add, new, a))
+            self.assign(average, ops.where(add, new, a))
         self._n_averaged.assign(n + ops.cast(add, n.dtype))
 
     @contextlib.contextmanager
