@@ -33,6 +33,17 @@ class AdaBelief(Optimizer):
     \end{aligned}
     $$
 
+    With ``amsgrad=True`` (AMSGrad's remedy, Reddi et al. 2018) the
+    denominator uses $s^{\max}_t = \max(s^{\max}_{t-1}, s_t)$, the largest
+    $s$ so far, in place of $s_t$, bias-corrected by the current
+    $1 - \beta_2^t$: the maximum of the uncorrected $s_t$ (which include
+    their $\epsilon$), then the correction, as tensorflow-addons and the
+    authors' code compute it and as torch.optim.Adam does for $v_t$ (a
+    maximum of the corrected $s_t / (1 - \beta_2^t)$ would instead hold on
+    to the noisy estimates of the first steps). With ``rectify`` too,
+    $s^{\max}_t$ enters the rectified step (tensorflow-addons; the authors'
+    code uses $s_t$ there).
+
     With ``rectify=True`` the step is RAdam's (see ``keras_opts.RAdam``)
     with $s_t$ in place of $v_t$, as the authors' code computes it: while
     $\rho_t \le$ ``rectify_threshold`` a plain momentum step
@@ -48,6 +59,8 @@ class AdaBelief(Optimizer):
         epsilon: positive stabiliser, added to $s_t$ every step and to the
             denominator. Default 1e-16 (the authors'; their code for
             version 0.2).
+        amsgrad: divide by the root of the largest $s_t$ so far. Default
+            False.
         rectify: use the rectified step. Default False.
         rectify_threshold: with ``rectify``, rectify when $\rho_t$ exceeds
             it. Default 5 (the authors' code; at least 4).
@@ -84,6 +97,7 @@ class AdaBelief(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-16,
+        amsgrad: bool = False,
         rectify: bool = False,
         rectify_threshold: float = 5.0,
         coupled_weight_decay: float = 0.0,
@@ -94,6 +108,7 @@ class AdaBelief(Optimizer):
             learning_rate,
             {
                 **_checks.adam_moments(beta_1, beta_2, epsilon),
+                "amsgrad": _checks.boolean("amsgrad", amsgrad),
                 "rectify": _checks.boolean("rectify", rectify),
                 "rectify_threshold": _checks.real(
                     "rectify_threshold", rectify_threshold, low=4.0
@@ -105,7 +120,8 @@ class AdaBelief(Optimizer):
         )
 
     def _slot_names(self):
-        return ("momentum", "belief")
+        names = ("momentum", "belief")
+        return names + ("max_belief",) if self.amsgrad else names
 
     def _coefficients(self, learning_rate, step):
         if self.rectify:
@@ -132,6 +148,8 @@ class AdaBelief(Optimizer):
         residual = k.add(g, m, -1.0)
         belief = _math.ema_square_(k, s.belief, residual, self.beta_2)
         belief = k.add_(belief, self.epsilon)
+        if self.amsgrad:
+            belief = k.maximum_(s.max_belief, belief)
         if self.rectify:
             _math.rectified_update(k, p, m, belief, c, "uncorrected")
             return

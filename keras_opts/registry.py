@@ -672,7 +672,14 @@ SPECS: tuple[Spec, ...] = (
             {"epsilon": 1e-8},
             {"rectify": True},
             {"rectify": True, "beta_2": 0.9, "rectify_threshold": 6.0},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+            {"amsgrad": True},
+            {"amsgrad": True, "rectify": True, "beta_2": 0.9},
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "amsgrad": True,
+                "coupled_weight_decay": 0.1,
+            },
         ),
         references=(
             Reference(
@@ -694,10 +701,11 @@ SPECS: tuple[Spec, ...] = (
             "beta_1": ("float", 0.5, 0.99),
             "beta_2": ("float", 0.5, 0.9999),
             "epsilon": ("logfloat", 1e-16, 1e-3),
+            "amsgrad": ("bool",),
             "rectify": ("bool",),
             "coupled_weight_decay": ("float", 0.0, 0.5),
         },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
+        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999, "amsgrad": True},
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import LARS, MADGRAD, NovoGrad
+from keras_opts import LARS, MADGRAD, AdaBelief, NovoGrad
 from keras_opts.testing import oracles
 from tests import helpers
 
@@ -119,3 +119,33 @@ def test_lars_exclusion_patterns_are_checked(value, error, message):
     with pytest.raises(error, match=message) as info:
         LARS(exclude_from_layer_adaptation=value)
     assert f"exclude_from_layer_adaptation={value!r}" in str(info.value)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adabelief_amsgrad_slot_exists_only_with_amsgrad(amsgrad):
+    """Optimizer variables are saved by position: the maximum comes last,
+    one per variable in their order, and only with ``amsgrad``."""
+    variables = [keras.Variable(np.ones(3), name="a"), keras.Variable(2.0)]
+    optimizer = AdaBelief(amsgrad=amsgrad)
+    optimizer.build(variables)
+    names = [v.name for v in optimizer.variables[2:]]
+    slots = ["momentum", "belief"] + (["max_belief"] if amsgrad else [])
+    assert len(names) == 2 * len(slots)
+    for i, slot in enumerate(slots):
+        assert all(slot in name for name in names[2 * i : 2 * i + 2])
+        assert "max_belief" not in names[2 * i] or slot == "max_belief"
+
+
+def test_adabelief_amsgrad_divides_by_the_largest_belief():
+    """A large gradient, then small ones: the belief decays (beta = 0.5),
+    but with amsgrad the step keeps the denominator of the large one."""
+    grads = [[np.array([10.0], np.float32)]] + [
+        [np.array([0.1], np.float32)]
+    ] * 20
+    params = [np.array([1.0], np.float32)]
+    moved = {}
+    for amsgrad in (False, True):
+        optimizer = AdaBelief(0.01, 0.5, 0.5, amsgrad=amsgrad)
+        history = helpers.run_keras_optimizer(optimizer, params, grads)
+        moved[amsgrad] = abs(history[-1][0][0] - history[-2][0][0])
+    assert moved[True] < 0.1 * moved[False]
