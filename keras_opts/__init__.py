@@ -1,7 +1,11 @@
 """keras_opts: optimizers for Keras 3 on TensorFlow, JAX and PyTorch.
 
 Importing the package registers every optimizer with Keras, so a model saved
-with one loads with ``keras.models.load_model`` and no ``custom_objects``.
+with one loads with ``keras.models.load_model`` and no ``custom_objects``,
+and ``model.compile(optimizer="keras_opts>RAdam")`` works. The short names
+(``"radam"``, ``"RAdam"``, ``"yogi"``) work in ``compile`` and
+``keras.optimizers.get`` too, except those of Keras' own optimizers
+(``"adam"``, ``"sgd"``, ``"rmsprop"``, ...), which keep meaning Keras'.
 """
 
 from __future__ import annotations
@@ -60,14 +64,15 @@ __all__ = [
 ]
 
 
-def get(identifier: Any) -> keras.optimizers.Optimizer:
+def get(identifier: Any) -> keras.optimizers.Optimizer | None:
     """Returns an optimizer from a name, a config dict or an instance.
 
     Like ``keras.optimizers.get``: a registry name or alias (``"radam"``,
     ``"RAdam"``, ``"rectified_adam"``) gives an instance with default
     arguments; a dict from ``keras.saving.serialize_keras_object`` or of the
     form ``{"class_name": "RAdam", "config": {...}}`` is deserialized; an
-    optimizer instance is returned unchanged.
+    optimizer instance is returned unchanged, and None gives None. Unlike
+    ``keras.optimizers.get``, ``"adam"`` here is ``keras_opts.Adam``.
 
     >>> import keras_opts
     >>> type(keras_opts.get("radam")).__name__
@@ -75,6 +80,8 @@ def get(identifier: Any) -> keras.optimizers.Optimizer:
     """
     from keras_opts import registry
 
+    if identifier is None:
+        return None
     if isinstance(identifier, keras.optimizers.Optimizer):
         return identifier
     if isinstance(identifier, str):
@@ -101,3 +108,26 @@ def get(identifier: Any) -> keras.optimizers.Optimizer:
         f"Received: identifier={identifier!r} of type "
         f"{type(identifier).__name__}."
     )
+
+
+def _register_short_names() -> None:
+    """Adds each optimizer's registry name, class name and aliases to
+    ``keras.saving.get_custom_objects()``, where ``keras.optimizers.get``
+    (and so ``compile``) looks a name up.
+
+    Keras lower-cases a name of one of its own optimizers and then looks it
+    up among the custom objects first: a name that Keras has (in any case)
+    is left out, so ``keras.optimizers.get("adam")`` stays Keras' Adam. An
+    entry already there (the user's) is kept.
+    """
+    from keras_opts import registry
+
+    keras_names = {name.lower() for name in dir(keras.optimizers)}
+    custom = keras.saving.get_custom_objects()
+    for spec in registry.SPECS:
+        for key in (spec.name, spec.cls.__name__, *spec.aliases):
+            if key.lower() not in keras_names:
+                custom.setdefault(key, spec.cls)
+
+
+_register_short_names()

@@ -11,6 +11,10 @@ It adds five things to ``keras.optimizers.Optimizer``:
   ``update_step``; the two are independent and never applied twice;
 - a subclass can scale Keras' decoupled decay by ``_weight_decay_factor``
   (AdamW's paper form);
+- ``weight_decay`` may be a ``LearningRateSchedule`` or a callable, as in
+  tensorflow-addons' optimizers: evaluated at ``iterations`` like the
+  learning rate, for Keras' decoupled decay and the algorithms that own
+  their decay alike, and serialized by ``get_config``;
 - ``skip_nonfinite``: a step whose gradients hold a NaN or an infinity
   changes nothing (weights, slots, ``iterations``), as under
   ``LossScaleOptimizer`` but without loss scaling. Without it such a step
@@ -20,12 +24,17 @@ It adds five things to ``keras.optimizers.Optimizer``:
   variable whose gradient is non-zero are updated; the others and their
   slots keep their values, as tensorflow-addons' LazyAdam does for
   embeddings. For element-wise algorithms only;
-- sparse gradients (TensorFlow's ``IndexedSlices`` from an ``Embedding``)
-  are made dense before the update, so they give the dense result;
+- sparse gradients (TensorFlow's ``IndexedSlices`` from an ``Embedding``,
+  JAX's ``BCOO``) are made dense before the update, so they give the
+  dense result (``lazy_rows`` keeps the untouched rows as they are);
 - ``gradient_centralization``: every gradient of rank >= 2 has its mean
   over all axes but the last removed before clipping (Yong et al., 2020),
   for any keras_opts optimizer;
-- ``get_config`` that merges the subclass' algorithm arguments;
+- ``get_config`` that merges the subclass' algorithm arguments (the
+  learning rate written as the shortest decimal of its stored value), and
+  ``from_config`` that, as Keras', gives a missing argument its default;
+- a default ``name`` that is the lower-cased class name (``"radam"``),
+  made unique as Keras does;
 - the update written once (``_kernel``, see ``keras_opts._kernels``): the
   base class runs it per variable through ``keras.ops`` on TensorFlow and
   JAX, and over all variables at once through ``torch._foreach_*`` on
@@ -33,22 +42,26 @@ It adds five things to ``keras.optimizers.Optimizer``:
   its own ``update_step`` instead.
 
 Private Keras API used here, and nowhere else: ``_use_weight_decay`` (which
-honours ``exclude_from_weight_decay``), ``_get_variable_index`` and the
-``_apply_weight_decay`` hook.
+honours ``exclude_from_weight_decay``), ``_get_variable_index``, the
+``_apply_weight_decay`` hook and ``keras.src.utils.naming.auto_name`` (the
+name counter Keras' own optimizers share).
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
+from keras.src.utils.naming import auto_name
 
 from keras_opts import _checks, _kernels
 
 _BASE_CHECKS = {
-    "weight_decay": _checks.non_negative,
+    "weight_decay": _checks.weight_decay,
     "clipnorm": _checks.positive,
     "clipvalue": _checks.positive,
     "global_clipnorm": _checks.positive,
@@ -105,6 +118,8 @@ class Optimizer(keras.optimizers.Optimizer):
         for key, check in _BASE_CHECKS.items():
             if kwargs.get(key) is not None:
                 kwargs[key] = check(key, kwargs[key])
+        if name is None:  # Keras would snake-case the class name: r_adam
+            name = auto_name(type(self).__name__.lower())
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.coupled_weight_decay = coupled
         self.skip_nonfinite = skip_nonfinite
@@ -117,7 +132,12 @@ class Optimizer(keras.optimizers.Optimizer):
             setattr(self, key, value)
 
     def apply(self, grads, trainable_variables=None):
-        if not self.skip_nonfinite or self._inside_stateless_apply:
+        if (
+            not self.skip_nonfinite
+            or self._inside_stateless_apply
+            or _no_gradient(grads)  # Keras' own error
+            or (trainable_variables is None and not self.built)
+        ):
             return super().apply(grads, trainable_variables)
         if not self.built:  # never create variables inside a cond branch
             self.build(list(trainable_variables))
@@ -151,7 +171,7 @@ class Optimizer(keras.optimizers.Optimizer):
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         """JAX's ``fit()`` path: the same skip, written with values."""
-        if not self.skip_nonfinite:
+        if not self.skip_nonfinite or _no_gradient(grads):
             return super().stateless_apply(
                 optimizer_variables, grads, trainable_variables
             )
@@ -199,7 +219,7 @@ class Optimizer(keras.optimizers.Optimizer):
                     shape=(),
                     initializer=self._slot_initializer(name),
                     dtype=variable.dtype,
-                    name=f"{variable.path.replace('/', '_')}_{name}",
+                    name=f"{_slot_prefix(variable)}_{name}",
                 )
                 for variable in variables
             ]
@@ -254,6 +274,7 @@ class Optimizer(keras.optimizers.Optimizer):
             }
         )
         if not self.lazy_rows or not variable.shape:
+            self._decoupled_decay(variable, learning_rate)
             self._kernel(
                 _kernels.Single(self),
                 variable,
@@ -266,16 +287,13 @@ class Optimizer(keras.optimizers.Optimizer):
         # any L2 term, which touches every row) missed.
         axes = tuple(range(1, len(variable.shape)))
         touched = ops.not_equal(_dense(gradient), 0)
-        gradient = self._gradient(gradient, variable)
         if axes:
             touched = ops.any(touched, axis=axes, keepdims=True)
         state = [variable, *slots.values()]
         # Copies of the values (torch assigns in place).
         before = [ops.copy(ops.convert_to_tensor(x)) for x in state]
-        if self._lazy_decay(variable):  # Keras' decoupled decay, here
-            factor = self.weight_decay * self._weight_decay_factor()
-            rate = ops.cast(learning_rate, variable.dtype) * factor
-            self.assign(variable, variable - variable * rate)
+        self._decoupled_decay(variable, learning_rate)
+        gradient = self._gradient(gradient, variable)
         self._kernel(
             _kernels.Single(self), variable, gradient, slots, coefficients
         )
@@ -300,11 +318,26 @@ class Optimizer(keras.optimizers.Optimizer):
             )
         self._end_update()
 
-    def _kernel_decay(self, variable) -> float:
-        """``weight_decay`` for ``variable``, 0 where it is excluded."""
+    def _kernel_decay(self, variable) -> Any:
+        """``weight_decay`` for ``variable`` now (a float, or a 0-d tensor
+        of its dtype where it is a schedule), 0 where it is excluded."""
         if not self.weight_decay or not self._use_weight_decay(variable):
             return 0.0
-        return float(self.weight_decay)
+        value = self._current_weight_decay()
+        if isinstance(value, numbers.Real):
+            return float(value)
+        return ops.cast(value, variable.dtype)
+
+    def _current_weight_decay(self) -> Any:
+        """``weight_decay`` at this step: a schedule is evaluated at
+        ``iterations`` and a callable called, as Keras does for the
+        learning rate."""
+        value = self.weight_decay
+        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            return value(self.iterations)
+        if callable(value):
+            return value()
+        return value
 
     def _clip_gradients(self, grads):
         """Gradient centralization (Yong et al., 2020), then Keras'
@@ -341,49 +374,75 @@ class Optimizer(keras.optimizers.Optimizer):
         """
         return 1.0
 
-    def _lazy_decay(self, variable) -> bool:
-        """Whether ``update_step`` applies Keras' decoupled decay to
-        ``variable`` (under ``lazy_rows``, so untouched rows escape it)."""
+    def _decays_in_step(self) -> bool:
+        """Whether Keras' decoupled decay is applied with each variable's
+        update (``_decoupled_decay``) rather than by Keras before all of
+        them: under ``lazy_rows`` (untouched rows escape it), for a
+        scheduled ``weight_decay`` and for a scaled one (AdamW's
+        ``_weight_decay_factor``). Each backend's own
+        ``_apply_weight_decay`` reads a constant ``weight_decay``; the
+        update step runs per variable in TensorFlow's distributed update
+        context, where reading the schedule is safe."""
         return bool(
-            self.lazy_rows
-            and self.weight_decay
+            self.weight_decay
             and not self._decay_in_kernel
-            and self._use_weight_decay(variable)
+            and (
+                self.lazy_rows
+                or not isinstance(self.weight_decay, numbers.Real)
+                or self._weight_decay_factor() != 1.0
+            )
         )
+
+    def _decoupled_coefficient(self, dtype) -> Any:
+        """``weight_decay * _weight_decay_factor()`` now, in ``dtype``."""
+        value = self._current_weight_decay()
+        factor = self._weight_decay_factor()
+        if factor != 1.0:
+            value = value * factor
+        return ops.cast(value, dtype)
+
+    def _decoupled_decay(self, variable, learning_rate) -> None:
+        """Keras' ``w <- w - w * weight_decay * lr`` where it is applied in
+        the update step (``_decays_in_step``), written as each backend's
+        ``_apply_weight_decay`` writes it on TensorFlow and JAX."""
+        if not self._decays_in_step() or not self._use_weight_decay(variable):
+            return
+        lr = ops.cast(learning_rate, variable.dtype)
+        wd = self._decoupled_coefficient(variable.dtype)
+        self.assign_sub(variable, variable * wd * lr)
 
     def _apply_weight_decay(self, variables):
         if self._decay_in_kernel:
             return None  # the algorithm applies it (``c["decay"]``)
-        if self.lazy_rows:
-            # update_step applies it with the rows; a rank-0 variable has
-            # no rows and gets it here.
-            variables = [v for v in variables if not v.shape]
-            if not variables:
-                return None
-        factor = self._weight_decay_factor()
-        if self.weight_decay is None or factor == 1.0:
-            return super()._apply_weight_decay(variables)
-        # Each backend's _apply_weight_decay (TensorFlow's is
-        # distribution-aware) reads `weight_decay` when traced: scale the
-        # attribute around the call to reuse them unchanged.
-        coefficient = self.weight_decay
-        self.weight_decay = coefficient * factor
-        try:
-            return super()._apply_weight_decay(variables)
-        finally:
-            self.weight_decay = coefficient
+        if self._decays_in_step():
+            return None  # update_step applies it (``_decoupled_decay``)
+        return super()._apply_weight_decay(variables)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """Like Keras', but a config must name every argument of the class
-        (a missing one would silently become its default); unknown keys
-        and bad values fail as in ``__init__``."""
-        required = _checks.init_arguments(cls) - {"name"}
-        _checks.config_keys(cls, config, required)
-        return super().from_config(dict(config), custom_objects)
+        """Keras' convention, ``cls(**config)``: a missing argument takes
+        its default (``keras.optimizers.get("keras_opts>RAdam")`` passes
+        an empty config); unknown keys and bad values fail as in
+        ``__init__``. A ``weight_decay`` schedule is deserialized like the
+        learning rate's."""
+        _checks.config_dict(cls, config)
+        config = dict(config)
+        if isinstance(config.get("weight_decay"), dict):
+            config["weight_decay"] = keras.saving.deserialize_keras_object(
+                config["weight_decay"], custom_objects=custom_objects
+            )
+        return super().from_config(config, custom_objects)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        if isinstance(self._learning_rate, keras.Variable):
+            # 0.001, not float32's 0.0010000000474974513: the shortest
+            # decimal that gives the same stored value.
+            config["learning_rate"] = _shortest_float(self._learning_rate)
+        if callable(self.weight_decay):  # a schedule, as Keras saves one
+            config["weight_decay"] = keras.saving.serialize_keras_object(
+                self.weight_decay
+            )
         config["coupled_weight_decay"] = self.coupled_weight_decay
         config["skip_nonfinite"] = self.skip_nonfinite
         config["gradient_centralization"] = self.gradient_centralization
@@ -393,25 +452,58 @@ class Optimizer(keras.optimizers.Optimizer):
 
 
 def _dense(gradient):
-    """TensorFlow's ``IndexedSlices`` (an ``Embedding``'s gradient) as a
-    dense tensor, duplicate indices summed; anything else unchanged."""
-    if keras.backend.backend() == "tensorflow":
+    """A sparse gradient as a dense tensor, duplicate indices summed:
+    TensorFlow's ``IndexedSlices`` (an ``Embedding``'s gradient) and
+    ``SparseTensor``, JAX's ``BCOO``; anything else unchanged."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         if isinstance(gradient, tf.IndexedSlices):
             return tf.convert_to_tensor(gradient)
+        if isinstance(gradient, tf.SparseTensor):
+            return tf.sparse.to_dense(gradient)
+    elif backend == "jax":
+        from jax.experimental import sparse
+
+        if isinstance(gradient, sparse.JAXSparse):
+            return gradient.todense()
     return gradient
 
 
 def _centralize(gradient):
-    if gradient is None or len(gradient.shape) < 2:
+    if gradient is None:
         return gradient
+    # Dense first: the shape of an IndexedSlices built with a tuple
+    # `dense_shape` cannot be read.
     gradient = _dense(gradient)
+    if len(gradient.shape) < 2:
+        return gradient
     axes = tuple(range(len(gradient.shape) - 1))
     return gradient - ops.mean(gradient, axis=axes, keepdims=True)
+
+
+def _no_gradient(grads) -> bool:
+    """Every gradient is None: Keras raises "No gradients provided"."""
+    return len(grads) > 0 and all(g is None for g in grads)
 
 
 def _all_finite(grads):
     """One boolean: every entry of every gradient is finite."""
     flags = [ops.all(ops.isfinite(_dense(g))) for g in grads if g is not None]
     return ops.all(ops.stack(flags))
+
+
+def _slot_prefix(variable) -> str:
+    """The name a slot of ``variable`` starts with, as Keras'
+    ``add_variable_from_reference`` writes it: from ``path``, or from
+    ``name`` for a plain ``tf.Variable``, which has no path."""
+    if hasattr(variable, "path"):
+        return variable.path.replace("/", "_")
+    return str(variable.name).replace("/", "_").replace(":", "_")
+
+
+def _shortest_float(variable) -> float:
+    """The shortest decimal that rounds to ``variable``'s stored value
+    (NumPy prints a scalar of each dtype that way)."""
+    return float(str(np.asarray(keras.ops.convert_to_numpy(variable))[()]))

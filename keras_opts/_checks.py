@@ -3,6 +3,12 @@
 Each check raises before any variable exists, with a message that names the
 argument and the value received, e.g.
 ``ValueError: `beta_1` must be in [0, 1). Received: beta_1=1.5``.
+
+A value of the wrong type raises :class:`ArgumentTypeError`, a
+``TypeError`` (Python's convention) that is also a ``ValueError`` (what
+Keras' built-in optimizers raise for a bad argument of any kind, e.g.
+``keras.optimizers.SGD(momentum=True)``), so code written against either
+catches it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ import numbers
 from typing import Any
 
 import keras
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (see the module docstring)."""
 
 
 def _received(name: str, value: Any) -> str:
@@ -32,7 +42,7 @@ def real(
     ``low``/``high`` bound the value; ``*_open`` excludes that bound.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"`{name}` must be a real number. {_received(name, value)} "
             f"of type {type(value).__name__}."
         )
@@ -79,7 +89,7 @@ def non_negative(name: str, value: Any) -> float:
 
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"`{name}` must be a bool. {_received(name, value)} "
             f"of type {type(value).__name__}."
         )
@@ -99,7 +109,7 @@ def learning_rate(value: Any) -> None:
     """A positive finite number, a ``LearningRateSchedule`` or a callable."""
     schedule = keras.optimizers.schedules.LearningRateSchedule
     if isinstance(value, type):
-        raise TypeError(
+        raise ArgumentTypeError(
             "`learning_rate` must be a number, a schedule instance or a "
             f"callable, not a class. Received: learning_rate={value!r}"
         )
@@ -110,13 +120,33 @@ def learning_rate(value: Any) -> None:
     positive("learning_rate", value)
 
 
-def config_keys(cls: type, config: Any, required: set[str]) -> None:
-    """``config`` is a dict holding every key of ``required``."""
+def weight_decay(name: str, value: Any) -> Any:
+    """A coefficient of at least 0, or a ``LearningRateSchedule`` instance
+    or a callable that gives it (evaluated at the optimizer's
+    ``iterations``, as a learning-rate schedule is)."""
+    schedule = keras.optimizers.schedules.LearningRateSchedule
+    if isinstance(value, type):
+        raise ArgumentTypeError(
+            f"`{name}` must be a number, a schedule instance or a "
+            f"callable, not a class. {_received(name, value)}"
+        )
+    if isinstance(value, schedule) or callable(value):
+        return value
+    return non_negative(name, value)
+
+
+def config_dict(cls: type, config: Any) -> None:
+    """``config`` is a dict (its keys are checked by ``cls.__init__``)."""
     if not isinstance(config, dict):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"`config` of {cls.__name__} must be a dict. "
             f"Received: config={config!r}"
         )
+
+
+def config_keys(cls: type, config: Any, required: set[str]) -> None:
+    """``config`` is a dict holding every key of ``required``."""
+    config_dict(cls, config)
     missing = sorted(required - set(config))
     if missing:
         raise ValueError(
@@ -139,7 +169,7 @@ def init_arguments(cls: type) -> set[str]:
 def integer(name: str, value: Any, low: int) -> int:
     """An integer (not a bool) that is at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"`{name}` must be an integer. Received: {name}={value!r} "
             f"of type {type(value).__name__}."
         )

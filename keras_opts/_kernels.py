@@ -346,6 +346,15 @@ def foreach_update(optimizer, grads, variables, learning_rate):
             )
             lr = ops.cast(learning_rate, keras_vars[0].dtype)
             step = optimizer._step(keras_vars[0])
+            if optimizer._decays_in_step():  # Keras' decoupled decay, here
+                decayed = [
+                    p
+                    for p, v in zip(params, keras_vars)
+                    if optimizer._use_weight_decay(v)
+                ]
+                if decayed:  # as Keras' torch _apply_weight_decay writes it
+                    wd = optimizer._decoupled_coefficient(keras_vars[0].dtype)
+                    torch._foreach_mul_(decayed, 1 - wd * lr)
             decay = optimizer.coupled_weight_decay
             chosen = []
             if decay:
@@ -371,11 +380,19 @@ def foreach_update(optimizer, grads, variables, learning_rate):
                     continue
             coefficients = optimizer._coefficients(lr, step)
             if optimizer._decay_in_kernel:
-                coefficients["decay"] = torch.tensor(
-                    [optimizer._kernel_decay(v) for v in keras_vars],
-                    dtype=dtype,
-                    device=params[0].device,
-                )
+                decays = [optimizer._kernel_decay(v) for v in keras_vars]
+                device = params[0].device
+                if all(isinstance(d, float) for d in decays):
+                    coefficients["decay"] = torch.tensor(
+                        decays, dtype=dtype, device=device
+                    )
+                else:  # a schedule's value, 0 where a variable is excluded
+                    coefficients["decay"] = torch.stack(
+                        [
+                            torch.as_tensor(d, dtype=dtype, device=device)
+                            for d in decays
+                        ]
+                    )
             per_variable = [
                 optimizer._variable_coefficients(v) for v in keras_vars
             ]

@@ -46,7 +46,8 @@ class AdamW(Adam):
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.001.
-        weight_decay: $\lambda \ge 0$. Default 0.01 (torch's).
+        weight_decay: $\lambda \ge 0$, or a schedule of the step (a
+            ``LearningRateSchedule`` or callable). Default 0.01 (torch's).
         weight_decay_scaling: ``"learning_rate"`` or ``"schedule"``.
         base_learning_rate: $\alpha$ for ``"schedule"`` scaling.
             Defaults to ``learning_rate`` when that is a number; needed when
@@ -98,7 +99,7 @@ class AdamW(Adam):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        weight_decay = _checks.non_negative("weight_decay", weight_decay)
+        weight_decay = _checks.weight_decay("weight_decay", weight_decay)
         scaling = _checks.choice(
             "weight_decay_scaling", weight_decay_scaling, SCALINGS
         )

@@ -59,7 +59,8 @@ class LARS(Optimizer):
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             1.0 (LARS is run with large global rates and a warm-up).
         momentum: $\mu$ in [0, 1). Default 0.9.
-        weight_decay: $\beta$, at least 0. Default 0.
+        weight_decay: $\beta$, at least 0, or a schedule of the step.
+            Default 0.
         trust_coefficient: $\eta$, positive. Default 0.001 (the paper's).
         epsilon: added to the trust ratio's denominator, at least 0.
             Default 0 (the paper's).
@@ -129,7 +130,7 @@ class LARS(Optimizer):
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.non_negative("weight_decay", weight_decay),
+            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )

@@ -57,7 +57,8 @@ class NovoGrad(Optimizer):
         beta_2: decay of the layer-wise second moment in [0, 1). Default
             0.98 (the paper's).
         epsilon: positive stabiliser. Default 1e-8.
-        weight_decay: $d$, at least 0. Default 0.
+        weight_decay: $d$, at least 0, or a schedule of the step.
+            Default 0.
         grad_averaging: scale the bracket by $1 - \beta_1$ from the second
             step on. Default False.
         average_first_step: with ``grad_averaging``, scale the first
@@ -121,7 +122,7 @@ class NovoGrad(Optimizer):
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.non_negative("weight_decay", weight_decay),
+            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )

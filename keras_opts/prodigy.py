@@ -66,7 +66,8 @@ class Prodigy(Optimizer):
             $\sqrt{\beta_2}$. Default None.
         epsilon: positive stabiliser. Default 1e-8.
         d0: the initial estimate $d_0$, positive. Default 1e-6.
-        weight_decay: $\lambda$, at least 0. Default 0.
+        weight_decay: $\lambda$, at least 0, or a schedule of the step.
+            Default 0.
         bias_correction: Adam's bias correction in $\gamma_k$. Default
             False.
         coupled_weight_decay: L2 coefficient added to the gradient.
@@ -131,7 +132,7 @@ class Prodigy(Optimizer):
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.non_negative("weight_decay", weight_decay),
+            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )

@@ -55,7 +55,8 @@ class SGD(Optimizer):
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
             0.01.
-        momentum: $\mu$ in [0, 1). Default 0 (plain gradient descent).
+        momentum: $\mu$ in [0, 1], as Keras' SGD. Default 0 (plain gradient
+            descent).
         dampening: $\tau$ in [0, 1). Default 0. Without momentum
             there is no velocity and it has no effect (as in torch.optim).
         nesterov: use Nesterov momentum. Default False. (torch.optim
@@ -113,7 +114,9 @@ class SGD(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "momentum": _checks.decay_rate("momentum", momentum),
+                "momentum": _checks.real(
+                    "momentum", momentum, low=0.0, high=1.0
+                ),
                 "dampening": _checks.decay_rate("dampening", dampening),
                 "nesterov": _checks.boolean("nesterov", nesterov),
                 "momentum_form": _checks.choice(

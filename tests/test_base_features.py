@@ -193,3 +193,188 @@ def test_gradient_centralization_zeroes_the_mean_over_inputs():
         moved, g_kernel - g_kernel.mean(axis=0), rtol=0, atol=1e-6
     )
     np.testing.assert_allclose(bias - variables[1].numpy(), g_bias, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    helpers.BACKEND != "tensorflow", reason="TensorFlow's own variables"
+)
+@pytest.mark.parametrize("spec", SPECS)
+def test_plain_tf_variables_update_as_keras_variables(spec):
+    """``apply_gradients`` on ``tf.Variable``s, which have no ``path``
+    (the scalar slots of NovoGrad and Prodigy were named from it)."""
+    import tensorflow as tf
+
+    params, grads = helpers.random_problem(seed=9, steps=3)
+    kwargs = _algorithm_kwargs(spec)
+    raw = [tf.Variable(p) for p in params]
+    optimizer = spec.cls(learning_rate=spec.lr, **kwargs)
+    for step in grads:
+        optimizer.apply_gradients(zip([tf.constant(g) for g in step], raw))
+    expected = helpers.run_keras_optimizer(
+        spec.cls(learning_rate=spec.lr, **kwargs), params, grads
+    )[-1]
+    for variable, e in zip(raw, expected):
+        np.testing.assert_array_equal(variable.numpy(), e, err_msg=spec.name)
+
+
+class _CountingDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """``initial * rate ** step``; counts its calls, which under
+    ``tf.function`` or ``jax.jit`` happen only while tracing."""
+
+    def __init__(self, initial=0.3, rate=0.6):
+        self.initial, self.rate, self.calls = initial, rate, 0
+
+    def __call__(self, step):
+        self.calls += 1
+        step = keras.ops.cast(step, "float32")
+        return self.initial * keras.ops.power(self.rate, step)
+
+    def value(self, step):
+        """The float32 value at ``step`` (0-based), as a Python float."""
+        return float(np.float32(self.initial) * np.float32(self.rate) ** step)
+
+
+def _decay_kwargs(spec):
+    """The richest test config, without its own weight decay."""
+    kwargs = _algorithm_kwargs(spec)
+    kwargs.pop("weight_decay", None)
+    return kwargs
+
+
+def _run_setting_each_step_decay(spec, kwargs, params, grads, schedule):
+    """The reference: a constant ``weight_decay``, set to the schedule's
+    value before each step (eager, so each step reads it anew)."""
+    optimizer = spec.cls(
+        learning_rate=spec.lr, weight_decay=schedule.value(0), **kwargs
+    )
+    variables = helpers.make_variables(params)
+    apply = helpers.eager_apply(optimizer, variables)
+    history = []
+    for t, step in enumerate(grads):
+        optimizer.weight_decay = float(keras.ops.convert_to_numpy(schedule(t)))
+        apply(step)
+        history.append([np.asarray(v.numpy(), np.float64) for v in variables])
+    return history
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_weight_decay_schedule_equals_its_values_set_each_step(spec):
+    """Keras' decoupled decay, AdamW's own and the in-kernel decay of
+    NovoGrad, LARS and Prodigy all read the schedule at ``iterations``:
+    the run equals one whose number is changed before every step."""
+    params, grads = helpers.random_problem(seed=10, steps=6)
+    kwargs = _decay_kwargs(spec)
+    scheduled = spec.cls(
+        learning_rate=spec.lr, weight_decay=_CountingDecay(), **kwargs
+    )
+    ours = helpers.run_keras_optimizer(scheduled, params, grads)
+    expected = _run_setting_each_step_decay(
+        spec, kwargs, params, grads, _CountingDecay()
+    )
+    helpers.assert_histories_close(ours, expected, 0.0, "scheduled decay")
+    constant = helpers.run_keras_optimizer(
+        spec.cls(learning_rate=spec.lr, weight_decay=0.3, **kwargs),
+        params,
+        grads,
+    )
+    assert helpers.max_abs_difference(ours, constant) > 0
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_weight_decay_schedule_is_traced_once(spec):
+    """Compiled as ``fit()`` compiles it: the schedule is traced with the
+    step (no retrace as ``iterations`` grows) and gives the eager result
+    to a float32 rounding per step."""
+    params, grads = helpers.random_problem(seed=11, steps=5)
+    kwargs = _decay_kwargs(spec)
+    schedule = _CountingDecay()
+    optimizer = spec.cls(learning_rate=spec.lr, weight_decay=schedule, **kwargs)
+    variables = helpers.make_variables(params)
+    apply = helpers.compiled_apply(optimizer, variables)
+    apply(grads[0])
+    traced = schedule.calls
+    history = [[np.asarray(v.numpy(), np.float64) for v in variables]]
+    for step in grads[1:]:
+        apply(step)
+        history.append([np.asarray(v.numpy(), np.float64) for v in variables])
+    if helpers.BACKEND != "torch":  # torch runs eagerly
+        assert schedule.calls == traced > 0
+    expected = _run_setting_each_step_decay(
+        spec, kwargs, params, grads, _CountingDecay()
+    )
+    tol = helpers.float32_tolerance(expected, len(grads))
+    helpers.assert_histories_close(history, expected, tol, "compiled")
+
+
+def _steps(optimizer, params, grads):
+    return helpers.run_keras_optimizer(optimizer, params, grads)[-1]
+
+
+def test_weight_decay_schedule_by_hand_keras_decay():
+    """SGD: ``w <- w - w * wd_t * lr``, then ``w <- w - lr * g``."""
+    import keras_opts
+
+    params, grads = helpers.random_problem(seed=12, steps=4)
+    schedule, lr = _CountingDecay(), 0.05
+    ours = _steps(keras_opts.SGD(lr, weight_decay=schedule), params, grads)
+    expected = [np.asarray(p, np.float64) for p in params]
+    for t, step in enumerate(grads):
+        wd = schedule.value(t)
+        expected = [w - w * wd * lr - lr * g for w, g in zip(expected, step)]
+    tol = helpers.float32_tolerance([expected], len(grads))
+    for a, e in zip(ours, expected):
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol)
+
+
+def test_weight_decay_schedule_by_hand_adamw_scaled():
+    """AdamW's paper form: ``w <- w - w * wd_t * lr_t / alpha``, then
+    Adam's step (the Adam oracle, Kingma & Ba Algorithm 1)."""
+    import keras_opts
+    from keras_opts.testing import oracles
+
+    params, grads = helpers.random_problem(seed=13, steps=4)
+    schedule, lr, alpha = _CountingDecay(), 0.01, 0.02
+    optimizer = keras_opts.AdamW(
+        lr,
+        weight_decay=schedule,
+        weight_decay_scaling="schedule",
+        base_learning_rate=alpha,
+    )
+    ours = _steps(optimizer, params, grads)
+    adam = oracles.AdamOracle()
+    states = [adam.init(np.asarray(p, np.float64)) for p in params]
+    expected = [np.asarray(p, np.float64) for p in params]
+    for t, step in enumerate(grads):
+        wd = schedule.value(t)
+        expected = [
+            adam.step(w - w * wd * lr / alpha, g, s, lr, t + 1)
+            for w, g, s in zip(expected, step, states)
+        ]
+    tol = helpers.float32_tolerance([expected], len(grads))
+    for a, e in zip(ours, expected):
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol)
+
+
+def test_weight_decay_schedule_by_hand_in_kernel():
+    """NovoGrad (Ginsburg et al. 2019, Algorithm 1), whose decay enters
+    the momentum: ``v_1 = |g|^2``, ``v_t = b2 v + (1 - b2) |g|^2``,
+    ``m <- b1 m + g / (sqrt(v) + eps) + d_t w``, ``w <- w - lr m``."""
+    import keras_opts
+
+    params, grads = helpers.random_problem(seed=14, steps=4)
+    schedule, lr, b1, b2, eps = _CountingDecay(), 0.01, 0.95, 0.98, 1e-8
+    optimizer = keras_opts.NovoGrad(lr, b1, b2, eps, weight_decay=schedule)
+    ours = _steps(optimizer, params, grads)
+    expected = [np.asarray(p, np.float64) for p in params]
+    m = [np.zeros_like(w) for w in expected]
+    v = [0.0] * len(expected)
+    for t, step in enumerate(grads):
+        d = schedule.value(t)
+        for i, (w, g) in enumerate(zip(expected, step)):
+            norm2 = float(np.sum(np.asarray(g, np.float64) ** 2))
+            v[i] = norm2 if t == 0 else b2 * v[i] + (1 - b2) * norm2
+            m[i] = b1 * m[i] + g / (np.sqrt(v[i]) + eps) + d * w
+            expected[i] = w - lr * m[i]
+    tol = helpers.float32_tolerance([expected], len(grads))
+    for a, e in zip(ours, expected):
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol)

@@ -99,3 +99,67 @@ def test_without_skipping_a_nan_step_reaches_the_weights(spec):
     apply(grads[0])
     apply(_bad_gradients(grads[1], np.nan))
     assert np.isnan(variables[1].numpy()).any()
+
+
+SKIP = pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
+
+
+def _stateless(optimizer, variables, grads):
+    """JAX's ``fit()`` path, eagerly."""
+    optimizer.build(variables)
+    return optimizer.stateless_apply(
+        [v.value for v in optimizer.variables],
+        grads,
+        [v.value for v in variables],
+    )
+
+
+@SKIP
+@pytest.mark.parametrize("spec", SPECS)
+def test_no_gradient_at_all_raises_keras_error(spec, skip):
+    """Every gradient None: Keras' own ValueError, before anything moves
+    (it was a failing ``stack`` of no flags under ``skip_nonfinite``)."""
+    params, _ = helpers.random_problem(seed=16, steps=1)
+    variables = helpers.make_variables(params)
+    optimizer = spec.cls(learning_rate=spec.lr, skip_nonfinite=skip)
+    nothing = [None] * len(variables)
+    with pytest.raises(ValueError, match="No gradients provided"):
+        optimizer.apply(nothing, variables)
+    if helpers.BACKEND == "jax":
+        with pytest.raises(ValueError, match="No gradients provided"):
+            _stateless(spec.cls(skip_nonfinite=skip), variables, nothing)
+    for variable, p in zip(variables, params):
+        np.testing.assert_array_equal(variable.numpy(), p)
+
+
+@SKIP
+@pytest.mark.parametrize("spec", SPECS)
+def test_a_missing_gradient_is_dropped_with_keras_warning(spec, skip):
+    """As in Keras: the variable without a gradient is left alone, with
+    Keras' warning, and the others take the step they take alone."""
+    params, grads = helpers.random_problem(seed=17, steps=1)
+    kwargs = {"learning_rate": spec.lr, "skip_nonfinite": skip}
+    variables = helpers.make_variables(params)
+    alone = helpers.make_variables(params[:-1])
+    step = [keras.ops.convert_to_tensor(g) for g in grads[0]]
+    with pytest.warns(UserWarning, match="Gradients do not exist for var"):
+        spec.cls(**kwargs).apply([*step[:-1], None], variables)
+    spec.cls(**kwargs).apply(step[:-1], alone)
+    np.testing.assert_array_equal(variables[-1].numpy(), params[-1])
+    for variable, reference in zip(variables, alone):
+        np.testing.assert_array_equal(variable.numpy(), reference.numpy())
+    if helpers.BACKEND == "jax":
+        with pytest.warns(UserWarning, match="Gradients do not exist"):
+            values, _ = _stateless(
+                spec.cls(**kwargs),
+                helpers.make_variables(params),
+                [*step[:-1], None],
+            )
+        np.testing.assert_array_equal(values[-1], params[-1])
+        # One rounding: with skip_nonfinite the step runs inside lax.cond,
+        # compiled by XLA, which may round differently than eager ops.
+        tol = helpers.float32_tolerance([params], 1)
+        for value, reference in zip(values, alone):
+            np.testing.assert_allclose(
+                value, reference.numpy(), rtol=0, atol=tol
+            )

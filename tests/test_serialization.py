@@ -1,6 +1,9 @@
-"""Configs, Keras serialization, ``keras_opts.get`` and ``.keras`` resume."""
+"""Configs, Keras serialization, lookup by name (``keras_opts.get``,
+``keras.optimizers.get``, ``compile``), default names and ``.keras``
+resume."""
 
 import inspect
+import re
 
 import keras
 import numpy as np
@@ -25,6 +28,16 @@ def _schedule():
     )
 
 
+def _decay_schedule():
+    """A weight decay that changes at every step (one per batch below)."""
+    return keras.optimizers.schedules.ExponentialDecay(0.05, 1, 0.8)
+
+
+#: The lower-cased names of Keras' own optimizers: a keras_opts name among
+#: them must keep meaning Keras' class in ``keras.optimizers.get``.
+KERAS_NAMES = {name.lower() for name in dir(keras.optimizers)}
+
+
 @pytest.mark.parametrize("spec", spec_params())
 def test_config_lists_every_argument(spec):
     arguments = [
@@ -40,14 +53,110 @@ def test_config_lists_every_argument(spec):
 def test_config_round_trip(spec, kwargs):
     optimizer = spec.cls(learning_rate=0.03, clipnorm=1.0, **kwargs)
     config = optimizer.get_config()
+    assert config["learning_rate"] == 0.03
     for key, value in kwargs.items():
         assert config[key] == value
     assert spec.cls.from_config(config).get_config() == config
 
 
+@pytest.mark.parametrize("learning_rate", [1e-3, 3e-4, 0.1, 1 / 3, 2.5e-5])
+def test_config_learning_rate_reads_as_written(learning_rate):
+    """The learning rate is a float32 variable; its config is the shortest
+    decimal of the stored value (0.001, not 0.0010000000474974513), and
+    from_config gives the same stored value, bit for bit."""
+    optimizer = keras_opts.RAdam(learning_rate=learning_rate)
+    config = optimizer.get_config()
+    assert config["learning_rate"] == float(str(np.float32(learning_rate)))
+    if learning_rate in (1e-3, 3e-4, 0.1, 2.5e-5):
+        assert config["learning_rate"] == learning_rate
+    restored = keras_opts.RAdam.from_config(config)
+    np.testing.assert_array_equal(
+        restored._learning_rate.numpy(), optimizer._learning_rate.numpy()
+    )
+    assert restored.get_config() == config
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_from_config_takes_defaults_for_missing_arguments(spec):
+    """Keras' convention (``cls(**config)``), which
+    ``keras.optimizers.get("keras_opts>RAdam")`` relies on."""
+    default = spec.cls().get_config()
+    for config in ({}, {"learning_rate": 0.25}):
+        restored = spec.cls.from_config(config).get_config()
+        expected = {**default, **config}
+        del restored["name"], expected["name"]
+        assert restored == expected
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_keras_get_takes_the_registered_name(spec):
+    registered = f"keras_opts>{spec.cls.__name__}"
+    optimizer = keras.optimizers.get(registered)
+    assert type(optimizer) is spec.cls
+    configured = keras.optimizers.get(
+        {"class_name": registered, "config": {"learning_rate": 0.25}}
+    )
+    assert configured.get_config()["learning_rate"] == 0.25
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_keras_get_takes_short_names_but_never_shadows_keras(spec):
+    for name in (spec.name, spec.cls.__name__, *spec.aliases):
+        optimizer = keras.optimizers.get(name)
+        if name.lower() in KERAS_NAMES:  # Keras' own class, not ours
+            assert type(optimizer).__module__.startswith("keras.")
+            assert type(optimizer).__name__.lower() == name.lower()
+        else:
+            assert type(optimizer) is spec.cls
+
+
+def test_keras_names_keep_their_meaning():
+    """Keras looks its lower-cased names up among the custom objects
+    first: keras_opts registers none of them."""
+    for name in ("adam", "Adam", "sgd", "SGD", "rmsprop", "adamw", "nadam"):
+        optimizer = keras.optimizers.get(name)
+        assert type(optimizer).__module__.startswith("keras.")
+    ours = {
+        key.lower()
+        for key, value in keras.saving.get_custom_objects().items()
+        if ">" not in key and value.__module__.startswith("keras_opts.")
+    }
+    assert "radam" in ours
+    assert not ours & KERAS_NAMES
+
+
+def test_compile_takes_a_registered_or_short_name():
+    for name in ("keras_opts>RAdam", "radam", "Yogi"):
+        model = _model(name)
+        assert type(model.optimizer) in (keras_opts.RAdam, keras_opts.Yogi)
+        model.fit(*_data(), batch_size=32, epochs=1, verbose=0)
+    assert type(_model("adam").optimizer) is not keras_opts.Adam
+
+
+def test_get_of_none_is_none():
+    assert keras_opts.get(None) is None
+    assert keras.optimizers.get(None) is None
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_default_name_is_the_lower_cased_class_name(spec):
+    """Not Keras' snake case of the class name (``r_adam``); made unique
+    by Keras' counter, which Keras' own optimizers share."""
+    lower = spec.cls.__name__.lower()
+    first, second = spec.cls(), spec.cls()
+    assert re.fullmatch(rf"{lower}(_\d+)?", first.name)
+    assert re.fullmatch(rf"{lower}_\d+", second.name)
+    assert first.name != second.name
+    assert spec.cls(name="mine").name == "mine"
+
+
 @pytest.mark.parametrize("spec", spec_params())
 def test_keras_serialization_round_trip_with_schedule(spec):
-    optimizer = spec.cls(learning_rate=_schedule(), **spec.test_configs[-1])
+    """Learning rate and weight decay both schedules."""
+    kwargs = {**spec.test_configs[-1], "weight_decay": _decay_schedule()}
+    optimizer = spec.cls(learning_rate=_schedule(), **kwargs)
+    config = optimizer.get_config()
+    assert config["weight_decay"]["class_name"] == "ExponentialDecay"
     serialized = keras.saving.serialize_keras_object(optimizer)
     assert serialized["registered_name"] == f"keras_opts>{spec.cls.__name__}"
     restored = keras.saving.deserialize_keras_object(serialized)
@@ -112,10 +221,11 @@ def test_fit_reduces_loss(spec):
 def test_saved_model_resumes_exactly(spec, tmp_path):
     """2 epochs, save, load (no custom_objects), 2 more == 4 epochs straight.
 
-    Same backend, same device, same compiled program: bitwise equal.
+    Learning rate and weight decay are schedules of the step. Same
+    backend, same device, same compiled program: bitwise equal.
     """
     x, y = _data()
-    kwargs = dict(spec.test_configs[-1])
+    kwargs = {**spec.test_configs[-1], "weight_decay": _decay_schedule()}
 
     def optimizer():
         return spec.cls(learning_rate=_schedule(), **kwargs)
@@ -139,3 +249,16 @@ def test_saved_model_resumes_exactly(spec, tmp_path):
 
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_schedule_from_config_takes_defaults_for_missing_arguments():
+    """Keras' convention for keras_opts' schedules too: ``cls(**config)``;
+    a bad value or an unknown key still fails."""
+    cls = keras_opts.schedules.GeometricDecay
+    config = cls(0.01, steps_per_epoch=3).get_config()
+    short = {"learning_rate": 0.01, "steps_per_epoch": 3}
+    assert cls.from_config(short).get_config() == config
+    with pytest.raises(ValueError, match="steps_per_epoch=1.5"):
+        cls.from_config({**short, "steps_per_epoch": 1.5})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        cls.from_config({**short, "nope": 1})

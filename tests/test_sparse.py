@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from keras_opts import registry
+from tests import helpers
 from tests.distributed import common
 
 VOCAB, DIM, IDS = 10, 3, 4
@@ -154,3 +155,100 @@ def test_lazy_rows_equal_dense_updates_when_every_row_is_touched(spec):
 def test_lazy_rows_need_an_elementwise_algorithm(spec):
     with pytest.raises(ValueError, match="Received: lazy_rows=True"):
         spec.cls(lazy_rows=True)
+
+
+SPARSE_BACKEND = keras.backend.backend() in ("tensorflow", "jax")
+SHAPE, ROWS = (5, 3, 2), (0, 2, 4)
+EXTRAS = {
+    "plain": {},
+    "skip-centralize": {
+        "skip_nonfinite": True,
+        "gradient_centralization": True,
+    },
+    "lazy": {"lazy_rows": True},
+}
+SPARSE_CASES = [
+    pytest.param(spec, extra, id=f"{spec.name}-{key}")
+    for spec in registry.SPECS
+    for key, extra in EXTRAS.items()
+    if spec.cls._elementwise or "lazy_rows" not in extra
+]
+
+
+def _sparse(values):
+    """The sparse gradient of this backend as Keras' own optimizer tests
+    build it: ``IndexedSlices`` with tuple indices and ``dense_shape``
+    (TensorFlow), ``BCOO`` (JAX)."""
+    values = keras.ops.convert_to_tensor(values)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.IndexedSlices(values, ROWS, SHAPE)
+    from jax.experimental import sparse
+
+    return sparse.BCOO((values, tuple((r,) for r in ROWS)), shape=SHAPE)
+
+
+def _sparse_and_dense_steps(steps=4):
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal(SHAPE).astype("float32")
+    pairs = []
+    for _ in range(steps):
+        values = rng.standard_normal((len(ROWS), *SHAPE[1:])).astype("float32")
+        dense = np.zeros(SHAPE, "float32")
+        dense[list(ROWS)] = values
+        pairs.append((_sparse(values), dense))
+    return start, pairs
+
+
+def _optimizer(spec, extra):
+    kwargs = dict(max(spec.test_configs, key=len))
+    return spec.cls(learning_rate=spec.lr, **kwargs, **extra)
+
+
+@pytest.mark.skipif(not SPARSE_BACKEND, reason="no sparse tensors on torch")
+@pytest.mark.parametrize("spec, extra", SPARSE_CASES)
+def test_sparse_gradient_gives_the_dense_result(spec, extra):
+    """``apply`` with a sparse gradient equals ``apply`` with its dense
+    form, bit for bit (the same dense tensor reaches the update)."""
+    start, pairs = _sparse_and_dense_steps()
+    variables = [keras.Variable(start), keras.Variable(start)]
+    optimizers = [_optimizer(spec, extra), _optimizer(spec, extra)]
+    for sparse, dense in pairs:
+        for optimizer, variable, grad in zip(
+            optimizers, variables, (sparse, dense)
+        ):
+            optimizer.apply([grad], [variable])
+    ours, theirs = (keras.ops.convert_to_numpy(v) for v in variables)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_array_equal(ours, theirs, err_msg=spec.name)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="JAX's stateless path"
+)
+@pytest.mark.parametrize("spec, extra", SPARSE_CASES)
+def test_sparse_gradient_gives_the_dense_result_stateless(spec, extra):
+    """``stateless_apply`` under ``jax.jit`` (what ``fit()`` runs) with a
+    ``BCOO`` gradient equals it with the dense gradient, to one float32
+    rounding per step: the two are different XLA programs (the densifying
+    scatter is fused with the update), which may round differently."""
+    import jax
+
+    start, pairs = _sparse_and_dense_steps()
+    results = []
+    for which in (0, 1):
+        optimizer = _optimizer(spec, extra)
+        variable = keras.Variable(start)
+        optimizer.build([variable])
+        state = [v.value for v in optimizer.variables]
+        values = [variable.value]
+        step = jax.jit(optimizer.stateless_apply)
+        for pair in pairs:
+            values, state = step(state, [pair[which]], values)
+        results.append(np.asarray(values[0]))
+    assert np.all(np.isfinite(results[0]))
+    tol = helpers.float32_tolerance([[results[1]]], steps=len(pairs))
+    np.testing.assert_allclose(
+        results[0], results[1], rtol=0, atol=tol, err_msg=spec.name
+    )

@@ -2,7 +2,9 @@
 
 The table is data: (argument, bad value, exception, message pattern). Each
 row runs against every optimizer that has the argument, and the error must
-come before any variable exists.
+come before any variable exists. Every error is a ``ValueError``, the type
+Keras' own optimizers raise for a bad argument; one of the wrong type is a
+``TypeError`` too.
 """
 
 import math
@@ -30,7 +32,7 @@ BAD = [
     ("epsilon", 0.0, ValueError, r"`epsilon` must be in \(0, inf\)"),
     ("epsilon", -1e-8, ValueError, r"Received: epsilon=-1e-08"),
     ("epsilon_mode", "outside", ValueError, r"`epsilon_mode` must be one of"),
-    ("momentum", 1.0, ValueError, r"Received: momentum=1.0"),
+    ("momentum", 1.5, ValueError, r"Received: momentum=1.5"),
     ("momentum", True, TypeError, r"momentum=True of type bool"),
     ("dampening", -0.5, ValueError, r"Received: dampening=-0.5"),
     ("nesterov", 1, TypeError, r"`nesterov` must be a bool"),
@@ -55,6 +57,13 @@ BAD = [
         r"`momentum_decay` must be finite",
     ),
     ("weight_decay", -0.01, ValueError, r"Received: weight_decay=-0.01"),
+    ("weight_decay", "0.1", TypeError, r"weight_decay='0.1' of type str"),
+    (
+        "weight_decay",
+        keras.optimizers.schedules.ExponentialDecay,
+        TypeError,
+        r"`weight_decay` must be .* not a class",
+    ),
     ("weight_decay_scaling", "lr", ValueError, r"weight_decay_scaling='lr'"),
     ("base_learning_rate", 0.0, ValueError, r"base_learning_rate=0.0"),
     ("clipnorm", -1.0, ValueError, r"Received: clipnorm=-1.0"),
@@ -105,8 +114,9 @@ def test_bad_argument_is_rejected_before_any_variable(
     kwargs = {arg: value}
     if arg == "ema_momentum":  # only checked when EMA is on
         kwargs["use_ema"] = True
-    with pytest.raises(error, match=pattern):
+    with pytest.raises(error, match=pattern) as raised:
         spec.cls(**kwargs)
+    assert isinstance(raised.value, ValueError)  # as Keras would raise
     assert created_variables == []
 
 
@@ -133,12 +143,10 @@ CONFIG_CASES = [pytest.param(s, id=s.name) for s in registry.SPECS]
 
 
 @pytest.mark.parametrize("spec", CONFIG_CASES)
-def test_from_config_rejects_missing_extra_and_wrong_typed_fields(spec):
+def test_from_config_rejects_extra_and_wrong_typed_fields(spec):
+    """A missing field takes its default, as in Keras (see
+    test_serialization.py); an unknown one or a bad value fails."""
     config = spec.cls().get_config()
-    for key in sorted(_checks_init_arguments(spec.cls) - {"name"}):
-        broken = {k: v for k, v in config.items() if k != key}
-        with pytest.raises(ValueError, match=f"missing {key}"):
-            spec.cls.from_config(broken)
     with pytest.raises(ValueError, match="beta9"):
         spec.cls.from_config({**config, "beta9": 0.5})
     with pytest.raises(TypeError, match="learning_rate='0.1'"):
@@ -156,7 +164,25 @@ def test_schedule_where_a_number_is_needed_and_the_reverse(spec):
         spec.cls(learning_rate=keras.optimizers.schedules.ExponentialDecay)
 
 
-def _checks_init_arguments(cls):
-    from keras_opts import _checks
+def test_shared_arguments_follow_keras():
+    """Where a Keras built-in checks an argument keras_opts shares, the
+    same values pass and the same exception type is raised (keras_opts'
+    further checks are listed in docs/porting.md)."""
+    import keras_opts
 
-    return _checks.init_arguments(cls)
+    for cls in (keras.optimizers.SGD, keras_opts.SGD):
+        for momentum in (0.0, 0.5, 1.0):
+            assert cls(momentum=momentum).momentum == momentum
+        for momentum in (-0.1, 1.5, True, "0.5"):
+            with pytest.raises(ValueError):
+                cls(momentum=momentum)
+    for cls in (keras.optimizers.AdamW, keras_opts.AdamW):
+        with pytest.raises(ValueError, match="weight_decay"):
+            cls(weight_decay=None)
+
+
+@pytest.mark.parametrize("spec", CONFIG_CASES)
+def test_weight_decay_takes_a_schedule_or_a_callable(spec):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    assert spec.cls(weight_decay=schedule).weight_decay is schedule
+    assert spec.cls(weight_decay=lambda: 0.1).weight_decay() == 0.1

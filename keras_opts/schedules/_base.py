@@ -31,14 +31,16 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):
-        _checks.config_keys(cls, config, _checks.init_arguments(cls))
+        """Keras' convention, ``cls(**config)``: a missing argument takes
+        its default; unknown keys and bad values fail as in ``__init__``."""
+        _checks.config_dict(cls, config)
         return cls(**config)
 
 
 def step_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """A whole number of steps (an ``int``, not a ``bool``)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
+        raise _checks.ArgumentTypeError(
             f"`{name}` must be an int. Received: {name}={value!r} of type "
             f"{type(value).__name__}."
         )
