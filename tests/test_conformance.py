@@ -13,6 +13,11 @@ the plain trajectory, the unscaled step, one step on the mean of the
 accumulated gradients). Both sides run the same program on the same
 backend, so they agree bitwise unless a test says otherwise.
 
+Steps run eagerly (``apply_gradients``), except gradient accumulation on
+JAX, which runs ``stateless_apply`` under ``jax.jit`` as ``fit`` does;
+models train with ``fit(run_eagerly=True)``, except the quantized one on
+TensorFlow (see ``_fit_quantized``).
+
 A wrapper refuses Keras' base arguments (clipping, EMA, accumulation, loss
 scaling): they belong to its inner optimizer, which is where each case puts
 them, and where the tests read Keras' private state
@@ -113,7 +118,6 @@ def _params(cases=CASES):
 #: Registry optimizers only (a wrapper has no default inner optimizer).
 SPEC_CASES = _params(CASES[: len(registry.SPECS)])
 ALL = _params()
-OURS = _params([c for c in CASES if c.ours])
 #: keras_opts' skip_nonfinite changes how a step branches: run the
 #: gradient-filtering checks with it too.
 EXTRAS = [
@@ -644,8 +648,7 @@ def test_sparse_gradients_give_the_dense_result(case):
     shape = (5, 3, 2)
     sparse_opt, dense_opt = case.make(), case.make()
     v_sparse, v_dense = (
-        keras.Variable(np.ones(shape, np.float32)),
-        (keras.Variable(np.ones(shape, np.float32))),
+        keras.Variable(np.ones(shape, np.float32)) for _ in range(2)
     )
     sparse_opt.build([v_sparse])
     dense_opt.build([v_dense])
@@ -680,8 +683,9 @@ def test_no_direct_writes_to_non_scalar_variables(case):
     """Keras' rule for sparse support: an optimizer writes a non-scalar
     variable only through ``optimizer.assign/assign_add/assign_sub`` (so a
     backend can apply a sparse update), never with the variable's own
-    methods. Each optimizer's writes are recorded, the variables'
-    methods fail on a non-scalar variable."""
+    methods. As in Keras' test, the optimizers' assign methods become
+    no-ops and the variables' own methods record any write to a non-scalar
+    variable; a wrapper and its inner optimizer are both optimizers."""
     variable = keras.Variable(np.ones((5, 10), np.float32))
     optimizer = case.make()
     optimizers = [optimizer, _core(optimizer)] if case.wrapper else [optimizer]
