@@ -4,12 +4,16 @@ its page as highlighted code."""
 
 import doctest
 import html.parser
+import importlib
 import importlib.util
+import json
 import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 import keras_opts
@@ -245,3 +249,64 @@ def test_fence_doctests_wraps_each_block_at_its_indentation():
         ">>> left alone",
         "```",
     ]
+
+
+@pytest.fixture(scope="module")
+def starting_points():
+    """examples/starting_points.py as a module."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        yield importlib.import_module("starting_points")
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+
+def _measured():
+    return json.loads((DOCS / "starting_points.json").read_text())
+
+
+def test_every_optimizer_page_quotes_its_measured_starting_point(
+    starting_points,
+):
+    results = _measured()
+    pages = {n for n in keras_opts.__all__ if n not in ("get", "schedules")}
+    assert set(results["optimizers"]) == pages
+    begin, end = starting_points.BEGIN, starting_points.END
+    for page, entry in results["optimizers"].items():
+        text = (DOCS / "optimizers" / f"{page}.md").read_text()
+        section = text.split("## Recommended starting point", 1)[1]
+        block = section.split(begin, 1)[1].split(end, 1)[0].strip()
+        expected = starting_points.markdown_block(entry, results["setup"])
+        assert block == expected, f"{page}: run --docs-only to update it"
+
+
+def test_the_measured_defaults_are_still_the_defaults(starting_points):
+    """The pages' "defaults" rows are only true while the classes keep the
+    defaults they were measured with."""
+    results = _measured()
+    for spec in registry.SPECS:
+        measured = results["optimizers"][spec.cls.__name__]["defaults"]
+        current = starting_points.class_defaults(spec.name)
+        for key in measured.keys() & current.keys():
+            assert measured[key] == current[key], (spec.name, key)
+
+
+def test_starting_points_measures_and_renders(starting_points, monkeypatch):
+    """The script on 128 random images for one epoch: one rate, the
+    default."""
+    monkeypatch.setattr(starting_points, "SWEEPS", {"adam": [0.001]})
+    monkeypatch.setattr(starting_points, "EPOCHS", 1)
+    rng = np.random.default_rng(0)
+    x = rng.random((160, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 160)
+    data = ((x[:128], y[:128]), (x[128:], y[128:]))
+    entries = starting_points.measure(["adam"], data, log=lambda _: None)
+    assert set(entries) == {"Adam"}
+    entry = entries["Adam"]
+    assert entry["recommended"] == entry["default"] == entry["sweep"][0]
+    assert 0.0 <= entry["recommended"]["test_accuracy"] <= 1.0
+    setup = starting_points.setup("jax")
+    block = starting_points.markdown_block(entry, setup)
+    assert "| recommended: the defaults | `Adam(learning_rate=0.001)` |" in (
+        block
+    )
