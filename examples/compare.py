@@ -1,13 +1,13 @@
 """Train one network with several optimizers and compare them.
 
-    python examples/compare.py                 # every seed optimizer
+    python examples/compare.py                 # every run of RUNS
     python examples/compare.py --optimizers sgd momentum adam --epochs 5
 
 Same network, same initial weights, same data order (fixed seed) for every
 optimizer. Writes ``compare.png`` (training loss and validation accuracy
 per epoch, one line per optimizer) and ``compare.md`` (final loss, test
 accuracy, seconds) to ``--out``, and prints the table. A second figure,
-``effective_batch.png``, repeats seed 002's experiment: SGD with momentum
+``effective_batch.png``, shows momentum as a larger batch: SGD with momentum
 0.9 on batches of 100 against plain SGD on batches of 100 and 1000 (momentum
 averages about 1 / (1 - 0.9) = 10 gradients, an effective batch of 1000).
 
@@ -29,8 +29,9 @@ from mnist_fit import SETTINGS, build_model, load_mnist  # noqa: E402
 
 import keras_opts  # noqa: E402
 
-#: label -> (registry name, arguments): the seed optimizers, with the
-#: settings documented in mnist_fit.SETTINGS, and SGD without momentum.
+#: label -> (registry name, arguments): the optimizers of
+#: mnist_fit.SETTINGS with the settings documented there, SGD with
+#: Nesterov momentum, and SGD without momentum.
 RUNS = {
     "sgd": ("sgd", {"learning_rate": 0.2}),
     "momentum": ("sgd", SETTINGS["sgd"]),
@@ -132,7 +133,7 @@ def main(argv=None):
     runs = [(label, *RUNS[label], args.batch_size) for label in args.optimizers]
     if not args.skip_batch_experiment:
         momentum = {"learning_rate": 0.01, "momentum": 0.9}
-        # Same number of iterations for each run (seed 002 compares per
+        # Same number of iterations for each run (compared per
         # iteration), so the batch-1000 run takes 10 times the epochs.
         runs += [
             ("batch 100, momentum 0.9", "sgd", momentum, 100),
@@ -163,7 +164,7 @@ def main(argv=None):
         plot(
             batch_results,
             out / "effective_batch.png",
-            "Momentum as a larger effective batch (seed 002)",
+            "Momentum as a larger effective batch",
             steps,
         )
         print(

@@ -2,9 +2,9 @@
 
     python examples/landscape.py --out out/landscape
 
-Three 2-D problems: the least-squares fit of seed 002 (500 Gaussian points
-with mean (-3, 0) and standard deviations (3, 1), label = second
-coordinate > 0), Rosenbrock's valley and Beale's function. Each optimizer is
+Three 2-D problems: a least-squares fit (500 Gaussian points with mean
+(-3, 0) and standard deviations (3, 1), label = second coordinate > 0),
+Rosenbrock's valley and Beale's function. Each optimizer is
 the real keras_opts class stepping a ``keras.Variable`` with the problem's
 exact gradient. For each problem a PNG shows the paths over the loss
 contours and the loss against the iteration on a log scale.
