@@ -42,6 +42,9 @@ import sys
 import tempfile
 import time
 
+# The reference settings live with the tests (tests/specs.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 SHAPES = {"10M/10": (10_000_000, 10), "1M/200": (1_000_000, 200)}
 MODELS = {"mlp3": (784, [512, 512], 10), "mlp60": (64, [64] * 59, 10)}
 FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}  # torch 2.13's fused kernels
@@ -126,7 +129,7 @@ def _optax_runner(reference, values, grads):
     import jax.numpy as jnp
     import optax
 
-    from keras_opts.testing import references
+    from tests import references
 
     transform = references.optax_transform(
         reference.name, 1e-3, reference.theirs
@@ -326,7 +329,7 @@ def measure_fit(specs, models, repeats, progress):
 def measure(names, shapes, models, repeats):
     import keras
 
-    from keras_opts import registry
+    from tests import specs as registry
 
     specs = [s for s in registry.SPECS if not names or s.name in names]
     progress = keras.utils.Progbar(len(specs) * (len(shapes) + len(models)))

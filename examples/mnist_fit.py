@@ -137,7 +137,7 @@ def parse_args(argv=None):
     """The command line: ``--optimizer`` names (default: every registry
     name), the run's options, and ``args.set``, the ``--name value`` pairs
     for the optimizer as ``name=value`` strings."""
-    names = sorted({spec.name for spec in registry.SPECS})
+    names = sorted(registry.OPTIMIZERS)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--optimizer",

@@ -106,12 +106,12 @@ def offline_digits():
 
 def class_name(name):
     """The class of registry name ``name`` (``"radam"`` -> ``"RAdam"``)."""
-    return next(s.cls.__name__ for s in registry.SPECS if s.name == name)
+    return registry.OPTIMIZERS[name].__name__
 
 
 def class_defaults(name):
     """The default of every named argument of the class (JSON-safe)."""
-    cls = next(s.cls for s in registry.SPECS if s.name == name)
+    cls = registry.OPTIMIZERS[name]
     return {
         k: p.default
         for k, p in inspect.signature(cls.__init__).parameters.items()
@@ -359,7 +359,7 @@ def write_pages(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [spec.name for spec in registry.SPECS]
+    names = list(registry.OPTIMIZERS)
     parser.add_argument("--optimizers", nargs="+", default=names)
     parser.add_argument("--out", default=str(JSON_PATH))
     parser.add_argument("--write-docs", action="store_true")

@@ -15,26 +15,26 @@ from typing import Any
 import keras
 
 from keras_opts import schedules
-from keras_opts.adabelief import AdaBelief
-from keras_opts.adadelta import Adadelta
-from keras_opts.adagrad import Adagrad
-from keras_opts.adam import Adam
-from keras_opts.adamw import AdamW
-from keras_opts.adan import Adan
-from keras_opts.ademamix import AdEMAMix
-from keras_opts.adopt import ADOPT
-from keras_opts.lars import LARS
-from keras_opts.lookahead import Lookahead
-from keras_opts.madgrad import MADGRAD
-from keras_opts.nadam import Nadam
-from keras_opts.novograd import NovoGrad
-from keras_opts.prodigy import Prodigy
-from keras_opts.radam import RAdam
-from keras_opts.rmsprop import RMSprop
-from keras_opts.sam import SAM
-from keras_opts.sgd import SGD
-from keras_opts.swa import SWA
-from keras_opts.yogi import Yogi
+from keras_opts.optimizers.adabelief import AdaBelief
+from keras_opts.optimizers.adadelta import Adadelta
+from keras_opts.optimizers.adagrad import Adagrad
+from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adamw import AdamW
+from keras_opts.optimizers.adan import Adan
+from keras_opts.optimizers.ademamix import AdEMAMix
+from keras_opts.optimizers.adopt import ADOPT
+from keras_opts.optimizers.lars import LARS
+from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.nadam import Nadam
+from keras_opts.optimizers.novograd import NovoGrad
+from keras_opts.optimizers.prodigy import Prodigy
+from keras_opts.optimizers.radam import RAdam
+from keras_opts.optimizers.rmsprop import RMSprop
+from keras_opts.optimizers.sgd import SGD
+from keras_opts.optimizers.yogi import Yogi
+from keras_opts.wrappers.lookahead import Lookahead
+from keras_opts.wrappers.sam import SAM
+from keras_opts.wrappers.swa import SWA
 
 __version__ = "0.1.0"
 
@@ -85,14 +85,14 @@ def get(identifier: Any) -> keras.optimizers.Optimizer | None:
     if isinstance(identifier, keras.optimizers.Optimizer):
         return identifier
     if isinstance(identifier, str):
-        return registry.lookup(identifier).cls()
+        return registry.lookup(identifier)()
     if isinstance(identifier, dict):
         if "module" in identifier or "registered_name" in identifier:
             return keras.saving.deserialize_keras_object(identifier)
         if set(identifier) <= {"class_name", "config"}:
             # The short form is a constructor call: unnamed arguments
             # keep their defaults (a full config goes through from_config).
-            cls = registry.lookup(str(identifier.get("class_name"))).cls
+            cls = registry.lookup(str(identifier.get("class_name")))
             config = dict(identifier.get("config", {}))
             if isinstance(config.get("learning_rate"), dict):
                 config["learning_rate"] = keras.saving.deserialize_keras_object(
@@ -124,10 +124,10 @@ def _register_short_names() -> None:
 
     keras_names = {name.lower() for name in dir(keras.optimizers)}
     custom = keras.saving.get_custom_objects()
-    for spec in registry.SPECS:
-        for key in (spec.name, spec.cls.__name__, *spec.aliases):
+    for name, cls in registry.OPTIMIZERS.items():
+        for key in registry.names(name):
             if key.lower() not in keras_names:
-                custom.setdefault(key, spec.cls)
+                custom.setdefault(key, cls)
 
 
 _register_short_names()

@@ -6,7 +6,7 @@ import keras
 import pytest
 from hypothesis import settings
 
-from keras_opts import registry
+from tests import specs as registry
 
 # The multi-device tests need a process set up for them (see
 # tests/distributed/conftest.py); tools/run_tests.py runs them apart.

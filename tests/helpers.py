@@ -130,7 +130,7 @@ def run_keras_optimizer(optimizer, params, grad_steps, compiled=False):
 
 
 def run_oracle(spec, kwargs, params, grad_steps, lrs, **base_kwargs):
-    from keras_opts.testing import oracles
+    from tests import oracles
 
     return oracles.run(
         spec.oracle(**kwargs), params, grad_steps, lrs, **base_kwargs
@@ -177,7 +177,7 @@ def _run_optax(name, kwargs, lr, params, grad_steps):
     import jax.numpy as jnp
     import optax
 
-    from keras_opts.testing import references
+    from tests import references
 
     with jax.enable_x64(True):
         transform = references.optax_transform(name, lr, kwargs)

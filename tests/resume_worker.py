@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 import keras_opts
-from keras_opts import registry
+from tests import specs as registry
 
 FIRST, MORE, BATCH = 2, 2, 8
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from keras_opts import LARS, MADGRAD, AdaBelief, NovoGrad
-from keras_opts.testing import oracles
-from tests import helpers
+from tests import helpers, oracles
 
 
 def test_novograd_first_averaged_step_is_the_bracket():

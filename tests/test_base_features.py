@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 STEPS = 24
 
@@ -330,7 +330,7 @@ def test_weight_decay_schedule_by_hand_adamw_scaled():
     """AdamW's paper form: ``w <- w - w * wd_t * lr_t / alpha``, then
     Adam's step (the Adam oracle, Kingma & Ba Algorithm 1)."""
     import keras_opts
-    from keras_opts.testing import oracles
+    from tests import oracles
 
     params, grads = helpers.random_problem(seed=13, steps=4)
     schedule, lr, alpha = _CountingDecay(), 0.01, 0.02

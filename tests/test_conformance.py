@@ -38,8 +38,8 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 BACKEND = keras.backend.backend()
 FLOAT32_EPS = helpers.FLOAT32_EPS

@@ -7,8 +7,8 @@ through the compiled path (``helpers.compiled_apply``).
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 CURVATURES = np.array([1.0, 4.0], np.float32)
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry, schedules
+from keras_opts import schedules
+from tests import specs as registry
 
 ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"

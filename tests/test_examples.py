@@ -69,7 +69,7 @@ def test_mnist_download_failure_message_is_one_line(examples):
 def test_mnist_fit_default_is_every_optimizer_as_its_docstring_says(
     examples,
 ):
-    from keras_opts import registry
+    from tests import specs as registry
 
     mnist_fit = examples["mnist_fit"]
     names = sorted({spec.name for spec in registry.SPECS})

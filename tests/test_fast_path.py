@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 STEPS = 30
 CONFIGS = [

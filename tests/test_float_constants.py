@@ -28,8 +28,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import Nadam, _math, registry
+from keras_opts import Nadam
+from keras_opts._core import formulas
 from tests import helpers
+from tests import specs as registry
 from tests.conftest import spec_params
 
 STEPS = 50
@@ -82,6 +84,6 @@ def test_nadam_one_minus_mu_is_formed_from_python_floats():
 def test_an_ema_with_a_tensor_decay_needs_its_weight():
     decay = keras.ops.convert_to_tensor(0.9999)
     with pytest.raises(TypeError, match="pass its `weight`"):
-        _math.ema_weight(decay)
-    assert _math.ema_weight(decay, 1e-4) == 1e-4
-    assert _math.ema_weight(0.25) == 0.75
+        formulas.ema_weight(decay)
+    assert formulas.ema_weight(decay, 1e-4) == 1e-4
+    assert formulas.ema_weight(0.25) == 0.75

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 from tests.distributed import common
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]

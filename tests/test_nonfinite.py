@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
 COMPILED = pytest.mark.parametrize(

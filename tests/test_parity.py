@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import NovoGrad, registry
-from keras_opts.testing import oracles, references
-from tests import helpers
+from keras_opts import NovoGrad
+from tests import helpers, oracles, references
+from tests import specs as registry
 
 STEPS = 50
 

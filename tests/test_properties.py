@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
 STEPS = 8

@@ -5,7 +5,7 @@ import pathlib
 import keras
 
 import keras_opts
-from keras_opts import registry
+from tests import specs as registry
 
 README = pathlib.Path(__file__).parents[1] / "README.md"
 

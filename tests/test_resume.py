@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers, resume_worker
+from tests import specs as registry
 
 ROOT = pathlib.Path(__file__).parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")

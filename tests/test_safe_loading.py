@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry
 from tests import resume_worker
+from tests import specs as registry
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 
 def addons_warmup(step, lr, total_steps, warmup_proportion, min_lr):

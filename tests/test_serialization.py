@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts import registry
+from tests import specs as registry
 from tests.conftest import spec_params
 
 CONFIGS = [

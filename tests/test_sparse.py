@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 from tests.distributed import common
 
 VOCAB, DIM, IDS = 10, 3, 4

@@ -12,7 +12,7 @@ import math
 import keras
 import pytest
 
-from keras_opts import registry
+from tests import specs as registry
 
 BAD = [
     (

@@ -4,7 +4,7 @@ Oracles: NumPy float64 transcriptions of each paper's algorithm box
 (Zhang et al. 2019 Algorithm 1; Izmailov et al. 2018 Algorithm 1; Foret et
 al. 2021 Algorithm 1 on a linear least-squares model, whose gradient is
 known in closed form), with the inner optimizer's update from
-``keras_opts.testing.oracles``. Tolerances: one float32 rounding of the
+``tests.oracles``. Tolerances: one float32 rounding of the
 largest magnitude per step (``helpers.float32_tolerance``) unless a test
 says otherwise; same program, same backend: bitwise.
 """
@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts.lookahead import Lookahead
-from keras_opts.sam import SAM
-from keras_opts.swa import SWA
-from keras_opts.testing import oracles
-from tests import helpers
+from keras_opts.wrappers.lookahead import Lookahead
+from keras_opts.wrappers.sam import SAM
+from keras_opts.wrappers.swa import SWA
+from tests import helpers, oracles
 
 PATHS = [
     pytest.param(False, id="eager"),

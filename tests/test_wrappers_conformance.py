@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 import keras_opts
-from keras_opts.lookahead import Lookahead
-from keras_opts.sam import SAM
-from keras_opts.swa import SWA
+from keras_opts.wrappers.lookahead import Lookahead
+from keras_opts.wrappers.sam import SAM
+from keras_opts.wrappers.swa import SWA
 from tests import helpers
 
 # Quantizing a model also visits its InputLayer, which has nothing to

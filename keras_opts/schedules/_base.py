@@ -11,7 +11,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -33,14 +33,14 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
     def from_config(cls, config: dict[str, Any]):
         """Keras' convention, ``cls(**config)``: a missing argument takes
         its default; unknown keys and bad values fail as in ``__init__``."""
-        _checks.config_dict(cls, config)
+        checks.config_dict(cls, config)
         return cls(**config)
 
 
 def step_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """A whole number of steps (an ``int``, not a ``bool``)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _checks.ArgumentTypeError(
+        raise checks.ArgumentTypeError(
             f"`{name}` must be an int. Received: {name}={value!r} of type "
             f"{type(value).__name__}."
         )
@@ -55,7 +55,7 @@ def step_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
 def epoch_arguments(steps_per_epoch: Any, staircase: Any) -> dict[str, Any]:
     return {
         "steps_per_epoch": step_count("steps_per_epoch", steps_per_epoch),
-        "staircase": _checks.boolean("staircase", staircase),
+        "staircase": checks.boolean("staircase", staircase),
     }
 
 

@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 from keras_opts.schedules._base import (
     Schedule,
     anneal_weight,
@@ -72,8 +72,8 @@ class Cyclical(Schedule):
         mode: str = "triangular",
         gamma: float = 1.0,
     ) -> None:
-        low = _checks.positive("initial_learning_rate", initial_learning_rate)
-        high = _checks.real(
+        low = checks.positive("initial_learning_rate", initial_learning_rate)
+        high = checks.real(
             "maximal_learning_rate", maximal_learning_rate, low=low
         )
         super().__init__(
@@ -81,8 +81,8 @@ class Cyclical(Schedule):
                 "initial_learning_rate": low,
                 "maximal_learning_rate": high,
                 "step_size": step_count("step_size", step_size),
-                "mode": _checks.choice("mode", mode, MODES),
-                "gamma": _checks.real(
+                "mode": checks.choice("mode", mode, MODES),
+                "gamma": checks.real(
                     "gamma", gamma, low=0.0, high=1.0, low_open=True
                 ),
             }
@@ -157,11 +157,11 @@ class OneCycle(Schedule):
         three_phase: bool = False,
     ) -> None:
         config = {
-            "maximal_learning_rate": _checks.positive(
+            "maximal_learning_rate": checks.positive(
                 "maximal_learning_rate", maximal_learning_rate
             ),
             "total_steps": step_count("total_steps", total_steps),
-            "pct_start": _checks.real(
+            "pct_start": checks.real(
                 "pct_start",
                 pct_start,
                 low=0.0,
@@ -169,14 +169,14 @@ class OneCycle(Schedule):
                 low_open=True,
                 high_open=True,
             ),
-            "anneal_strategy": _checks.choice(
+            "anneal_strategy": checks.choice(
                 "anneal_strategy", anneal_strategy, ANNEAL
             ),
-            "div_factor": _checks.positive("div_factor", div_factor),
-            "final_div_factor": _checks.positive(
+            "div_factor": checks.positive("div_factor", div_factor),
+            "final_div_factor": checks.positive(
                 "final_div_factor", final_div_factor
             ),
-            "three_phase": _checks.boolean("three_phase", three_phase),
+            "three_phase": checks.boolean("three_phase", three_phase),
         }
         if total_steps < 2:
             raise ValueError(

@@ -22,7 +22,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 from keras_opts.schedules._base import (
     Schedule,
     epoch,
@@ -48,10 +48,10 @@ class _RateDecay(Schedule):
     ) -> None:
         super().__init__(
             {
-                "learning_rate": _checks.positive(
+                "learning_rate": checks.positive(
                     "learning_rate", learning_rate
                 ),
-                "decay_rate": _checks.non_negative("decay_rate", decay_rate),
+                "decay_rate": checks.non_negative("decay_rate", decay_rate),
                 **epoch_arguments(steps_per_epoch, staircase),
             }
         )
@@ -142,10 +142,10 @@ class GeometricDecay(Schedule):
     ) -> None:
         super().__init__(
             {
-                "learning_rate": _checks.positive(
+                "learning_rate": checks.positive(
                     "learning_rate", learning_rate
                 ),
-                "base": _checks.real(
+                "base": checks.real(
                     "base", base, low=0.0, high=1.0, low_open=True
                 ),
                 **epoch_arguments(steps_per_epoch, staircase),
@@ -188,11 +188,11 @@ class StaircaseDecay(Schedule):
         steps_per_epoch: int = 1,
     ) -> None:
         boundaries = [
-            _checks.real(f"boundaries[{i}]", b, low=0.0)
+            checks.real(f"boundaries[{i}]", b, low=0.0)
             for i, b in enumerate(_as_list("boundaries", boundaries))
         ]
         values = [
-            _checks.positive(f"values[{i}]", v)
+            checks.positive(f"values[{i}]", v)
             for i, v in enumerate(_as_list("values", values))
         ]
         if len(values) != len(boundaries) + 1:
@@ -261,10 +261,10 @@ class InverseSqrtDecay(Schedule):
     ) -> None:
         super().__init__(
             {
-                "learning_rate": _checks.positive(
+                "learning_rate": checks.positive(
                     "learning_rate", learning_rate
                 ),
-                "scale": _checks.positive("scale", scale),
+                "scale": checks.positive("scale", scale),
                 **epoch_arguments(steps_per_epoch, staircase),
             }
         )

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 from keras_opts.schedules._base import (
     Schedule,
     anneal_weight,
@@ -61,12 +61,12 @@ class Warmup(Schedule):
         start_learning_rate: float = 0.0,
     ) -> None:
         if not isinstance(schedule, LRSchedule):
-            schedule = _checks.positive("schedule", schedule)
+            schedule = checks.positive("schedule", schedule)
         super().__init__(
             {
                 "schedule": schedule,
                 "warmup_steps": step_count("warmup_steps", warmup_steps),
-                "start_learning_rate": _checks.non_negative(
+                "start_learning_rate": checks.non_negative(
                     "start_learning_rate", start_learning_rate
                 ),
             }
@@ -154,19 +154,19 @@ class WarmupStableDecay(Schedule):
         decay_shape: str = "linear",
     ) -> None:
         config = {
-            "learning_rate": _checks.positive("learning_rate", learning_rate),
+            "learning_rate": checks.positive("learning_rate", learning_rate),
             "total_steps": step_count("total_steps", total_steps),
             "warmup_steps": step_count(
                 "warmup_steps", warmup_steps, allow_zero=True
             ),
             "decay_steps": step_count("decay_steps", decay_steps),
-            "start_learning_rate": _checks.non_negative(
+            "start_learning_rate": checks.non_negative(
                 "start_learning_rate", start_learning_rate
             ),
-            "final_learning_rate": _checks.non_negative(
+            "final_learning_rate": checks.non_negative(
                 "final_learning_rate", final_learning_rate
             ),
-            "decay_shape": _checks.choice(
+            "decay_shape": checks.choice(
                 "decay_shape", decay_shape, DECAY_SHAPES
             ),
         }

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -58,19 +58,19 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.learning_rate = _checks.positive("learning_rate", learning_rate)
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
         if isinstance(total_steps, bool) or not isinstance(total_steps, int):
             raise TypeError(
                 "`total_steps` must be an int. "
                 f"Received: total_steps={total_steps!r}"
             )
         self.total_steps = int(
-            _checks.real("total_steps", total_steps, low=0, low_open=True)
+            checks.real("total_steps", total_steps, low=0, low_open=True)
         )
-        self.warmup_proportion = _checks.real(
+        self.warmup_proportion = checks.real(
             "warmup_proportion", warmup_proportion, low=0.0, high=1.0
         )
-        self.min_lr = _checks.non_negative("min_lr", min_lr)
+        self.min_lr = checks.non_negative("min_lr", min_lr)
         self.name = name
 
     def __call__(self, step):

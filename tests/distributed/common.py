@@ -8,8 +8,8 @@ import re
 import keras
 import numpy as np
 
-from keras_opts import registry
 from tests import helpers
+from tests import specs as registry
 
 BATCH = 16
 STEPS = 6

@@ -48,7 +48,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_opts import _checks
+from keras_opts._core import checks
 
 
 def read(variable):
@@ -313,7 +313,7 @@ class Wrapper(keras.optimizers.Optimizer):
         its default, but the inner ``optimizer`` has none; the inner
         optimizer is deserialized. Unknown keys and bad values fail as in
         ``__init__``."""
-        _checks.config_keys(cls, config, {"optimizer"})
+        checks.config_keys(cls, config, {"optimizer"})
         config = dict(config)
         if isinstance(config["optimizer"], dict):
             config["optimizer"] = keras.saving.deserialize_keras_object(

@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
-from keras_opts._base import Optimizer
+from keras_opts._core import checks
+from keras_opts._core.base import Optimizer
 
 #: The smallest normal number of each dtype: below any non-zero
 #: ``nu^(1/3)`` (at least 4e-3 in float16, 1e-15 in float32).
@@ -96,8 +96,8 @@ class MADGRAD(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "momentum": _checks.decay_rate("momentum", momentum),
-                "epsilon": _checks.non_negative("epsilon", epsilon),
+                "momentum": checks.decay_rate("momentum", momentum),
+                "epsilon": checks.non_negative("epsilon", epsilon),
             },
             coupled_weight_decay=coupled_weight_decay,
             name=name,

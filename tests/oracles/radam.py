@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from keras_opts.testing.oracles.adam import denominator_factor
+from tests.oracles.adam import denominator_factor
 
 
 class RAdamOracle:

@@ -6,9 +6,9 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
-from keras_opts.sgd import MOMENTUM_FORMS
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
+from keras_opts.optimizers.sgd import MOMENTUM_FORMS
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -102,14 +102,14 @@ class RMSprop(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "rho": _checks.decay_rate("rho", rho),
-                "momentum": _checks.decay_rate("momentum", momentum),
-                "epsilon": _checks.positive("epsilon", epsilon),
-                "centered": _checks.boolean("centered", centered),
-                "epsilon_mode": _checks.choice(
-                    "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+                "rho": checks.decay_rate("rho", rho),
+                "momentum": checks.decay_rate("momentum", momentum),
+                "epsilon": checks.positive("epsilon", epsilon),
+                "centered": checks.boolean("centered", centered),
+                "epsilon_mode": checks.choice(
+                    "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
                 ),
-                "momentum_form": _checks.choice(
+                "momentum_form": checks.choice(
                     "momentum_form", momentum_form, MOMENTUM_FORMS
                 ),
             },
@@ -128,11 +128,11 @@ class RMSprop(Optimizer):
 
     def _kernel(self, k, p, g, s, c):
         lr = c["lr"]
-        second = _math.ema_square_(k, s.velocity, g, self.rho)
+        second = formulas.ema_square_(k, s.velocity, g, self.rho)
         if self.centered:
-            mean = _math.ema_(k, s.average_gradient, g, self.rho)
+            mean = formulas.ema_(k, s.average_gradient, g, self.rho)
             second = k.addcmul(second, mean, mean, -1.0)
-        d = _math.denominator(k, second, self.epsilon, self.epsilon_mode)
+        d = formulas.denominator(k, second, self.epsilon, self.epsilon_mode)
         if not self.momentum:
             k.addcdiv_(p, g, d, -lr)
             return

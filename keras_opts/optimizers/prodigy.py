@@ -8,8 +8,8 @@ from typing import Any
 import keras
 from keras import initializers, ops
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -120,19 +120,19 @@ class Prodigy(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "beta_1": _checks.decay_rate("beta_1", beta_1),
-                "beta_2": _checks.decay_rate("beta_2", beta_2),
+                "beta_1": checks.decay_rate("beta_1", beta_1),
+                "beta_2": checks.decay_rate("beta_2", beta_2),
                 "beta_3": None
                 if beta_3 is None
-                else _checks.decay_rate("beta_3", beta_3),
-                "epsilon": _checks.non_negative("epsilon", epsilon),
-                "d0": _checks.positive("d0", d0),
-                "bias_correction": _checks.boolean(
+                else checks.decay_rate("beta_3", beta_3),
+                "epsilon": checks.non_negative("epsilon", epsilon),
+                "d0": checks.positive("d0", d0),
+                "bias_correction": checks.boolean(
                     "bias_correction", bias_correction
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
+            weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )
@@ -181,8 +181,8 @@ class Prodigy(Optimizer):
         if self.bias_correction:
             rate = (
                 rate
-                * ops.sqrt(_math.bias_correction(self.beta_2, step))
-                / _math.bias_correction(self.beta_1, step)
+                * ops.sqrt(formulas.bias_correction(self.beta_2, step))
+                / formulas.bias_correction(self.beta_1, step)
             )
         return {
             "first": ops.cast(step == 1.0, step.dtype),

@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -93,8 +93,8 @@ class ADOPT(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "clipping": _checks.boolean("clipping", clipping),
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "clipping": checks.boolean("clipping", clipping),
             },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
@@ -126,4 +126,4 @@ class ADOPT(Optimizer):
             u = k.clamp_(u, -c["clip"], c["clip"])
         m = k.lerp_(s.momentum, u, c["weight_1"])
         k.add_(p, m, c["step"])
-        _math.ema_square_(k, s.velocity, g, c["decay_2"], c["weight_2"])
+        formulas.ema_square_(k, s.velocity, g, c["decay_2"], c["weight_2"])

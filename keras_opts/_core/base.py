@@ -35,7 +35,7 @@ It adds five things to ``keras.optimizers.Optimizer``:
   ``from_config`` that, as Keras', gives a missing argument its default;
 - a default ``name`` that is the lower-cased class name (``"radam"``),
   made unique as Keras does;
-- the update written once (``_kernel``, see ``keras_opts._kernels``): the
+- the update written once (``_kernel``, see ``keras_opts._core.kernels``): the
   base class runs it per variable through ``keras.ops`` on TensorFlow and
   JAX, and over all variables at once through ``torch._foreach_*`` on
   torch. A subclass that overrides ``update_step`` gets Keras' loop over
@@ -58,14 +58,14 @@ import numpy as np
 from keras import ops
 from keras.src.utils.naming import auto_name
 
-from keras_opts import _checks, _kernels
+from keras_opts._core import checks, kernels
 
 _BASE_CHECKS = {
-    "weight_decay": _checks.weight_decay,
-    "clipnorm": _checks.positive,
-    "clipvalue": _checks.positive,
-    "global_clipnorm": _checks.positive,
-    "loss_scale_factor": _checks.positive,
+    "weight_decay": checks.weight_decay,
+    "clipnorm": checks.positive,
+    "clipvalue": checks.positive,
+    "global_clipnorm": checks.positive,
+    "loss_scale_factor": checks.positive,
 }
 
 
@@ -98,19 +98,19 @@ class Optimizer(keras.optimizers.Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        _checks.learning_rate(learning_rate)
-        lazy_rows = _checks.boolean("lazy_rows", lazy_rows)
+        checks.learning_rate(learning_rate)
+        lazy_rows = checks.boolean("lazy_rows", lazy_rows)
         if lazy_rows and not self._elementwise:
             raise ValueError(
                 f"{type(self).__name__} cannot update rows lazily: its step "
                 "depends on the whole variable, not on each entry alone. "
                 f"Received: lazy_rows={lazy_rows!r}"
             )
-        skip_nonfinite = _checks.boolean("skip_nonfinite", skip_nonfinite)
-        centralize = _checks.boolean(
+        skip_nonfinite = checks.boolean("skip_nonfinite", skip_nonfinite)
+        centralize = checks.boolean(
             "gradient_centralization", gradient_centralization
         )
-        coupled = _checks.non_negative(
+        coupled = checks.non_negative(
             "coupled_weight_decay", coupled_weight_decay
         )
         # Keras checks ema_momentum, ema_overwrite_frequency and
@@ -232,7 +232,7 @@ class Optimizer(keras.optimizers.Optimizer):
     def _kernel(self, k, p, g, s, c) -> None:
         """The update of parameter ``p`` from gradient ``g``, slots ``s`` and
         scalars ``c``, written with the ops of ``k``
-        (``keras_opts._kernels``)."""
+        (``keras_opts._core.kernels``)."""
         raise NotImplementedError
 
     def _fused(self, p, g, s, learning_rate, step, weight_decay) -> bool:
@@ -267,7 +267,7 @@ class Optimizer(keras.optimizers.Optimizer):
         if self._decay_in_kernel:
             coefficients["decay"] = self._kernel_decay(variable)
         coefficients.update(self._variable_coefficients(variable))
-        slots = _kernels._Slots(
+        slots = kernels._Slots(
             {
                 name: self._slot(slot, variable)
                 for name, slot in self._slots.items()
@@ -276,7 +276,7 @@ class Optimizer(keras.optimizers.Optimizer):
         if not self.lazy_rows or not variable.shape:
             self._decoupled_decay(variable, learning_rate)
             self._kernel(
-                _kernels.Single(self),
+                kernels.Single(self),
                 variable,
                 self._gradient(gradient, variable),
                 slots,
@@ -295,7 +295,7 @@ class Optimizer(keras.optimizers.Optimizer):
         self._decoupled_decay(variable, learning_rate)
         gradient = self._gradient(gradient, variable)
         self._kernel(
-            _kernels.Single(self), variable, gradient, slots, coefficients
+            kernels.Single(self), variable, gradient, slots, coefficients
         )
         for x, old in zip(state, before):
             new = ops.convert_to_tensor(x)
@@ -309,7 +309,7 @@ class Optimizer(keras.optimizers.Optimizer):
             and keras.backend.backend() == "torch"
             and type(self).update_step is Optimizer.update_step
         ):
-            _kernels.foreach_update(
+            kernels.foreach_update(
                 self, grads, trainable_variables, learning_rate
             )
         else:
@@ -425,7 +425,7 @@ class Optimizer(keras.optimizers.Optimizer):
         an empty config); unknown keys and bad values fail as in
         ``__init__``. A ``weight_decay`` schedule is deserialized like the
         learning rate's."""
-        _checks.config_dict(cls, config)
+        checks.config_dict(cls, config)
         config = dict(config)
         if isinstance(config.get("weight_decay"), dict):
             config["weight_decay"] = keras.saving.deserialize_keras_object(

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
-from keras_opts._base import Optimizer
+from keras_opts._core import checks
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -115,22 +115,22 @@ class LARS(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "momentum": _checks.decay_rate("momentum", momentum),
-                "trust_coefficient": _checks.positive(
+                "momentum": checks.decay_rate("momentum", momentum),
+                "trust_coefficient": checks.positive(
                     "trust_coefficient", trust_coefficient
                 ),
-                "epsilon": _checks.non_negative("epsilon", epsilon),
-                "nesterov": _checks.boolean("nesterov", nesterov),
+                "epsilon": checks.non_negative("epsilon", epsilon),
+                "nesterov": checks.boolean("nesterov", nesterov),
                 "exclude_from_layer_adaptation": _patterns(
                     "exclude_from_layer_adaptation",
                     exclude_from_layer_adaptation,
                 ),
-                "adapt_vectors": _checks.boolean(
+                "adapt_vectors": checks.boolean(
                     "adapt_vectors", adapt_vectors
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
+            weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )

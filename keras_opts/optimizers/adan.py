@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -95,9 +95,9 @@ class Adan(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "beta_3": _checks.decay_rate("beta_3", beta_3),
-                "bias_correction": _checks.boolean(
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "beta_3": checks.decay_rate("beta_3", beta_3),
+                "bias_correction": checks.boolean(
                     "bias_correction", bias_correction
                 ),
             },
@@ -118,23 +118,23 @@ class Adan(Optimizer):
                 "difference": -learning_rate * self.beta_2,
                 "eps": self.epsilon,
             }
-        sqrt_c3 = ops.sqrt(_math.bias_correction(self.beta_3, step))
+        sqrt_c3 = ops.sqrt(formulas.bias_correction(self.beta_3, step))
         scale = -learning_rate * sqrt_c3
         return {
             "later": later,
-            "momentum": scale / _math.bias_correction(self.beta_1, step),
+            "momentum": scale / formulas.bias_correction(self.beta_1, step),
             "difference": scale
             * self.beta_2
-            / _math.bias_correction(self.beta_2, step),
+            / formulas.bias_correction(self.beta_2, step),
             "eps": self.epsilon * sqrt_c3,
         }
 
     def _kernel(self, k, p, g, s, c):
         diff = k.mul_(k.add(g, s.previous_gradient, -1.0), c["later"])
         k.copy_(s.previous_gradient, g)
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
-        v = _math.ema_(k, s.difference, diff, self.beta_2)
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        v = formulas.ema_(k, s.difference, diff, self.beta_2)
         corrected = k.add_(k.mul_(diff, self.beta_2), g)
-        n = _math.ema_square_(k, s.velocity, corrected, self.beta_3)
-        d = _math.denominator(k, n, c["eps"], "corrected")
+        n = formulas.ema_square_(k, s.velocity, corrected, self.beta_3)
+        d = formulas.denominator(k, n, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, m, d, c["momentum"]), v, d, c["difference"])

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -93,13 +93,13 @@ class AdEMAMix(Optimizer):
         **kwargs: Any,
     ) -> None:
         algorithm = {
-            **_checks.adam_moments(beta_1, beta_2, epsilon),
-            "beta_3": _checks.decay_rate("beta_3", beta_3),
-            "alpha": _checks.non_negative("alpha", alpha),
-            "alpha_warmup_steps": _checks.non_negative(
+            **checks.adam_moments(beta_1, beta_2, epsilon),
+            "beta_3": checks.decay_rate("beta_3", beta_3),
+            "alpha": checks.non_negative("alpha", alpha),
+            "alpha_warmup_steps": checks.non_negative(
                 "alpha_warmup_steps", alpha_warmup_steps
             ),
-            "beta_3_warmup_steps": _checks.non_negative(
+            "beta_3_warmup_steps": checks.non_negative(
                 "beta_3_warmup_steps", beta_3_warmup_steps
             ),
         }
@@ -135,18 +135,18 @@ class AdEMAMix(Optimizer):
         alpha = self.alpha
         if self.alpha_warmup_steps:
             alpha = alpha * ops.minimum(step / self.alpha_warmup_steps, 1.0)
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, step))
         scale = -learning_rate * sqrt_c2
         return {
-            "fast": scale / _math.bias_correction(self.beta_1, step),
+            "fast": scale / formulas.bias_correction(self.beta_1, step),
             "slow": scale * alpha,
             "slow_weight": self._slow_weight(step),
             "eps": self.epsilon * sqrt_c2,
         }
 
     def _kernel(self, k, p, g, s, c):
-        fast = _math.ema_(k, s.momentum, g, self.beta_1)
+        fast = formulas.ema_(k, s.momentum, g, self.beta_1)
         slow = k.lerp_(s.slow_momentum, g, c["slow_weight"])
-        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
-        d = _math.denominator(k, v, c["eps"], "corrected")
+        v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
+        d = formulas.denominator(k, v, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, fast, d, c["fast"]), slow, d, c["slow"])

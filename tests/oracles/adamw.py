@@ -1,6 +1,6 @@
 """AdamW, Loshchilov & Hutter (2019) Algorithm 2."""
 
-from keras_opts.testing.oracles.adam import AdamOracle
+from tests.oracles.adam import AdamOracle
 
 
 class AdamWOracle:

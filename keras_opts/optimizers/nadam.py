@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -99,8 +99,8 @@ class Nadam(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "momentum_decay": _checks.non_negative(
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "momentum_decay": checks.non_negative(
                     "momentum_decay", momentum_decay
                 ),
             },
@@ -145,7 +145,7 @@ class Nadam(Optimizer):
     def _coefficients(self, learning_rate, step):
         mu_next = self._mu(step + 1.0)
         product = ops.cast(self._mu_product, step.dtype)
-        sqrt_c2 = ops.sqrt(_math.bias_correction(self.beta_2, step))
+        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, step))
         scale = -learning_rate * sqrt_c2
         return {
             "gradient": scale * self._one_minus_mu(step) / (1.0 - product),
@@ -154,7 +154,7 @@ class Nadam(Optimizer):
         }
 
     def _kernel(self, k, p, g, s, c):
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
-        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
-        d = _math.denominator(k, v, c["eps"], "corrected")
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
+        d = formulas.denominator(k, v, c["eps"], "corrected")
         k.addcdiv_(k.addcdiv_(p, g, d, c["gradient"]), m, d, c["momentum"])

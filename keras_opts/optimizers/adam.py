@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks, _kernels, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas, kernels
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -97,10 +97,10 @@ class Adam(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "amsgrad": _checks.boolean("amsgrad", amsgrad),
-                "epsilon_mode": _checks.choice(
-                    "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "amsgrad": checks.boolean("amsgrad", amsgrad),
+                "epsilon_mode": checks.choice(
+                    "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
@@ -113,7 +113,7 @@ class Adam(Optimizer):
         return names + ("velocity_hat",) if self.amsgrad else names
 
     def _coefficients(self, learning_rate, step):
-        return _math.adam_coefficients(
+        return formulas.adam_coefficients(
             learning_rate,
             step,
             self.beta_1,
@@ -125,7 +125,7 @@ class Adam(Optimizer):
     def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused Adam is Algorithm 1 with epsilon outside the
         # corrected root: our "corrected" mode.
-        if self.epsilon_mode != "corrected" or not _kernels.fusable(p):
+        if self.epsilon_mode != "corrected" or not kernels.fusable(p):
             return False
         import torch
 
@@ -147,9 +147,9 @@ class Adam(Optimizer):
         return True
 
     def _kernel(self, k, p, g, s, c):
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
-        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
         if self.amsgrad:
             v = k.maximum_(s.velocity_hat, v)
-        d = _math.denominator(k, v, c["eps"], self.epsilon_mode)
+        d = formulas.denominator(k, v, c["eps"], self.epsilon_mode)
         k.addcdiv_(p, m, d, c["step"])

@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks
-from keras_opts._base import Optimizer
+from keras_opts._core import checks
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -113,16 +113,16 @@ class NovoGrad(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "grad_averaging": _checks.boolean(
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "grad_averaging": checks.boolean(
                     "grad_averaging", grad_averaging
                 ),
-                "average_first_step": _checks.boolean(
+                "average_first_step": checks.boolean(
                     "average_first_step", average_first_step
                 ),
             },
             coupled_weight_decay=coupled_weight_decay,
-            weight_decay=_checks.weight_decay("weight_decay", weight_decay),
+            weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )

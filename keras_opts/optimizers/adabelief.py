@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -107,10 +107,10 @@ class AdaBelief(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "amsgrad": _checks.boolean("amsgrad", amsgrad),
-                "rectify": _checks.boolean("rectify", rectify),
-                "rectify_threshold": _checks.real(
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "amsgrad": checks.boolean("amsgrad", amsgrad),
+                "rectify": checks.boolean("rectify", rectify),
+                "rectify_threshold": checks.real(
                     "rectify_threshold", rectify_threshold, low=4.0
                 ),
             },
@@ -125,7 +125,7 @@ class AdaBelief(Optimizer):
 
     def _coefficients(self, learning_rate, step):
         if self.rectify:
-            return _math.rectified_coefficients(
+            return formulas.rectified_coefficients(
                 learning_rate,
                 step,
                 self.beta_1,
@@ -134,7 +134,7 @@ class AdaBelief(Optimizer):
                 "uncorrected",
                 self.rectify_threshold,
             )
-        return _math.adam_coefficients(
+        return formulas.adam_coefficients(
             learning_rate,
             step,
             self.beta_1,
@@ -144,14 +144,14 @@ class AdaBelief(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
         residual = k.add(g, m, -1.0)
-        belief = _math.ema_square_(k, s.belief, residual, self.beta_2)
+        belief = formulas.ema_square_(k, s.belief, residual, self.beta_2)
         belief = k.add_(belief, self.epsilon)
         if self.amsgrad:
             belief = k.maximum_(s.max_belief, belief)
         if self.rectify:
-            _math.rectified_update(k, p, m, belief, c, "uncorrected")
+            formulas.rectified_update(k, p, m, belief, c, "uncorrected")
             return
-        d = _math.denominator(k, belief, c["eps"], "corrected")
+        d = formulas.denominator(k, belief, c["eps"], "corrected")
         k.addcdiv_(p, m, d, c["step"])

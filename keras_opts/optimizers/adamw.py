@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks
-from keras_opts.adam import Adam
+from keras_opts._core import checks
+from keras_opts.optimizers.adam import Adam
 
 SCALINGS = ("learning_rate", "schedule")
 
@@ -99,13 +99,13 @@ class AdamW(Adam):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        weight_decay = _checks.weight_decay("weight_decay", weight_decay)
-        scaling = _checks.choice(
+        weight_decay = checks.weight_decay("weight_decay", weight_decay)
+        scaling = checks.choice(
             "weight_decay_scaling", weight_decay_scaling, SCALINGS
         )
         alpha = base_learning_rate
         if alpha is not None:
-            alpha = _checks.positive("base_learning_rate", alpha)
+            alpha = checks.positive("base_learning_rate", alpha)
         elif scaling == "schedule":
             if callable(learning_rate):
                 raise ValueError(

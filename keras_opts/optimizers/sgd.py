@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _kernels
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, kernels
+from keras_opts._core.base import Optimizer
 
 MOMENTUM_FORMS = ("gradient", "step")
 
@@ -114,15 +114,15 @@ class SGD(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "momentum": _checks.real(
+                "momentum": checks.real(
                     "momentum", momentum, low=0.0, high=1.0
                 ),
-                "dampening": _checks.decay_rate("dampening", dampening),
-                "nesterov": _checks.boolean("nesterov", nesterov),
-                "momentum_form": _checks.choice(
+                "dampening": checks.decay_rate("dampening", dampening),
+                "nesterov": checks.boolean("nesterov", nesterov),
+                "momentum_form": checks.choice(
                     "momentum_form", momentum_form, MOMENTUM_FORMS
                 ),
-                "dampen_first_step": _checks.boolean(
+                "dampen_first_step": checks.boolean(
                     "dampen_first_step", dampen_first_step
                 ),
             },
@@ -143,7 +143,7 @@ class SGD(Optimizer):
     def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused SGD is the gradient form; with is_first_step=False
         # it dampens the first step too (our dampen_first_step=True).
-        if self.momentum_form != "gradient" or not _kernels.fusable(p):
+        if self.momentum_form != "gradient" or not kernels.fusable(p):
             return False
         if self.dampening and not self.dampen_first_step and self.momentum:
             return False

@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -116,11 +116,11 @@ class RAdam(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "epsilon_mode": _checks.choice(
-                    "epsilon_mode", epsilon_mode, _math.EPSILON_MODES
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "epsilon_mode": checks.choice(
+                    "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
                 ),
-                "rectify_threshold": _checks.real(
+                "rectify_threshold": checks.real(
                     "rectify_threshold", rectify_threshold, low=4.0
                 ),
             },
@@ -133,7 +133,7 @@ class RAdam(Optimizer):
         return ("momentum", "velocity")
 
     def _coefficients(self, learning_rate, step):
-        return _math.rectified_coefficients(
+        return formulas.rectified_coefficients(
             learning_rate,
             step,
             self.beta_1,
@@ -144,6 +144,6 @@ class RAdam(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
-        v = _math.ema_square_(k, s.velocity, g, self.beta_2)
-        _math.rectified_update(k, p, m, v, c, self.epsilon_mode)
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
+        formulas.rectified_update(k, p, m, v, c, self.epsilon_mode)

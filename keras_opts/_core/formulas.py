@@ -16,7 +16,7 @@ ROOT_EPSILON_MODES = ("inside_sqrt", "outside_sqrt")
 
 def ema_(k, average, value, decay, weight=None):
     """``average <- decay * average + weight * value`` in place, with the
-    kernel ops ``k`` (``keras_opts._kernels``); ``weight`` is
+    kernel ops ``k`` (``keras_opts._core.kernels``); ``weight`` is
     ``1 - decay`` (see :func:`ema_weight`)."""
     return k.lerp_(average, value, ema_weight(decay, weight))
 

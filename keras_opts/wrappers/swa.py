@@ -9,12 +9,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _wrapper
-from keras_opts._wrapper import read
+from keras_opts._core import checks
+from keras_opts.wrappers import base as wrapper_base
+from keras_opts.wrappers.base import read
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class SWA(_wrapper.Wrapper):
+class SWA(wrapper_base.Wrapper):
     r"""Stochastic weight averaging (Izmailov et al., 2018) around any
     optimizer.
 
@@ -129,10 +130,10 @@ class SWA(_wrapper.Wrapper):
         super().__init__(
             optimizer,
             {
-                "start_averaging": _checks.integer(
+                "start_averaging": checks.integer(
                     "start_averaging", start_averaging, 0
                 ),
-                "average_period": _checks.integer(
+                "average_period": checks.integer(
                     "average_period", average_period, 1
                 ),
             },
@@ -190,7 +191,7 @@ class SWA(_wrapper.Wrapper):
             )
         pairs = self._with_slots(self._averages, self._trainable_variables)
         variables = [variable for variable, _ in pairs]
-        with _wrapper.no_grad():
+        with wrapper_base.no_grad():
             training = [ops.copy(read(v)) for v in variables]
             for variable, average in pairs:
                 # A copy: JAX's fit and evaluate donate the model's arrays.
@@ -198,6 +199,6 @@ class SWA(_wrapper.Wrapper):
         try:
             yield
         finally:
-            with _wrapper.no_grad():
+            with wrapper_base.no_grad():
                 for variable, value in zip(variables, training):
                     variable.assign(value)

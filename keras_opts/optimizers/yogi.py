@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import initializers
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -89,11 +89,11 @@ class Yogi(Optimizer):
         super().__init__(
             learning_rate,
             {
-                **_checks.adam_moments(beta_1, beta_2, epsilon),
-                "initial_accumulator_value": _checks.non_negative(
+                **checks.adam_moments(beta_1, beta_2, epsilon),
+                "initial_accumulator_value": checks.non_negative(
                     "initial_accumulator_value", initial_accumulator_value
                 ),
-                "bias_correction": _checks.boolean(
+                "bias_correction": checks.boolean(
                     "bias_correction", bias_correction
                 ),
             },
@@ -113,7 +113,7 @@ class Yogi(Optimizer):
     def _coefficients(self, learning_rate, step):
         if not self.bias_correction:
             return {"step": -learning_rate, "eps": self.epsilon}
-        return _math.adam_coefficients(
+        return formulas.adam_coefficients(
             learning_rate,
             step,
             self.beta_1,
@@ -123,9 +123,9 @@ class Yogi(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        m = _math.ema_(k, s.momentum, g, self.beta_1)
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
         g2 = k.square(g)
         direction = k.mul_(k.sign(k.add(s.velocity, g2, -1.0)), g2)
         v = k.add_(s.velocity, direction, -(1.0 - self.beta_2))
-        d = _math.denominator(k, v, c["eps"], "corrected")
+        d = formulas.denominator(k, v, c["eps"], "corrected")
         k.addcdiv_(p, m, d, c["step"])

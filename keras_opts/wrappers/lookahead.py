@@ -7,12 +7,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _wrapper
-from keras_opts._wrapper import read
+from keras_opts._core import checks
+from keras_opts.wrappers import base as wrapper_base
+from keras_opts.wrappers.base import read
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class Lookahead(_wrapper.Wrapper):
+class Lookahead(wrapper_base.Wrapper):
     r"""Lookahead (Zhang, Lucas, Hinton & Ba, 2019) around any optimizer.
 
     The inner optimizer moves the model's weights (the *fast* weights) as
@@ -101,8 +102,8 @@ class Lookahead(_wrapper.Wrapper):
         super().__init__(
             optimizer,
             {
-                "sync_period": _checks.integer("sync_period", sync_period, 1),
-                "slow_step_size": _checks.real(
+                "sync_period": checks.integer("sync_period", sync_period, 1),
+                "slow_step_size": checks.real(
                     "slow_step_size",
                     slow_step_size,
                     low=0.0,

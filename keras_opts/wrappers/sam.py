@@ -17,7 +17,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts import _checks, _wrapper
+from keras_opts._core import checks
+from keras_opts.wrappers import base as wrapper_base
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -113,8 +114,8 @@ class SAM(keras.Model):
                 "`model` must be a keras.Model instance. "
                 f"Received: model={model!r} of type {type(model).__name__}."
             )
-        rho = _checks.positive("rho", rho)
-        epsilon = _checks.non_negative("epsilon", epsilon)
+        rho = checks.positive("rho", rho)
+        epsilon = checks.non_negative("epsilon", epsilon)
         super().__init__(**kwargs)
         self.inner_model = model
         self.rho = rho
@@ -197,12 +198,12 @@ class SAM(keras.Model):
         state = list(self.non_trainable_variables) + list(
             self.metrics_variables
         )
-        with _wrapper.no_grad():
+        with wrapper_base.no_grad():
             state_before = _copies(state)
         with _replayed_global_random_state():
             loss, y_pred, grads = gradients(x, y, sample_weight, variables)
         overwritten = _overwritten(variables)
-        with _wrapper.no_grad():
+        with wrapper_base.no_grad():
             state_after = _copies(state)
             weights = _copies(variables)
             _assign(state, state_before)
@@ -211,7 +212,7 @@ class SAM(keras.Model):
                 if e is not None:
                     variable.assign(variable.value + e)
         _, _, sam_grads = gradients(x, y, sample_weight, variables)
-        with _wrapper.no_grad():
+        with wrapper_base.no_grad():
             _assign(variables, weights)
             _assign(state, state_after)
             self.optimizer.apply(
@@ -290,7 +291,7 @@ class SAM(keras.Model):
         """Keras' convention, ``cls(**config)``: a missing argument takes
         its default, but the wrapped ``model`` has none; it is
         deserialized."""
-        _checks.config_keys(cls, config, {"model"})
+        checks.config_keys(cls, config, {"model"})
         config = dict(config)
         if isinstance(config["model"], dict):
             config["model"] = keras.saving.deserialize_keras_object(

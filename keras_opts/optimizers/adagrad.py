@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import initializers
 
-from keras_opts import _checks, _kernels, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas, kernels
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -85,14 +85,14 @@ class Adagrad(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "initial_accumulator_value": _checks.non_negative(
+                "initial_accumulator_value": checks.non_negative(
                     "initial_accumulator_value", initial_accumulator_value
                 ),
-                "epsilon": _checks.positive("epsilon", epsilon),
-                "epsilon_mode": _checks.choice(
-                    "epsilon_mode", epsilon_mode, _math.ROOT_EPSILON_MODES
+                "epsilon": checks.positive("epsilon", epsilon),
+                "epsilon_mode": checks.choice(
+                    "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
                 ),
-                "lr_decay": _checks.non_negative("lr_decay", lr_decay),
+                "lr_decay": checks.non_negative("lr_decay", lr_decay),
             },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
@@ -112,7 +112,7 @@ class Adagrad(Optimizer):
 
     def _fused(self, p, g, s, learning_rate, step, weight_decay):
         # torch's fused Adagrad puts epsilon outside the root.
-        if self.epsilon_mode != "outside_sqrt" or not _kernels.fusable(p):
+        if self.epsilon_mode != "outside_sqrt" or not kernels.fusable(p):
             return False
         import torch
 
@@ -131,5 +131,5 @@ class Adagrad(Optimizer):
 
     def _kernel(self, k, p, g, s, c):
         acc = k.addcmul_(s.accumulator, g, g)
-        d = _math.denominator(k, acc, self.epsilon, self.epsilon_mode)
+        d = formulas.denominator(k, acc, self.epsilon, self.epsilon_mode)
         k.addcdiv_(p, g, d, c["step"])

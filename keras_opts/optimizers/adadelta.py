@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_opts import _checks, _math
-from keras_opts._base import Optimizer
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -75,8 +75,8 @@ class Adadelta(Optimizer):
         super().__init__(
             learning_rate,
             {
-                "rho": _checks.decay_rate("rho", rho),
-                "epsilon": _checks.positive("epsilon", epsilon),
+                "rho": checks.decay_rate("rho", rho),
+                "epsilon": checks.positive("epsilon", epsilon),
             },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
@@ -87,7 +87,7 @@ class Adadelta(Optimizer):
         return ("accumulated_grad", "accumulated_delta_var")
 
     def _kernel(self, k, p, g, s, c):
-        eg2 = _math.ema_square_(k, s.accumulated_grad, g, self.rho)
+        eg2 = formulas.ema_square_(k, s.accumulated_grad, g, self.rho)
         # delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g
         delta = k.mul_(
             k.div_(
@@ -96,5 +96,5 @@ class Adadelta(Optimizer):
             ),
             g,
         )
-        _math.ema_square_(k, s.accumulated_delta_var, delta, self.rho)
+        formulas.ema_square_(k, s.accumulated_delta_var, delta, self.rho)
         k.add_(p, delta, -c["lr"])

@@ -1,0 +1,41 @@
+"""The optimizers: one module per algorithm, each a subclass of
+:class:`keras_opts._core.base.Optimizer` with its update written once as a
+kernel."""
+
+from keras_opts.optimizers.adabelief import AdaBelief
+from keras_opts.optimizers.adadelta import Adadelta
+from keras_opts.optimizers.adagrad import Adagrad
+from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adamw import AdamW
+from keras_opts.optimizers.adan import Adan
+from keras_opts.optimizers.ademamix import AdEMAMix
+from keras_opts.optimizers.adopt import ADOPT
+from keras_opts.optimizers.lars import LARS
+from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.nadam import Nadam
+from keras_opts.optimizers.novograd import NovoGrad
+from keras_opts.optimizers.prodigy import Prodigy
+from keras_opts.optimizers.radam import RAdam
+from keras_opts.optimizers.rmsprop import RMSprop
+from keras_opts.optimizers.sgd import SGD
+from keras_opts.optimizers.yogi import Yogi
+
+__all__ = [
+    "ADOPT",
+    "LARS",
+    "MADGRAD",
+    "SGD",
+    "AdEMAMix",
+    "AdaBelief",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adan",
+    "Nadam",
+    "NovoGrad",
+    "Prodigy",
+    "RAdam",
+    "RMSprop",
+    "Yogi",
+]
