@@ -15,28 +15,30 @@ from typing import Any
 import keras
 
 from keras_opts import schedules
-from keras_opts.optimizers.adabelief import AdaBelief
-from keras_opts.optimizers.adadelta import Adadelta
-from keras_opts.optimizers.adagrad import Adagrad
-from keras_opts.optimizers.adam import Adam
-from keras_opts.optimizers.adamw import AdamW
-from keras_opts.optimizers.adan import Adan
-from keras_opts.optimizers.ademamix import AdEMAMix
-from keras_opts.optimizers.adopt import ADOPT
-from keras_opts.optimizers.lars import LARS
-from keras_opts.optimizers.madgrad import MADGRAD
-from keras_opts.optimizers.nadam import Nadam
-from keras_opts.optimizers.novograd import NovoGrad
-from keras_opts.optimizers.prodigy import Prodigy
-from keras_opts.optimizers.radam import RAdam
-from keras_opts.optimizers.rmsprop import RMSprop
-from keras_opts.optimizers.sgd import SGD
-from keras_opts.optimizers.yogi import Yogi
-from keras_opts.wrappers.lookahead import Lookahead
-from keras_opts.wrappers.sam import SAM
-from keras_opts.wrappers.swa import SWA
 
-__version__ = "0.1.0"
+# generated:exports:begin
+# Written by tools/generate.py from the modules of keras_opts/optimizers
+# and keras_opts.wrappers.__all__: run it, do not edit these lines.
+from keras_opts.optimizers import (
+    ADOPT,
+    LARS,
+    MADGRAD,
+    SGD,
+    AdaBelief,
+    Adadelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    Adan,
+    AdEMAMix,
+    Nadam,
+    NovoGrad,
+    Prodigy,
+    RAdam,
+    RMSprop,
+    Yogi,
+)
+from keras_opts.wrappers import SAM, SWA, Lookahead
 
 __all__ = [
     "ADOPT",
@@ -45,13 +47,13 @@ __all__ = [
     "SAM",
     "SGD",
     "SWA",
-    "AdEMAMix",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adan",
+    "AdEMAMix",
     "Lookahead",
     "Nadam",
     "NovoGrad",
@@ -62,6 +64,9 @@ __all__ = [
     "get",
     "schedules",
 ]
+# generated:exports:end
+
+__version__ = "0.1.0"
 
 
 def get(identifier: Any) -> keras.optimizers.Optimizer | None:

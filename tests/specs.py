@@ -1,10 +1,18 @@
-"""The one list of keras_opts optimizers, written as data.
+"""What the tests and the docs know of each optimizer, written as data.
 
 Each :class:`Spec` says what an optimizer is (class, paper), how the shared
 tests exercise it (argument sets, NumPy oracle, convergence settings), which
 other libraries implement the same numerics under which settings, and what it
-supports. The string lookup of :func:`keras_opts.get`, the README table and
-every shared test are driven from :data:`SPECS`.
+supports. Every shared test is driven from :data:`SPECS`, and
+``tools/generate.py`` writes from it the tables of ``README.md`` and
+``docs/index.md`` and the docs navigation (in the order of :data:`SPECS`,
+:data:`WRAPPERS` and :data:`SCHEDULES`).
+
+An optimizer's registry name and aliases are not repeated here: they come
+from :mod:`keras_opts.registry`, which the package derives from its exports.
+Hyperparameter ranges and decay rates close to 1 are declared once per
+argument name (:data:`RANGES`, :data:`NEAR_ONE`); a spec lists the names it
+takes, with an override where its range differs.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from keras_opts import registry as runtime
 from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
@@ -30,9 +39,104 @@ from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
 from keras_opts.optimizers.sgd import SGD
 from keras_opts.optimizers.yogi import Yogi
+from keras_opts.schedules.cyclical import Cyclical, OneCycle
+from keras_opts.schedules.decays import (
+    ExponentialDecay,
+    GeometricDecay,
+    InverseSqrtDecay,
+    InverseTimeDecay,
+    StaircaseDecay,
+)
+from keras_opts.schedules.warmup import Warmup, WarmupStableDecay
+from keras_opts.schedules.warmup_linear_decay import WarmupLinearDecay
 from keras_opts.wrappers.lookahead import Lookahead
+from keras_opts.wrappers.sam import SAM
 from keras_opts.wrappers.swa import SWA
 from tests import oracles
+
+#: Argument name -> its valid range for the property tests, as data:
+#: ``("float", low, high)``, ``("logfloat", low, high)``, ``("bool",)`` or
+#: ``("choice", options)``. A spec whose optimizer takes the argument with
+#: another range overrides it (:func:`space`).
+RANGES: dict[str, tuple] = {
+    # Decay rates and momenta.
+    "beta_1": ("float", 0.0, 0.99),
+    "beta_2": ("float", 0.5, 0.9999),
+    "beta_3": ("float", 0.5, 0.9999),
+    "rho": ("float", 0.0, 0.999),
+    "momentum": ("float", 0.0, 0.99),
+    "dampening": ("float", 0.0, 0.99),
+    "momentum_decay": ("logfloat", 1e-4, 1e6),
+    # Denominators.
+    "epsilon": ("logfloat", 1e-8, 1e-2),
+    "epsilon_mode": ("choice", ("corrected", "uncorrected", "inside_sqrt")),
+    "initial_accumulator_value": ("float", 0.0, 1.0),
+    # Weight decay.
+    "coupled_weight_decay": ("float", 0.0, 0.5),
+    "weight_decay": ("float", 0.0, 0.5),
+    "weight_decay_scaling": ("choice", ("learning_rate", "schedule")),
+    # Switches.
+    "amsgrad": ("bool",),
+    "nesterov": ("bool",),
+    "centered": ("bool",),
+    "bias_correction": ("bool",),
+    "momentum_form": ("choice", ("gradient", "step")),
+    "dampen_first_step": ("bool",),
+    "rectify": ("bool",),
+    "clipping": ("bool",),
+    "grad_averaging": ("bool",),
+    "average_first_step": ("bool",),
+    "adapt_vectors": ("bool",),
+    # Arguments of one optimizer.
+    "rectify_threshold": ("float", 4.0, 8.0),
+    "lr_decay": ("float", 0.0, 0.5),
+    "alpha": ("float", 0.0, 10.0),
+    "trust_coefficient": ("logfloat", 1e-4, 1e-1),
+    "d0": ("logfloat", 1e-3, 1e-1),
+}
+
+#: The epsilon modes of the optimizers that divide by a root alone
+#: (Adagrad, RMSprop): epsilon inside or outside the square root.
+ROOT_EPSILON_MODES = ("choice", ("inside_sqrt", "outside_sqrt"))
+
+#: Decay rate -> a value close to 1, where a constant such as ``1 - beta``
+#: formed in float32 instead of from the Python float is off by up to
+#: 1.7e-4 relative (tests/test_float_constants.py).
+NEAR_ONE: dict[str, float] = {
+    "beta_1": 0.999,
+    "beta_2": 0.9999,
+    "beta_3": 0.9999,
+    "rho": 0.9999,
+    "momentum": 0.999,
+    "dampening": 0.9999,
+}
+
+#: The test configuration of coupled (L2) weight decay shared by the
+#: Adam-like optimizers: short memories, so that the decay term shows.
+COUPLED_DECAY: Mapping[str, Any] = {
+    "beta_1": 0.5,
+    "beta_2": 0.9,
+    "coupled_weight_decay": 0.1,
+}
+
+
+def space(*names: str, **overrides: tuple) -> dict[str, tuple]:
+    """The search space of an optimizer taking ``names`` (their
+    :data:`RANGES`) and ``overrides`` (argument -> its own range)."""
+    shared = set(names) & set(overrides)
+    if shared:
+        raise ValueError(f"Named and overridden: {sorted(shared)}")
+    return {**{name: RANGES[name] for name in names}, **overrides}
+
+
+def near_one(*names: str, **others: Any) -> dict[str, Any]:
+    """The arguments of the float32-constants test: each decay rate in
+    ``names`` at its :data:`NEAR_ONE` value, then ``others`` as given (the
+    other constants, or a decay rate's own value)."""
+    shared = set(names) & set(others)
+    if shared:
+        raise ValueError(f"Named and given: {sorted(shared)}")
+    return {**{name: NEAR_ONE[name] for name in names}, **others}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +161,6 @@ class Reference:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    name: str
     cls: type
     paper: str
     paper_url: str
@@ -71,18 +174,16 @@ class Spec:
     #: with a third element: the largest final distance to the minimiser
     #: that passes, where the problem's default does not suit the method.
     convergence: Mapping[str, tuple]
-    #: Argument name -> its valid range for property tests, as data:
-    #: ``("float", low, high)``, ``("logfloat", low, high)``,
-    #: ``("bool",)`` or ``("choice", options)``. The learning rate is
-    #: drawn by the tests.
+    #: Argument name -> its valid range for property tests (:func:`space`).
+    #: The learning rate is drawn by the tests.
     search_space: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     #: Arguments with every decay rate close to 1 (0.999, 0.9999), where a
     #: constant such as ``1 - beta`` formed in float32 instead of from the
     #: Python float is off by up to 1.7e-4 relative; tests/
     #: test_float_constants.py runs them in float32 against the oracle.
-    #: An optimizer without decay rates gives its other constants.
+    #: An optimizer without decay rates gives its other constants
+    #: (:func:`near_one`).
     decays_near_one: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
     #: ``"owns_weight_decay"``: ``weight_decay`` is an algorithm argument
     #: (AdamW), so the base-class decay tests do not add it again.
     #: ``"global_state"``: one state couples all variables (Prodigy's d),
@@ -93,10 +194,19 @@ class Spec:
     #: with a ValueError at build (Prodigy).
     capabilities: frozenset[str] = frozenset()
 
+    @property
+    def name(self) -> str:
+        """The registry name (:mod:`keras_opts.registry`)."""
+        return runtime.registry_name(self.cls)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The other names that find it (:mod:`keras_opts.registry`)."""
+        return runtime.aliases(self.name)
+
 
 SPECS: tuple[Spec, ...] = (
     Spec(
-        name="sgd",
         cls=SGD,
         paper="Sutskever et al. 2013, On the importance of initialization "
         "and momentum in deep learning",
@@ -150,164 +260,23 @@ SPECS: tuple[Spec, ...] = (
                 {"momentum": 0.9, "nesterov": True},
             ),
         ),
-        search_space={
-            "momentum": ("float", 0.0, 0.99),
-            "dampening": ("float", 0.0, 0.99),
-            "nesterov": ("bool",),
-            "momentum_form": ("choice", ("gradient", "step")),
-            "dampen_first_step": ("bool",),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={
-            "momentum": 0.999,
-            "dampening": 0.9999,
-            "dampen_first_step": False,
-        },
+        search_space=space(
+            "momentum",
+            "dampening",
+            "nesterov",
+            "momentum_form",
+            "dampen_first_step",
+            "coupled_weight_decay",
+        ),
+        decays_near_one=near_one(
+            "momentum", "dampening", dampen_first_step=False
+        ),
         convergence={
             "parabola": ({"learning_rate": 0.1, "momentum": 0.5}, 100),
             "rosenbrock": ({"learning_rate": 5e-4, "momentum": 0.9}, 4000),
         },
     ),
     Spec(
-        name="adam",
-        cls=Adam,
-        paper="Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
-        paper_url="https://arxiv.org/abs/1412.6980",
-        oracle=oracles.AdamOracle,
-        lr=0.01,
-        test_configs=(
-            {},
-            {"amsgrad": True},
-            {"epsilon_mode": "uncorrected", "epsilon": 1e-7},
-            {"epsilon_mode": "inside_sqrt", "epsilon": 1e-6},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
-            {"beta_1": 0.0, "amsgrad": True, "epsilon": 1e-3},
-        ),
-        references=(
-            Reference("torch", "Adam", {}, {}),
-            Reference(
-                "torch",
-                "Adam",
-                {"amsgrad": True, "coupled_weight_decay": 0.05},
-                {"amsgrad": True, "weight_decay": 0.05},
-            ),
-            Reference(
-                "keras",
-                "Adam",
-                {"epsilon_mode": "uncorrected", "epsilon": 1e-7},
-                {"epsilon": 1e-7},
-            ),
-            Reference(
-                "keras",
-                "Adam",
-                {"epsilon_mode": "uncorrected", "amsgrad": True},
-                {"epsilon": 1e-8, "amsgrad": True},
-            ),
-            Reference("optax", "adam", {"beta_2": 0.99}, {"b2": 0.99}),
-        ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "amsgrad": ("bool",),
-            "epsilon_mode": (
-                "choice",
-                ("corrected", "uncorrected", "inside_sqrt"),
-            ),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999, "amsgrad": True},
-        convergence={
-            "parabola": ({"learning_rate": 0.1}, 300),
-            "rosenbrock": ({"learning_rate": 0.05}, 2000),
-        },
-    ),
-    Spec(
-        name="radam",
-        cls=RAdam,
-        paper="Liu et al. 2019, On the Variance of the Adaptive Learning "
-        "Rate and Beyond",
-        paper_url="https://arxiv.org/abs/1908.03265",
-        oracle=oracles.RAdamOracle,
-        lr=0.01,
-        test_configs=(
-            {},
-            {"beta_2": 0.9},
-            {"beta_2": 0.9, "epsilon_mode": "uncorrected", "epsilon": 1e-6},
-            {"beta_2": 0.9, "epsilon_mode": "corrected", "epsilon": 1e-6},
-            {"beta_2": 0.95, "rectify_threshold": 6.0},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
-        ),
-        references=(
-            Reference(
-                "torch",
-                "RAdam",
-                {
-                    "beta_2": 0.9,
-                    "epsilon_mode": "uncorrected",
-                    "rectify_threshold": 5.0,
-                },
-                {"betas": (0.9, 0.9)},
-            ),
-            Reference(
-                "torch",
-                "RAdam",
-                {
-                    "beta_2": 0.95,
-                    "epsilon_mode": "uncorrected",
-                    "rectify_threshold": 5.0,
-                    "coupled_weight_decay": 0.05,
-                },
-                {"betas": (0.9, 0.95), "weight_decay": 0.05},
-            ),
-            Reference(
-                "torch",
-                "RAdam",
-                {
-                    "beta_2": 0.9,
-                    "epsilon_mode": "uncorrected",
-                    "rectify_threshold": 5.0,
-                    "weight_decay": 0.05,
-                },
-                {
-                    "betas": (0.9, 0.9),
-                    "weight_decay": 0.05,
-                    "decoupled_weight_decay": True,
-                },
-            ),
-            Reference(
-                "optax",
-                "radam",
-                {
-                    "beta_2": 0.9,
-                    "epsilon_mode": "corrected",
-                    "rectify_threshold": 5.0,
-                },
-                {"b2": 0.9, "threshold": 5.0},
-            ),
-        ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "epsilon_mode": (
-                "choice",
-                ("corrected", "uncorrected", "inside_sqrt"),
-            ),
-            "rectify_threshold": ("float", 4.0, 8.0),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
-        convergence={
-            "parabola": ({"learning_rate": 0.1}, 300),
-            # Its first steps are un-adapted momentum steps, so a large
-            # learning rate diverges on Rosenbrock's gradients (~200).
-            "rosenbrock": ({"learning_rate": 0.002, "beta_2": 0.9}, 4000),
-        },
-        aliases=("rectified_adam", "rectifiedadam"),
-    ),
-    Spec(
-        name="adagrad",
         cls=Adagrad,
         paper="Duchi et al. 2011, Adaptive Subgradient Methods for Online "
         "Learning and Stochastic Optimization",
@@ -351,21 +320,20 @@ SPECS: tuple[Spec, ...] = (
                 {"initial_accumulator_value": 0.1, "eps": 1e-7},
             ),
         ),
-        search_space={
-            "initial_accumulator_value": ("float", 0.0, 1.0),
-            "epsilon": ("logfloat", 1e-10, 1e-2),
-            "epsilon_mode": ("choice", ("inside_sqrt", "outside_sqrt")),
-            "lr_decay": ("float", 0.0, 0.5),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"lr_decay": 0.01, "initial_accumulator_value": 0.1},
+        search_space=space(
+            "initial_accumulator_value",
+            "lr_decay",
+            "coupled_weight_decay",
+            epsilon=("logfloat", 1e-10, 1e-2),
+            epsilon_mode=ROOT_EPSILON_MODES,
+        ),
+        decays_near_one=near_one(lr_decay=0.01, initial_accumulator_value=0.1),
         convergence={
             "parabola": ({"learning_rate": 0.5}, 300),
             "rosenbrock": ({"learning_rate": 0.5}, 4000),
         },
     ),
     Spec(
-        name="rmsprop",
         cls=RMSprop,
         paper="Tieleman & Hinton 2012, Lecture 6.5 rmsprop; Graves 2013 "
         "(centered)",
@@ -420,25 +388,24 @@ SPECS: tuple[Spec, ...] = (
                 {"decay": 0.9, "eps": 1e-7, "centered": True, "momentum": 0.9},
             ),
         ),
-        search_space={
+        search_space=space(
+            "momentum",
+            "epsilon",
+            "centered",
+            "momentum_form",
+            "coupled_weight_decay",
             # Centered RMSprop divides by s - m^2, which cancels for small
             # rho; there float32 cannot follow a float64 oracle.
-            "rho": ("float", 0.5, 0.999),
-            "momentum": ("float", 0.0, 0.99),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "centered": ("bool",),
-            "epsilon_mode": ("choice", ("inside_sqrt", "outside_sqrt")),
-            "momentum_form": ("choice", ("gradient", "step")),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"rho": 0.9999, "momentum": 0.999, "centered": True},
+            rho=("float", 0.5, 0.999),
+            epsilon_mode=ROOT_EPSILON_MODES,
+        ),
+        decays_near_one=near_one("rho", "momentum", centered=True),
         convergence={
             "parabola": ({"learning_rate": 0.003}, 1000),
             "rosenbrock": ({"learning_rate": 0.002}, 4000),
         },
     ),
     Spec(
-        name="adadelta",
         cls=Adadelta,
         paper="Zeiler 2012, ADADELTA: An Adaptive Learning Rate Method",
         paper_url="https://arxiv.org/abs/1212.5701",
@@ -469,12 +436,12 @@ SPECS: tuple[Spec, ...] = (
                 {"rho": 0.9, "eps": 1e-3},
             ),
         ),
-        search_space={
-            "rho": ("float", 0.0, 0.999),
-            "epsilon": ("logfloat", 1e-8, 1e-1),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"rho": 0.9999},
+        search_space=space(
+            "rho",
+            "coupled_weight_decay",
+            epsilon=("logfloat", 1e-8, 1e-1),
+        ),
+        decays_near_one=near_one("rho"),
         convergence={
             # At learning rate 1 the curvature-4 direction can lock into a
             # period-2 orbit (seen on the torch backend); 0.5 settles.
@@ -490,7 +457,56 @@ SPECS: tuple[Spec, ...] = (
         },
     ),
     Spec(
-        name="adamw",
+        cls=Adam,
+        paper="Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
+        paper_url="https://arxiv.org/abs/1412.6980",
+        oracle=oracles.AdamOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"amsgrad": True},
+            {"epsilon_mode": "uncorrected", "epsilon": 1e-7},
+            {"epsilon_mode": "inside_sqrt", "epsilon": 1e-6},
+            COUPLED_DECAY,
+            {"beta_1": 0.0, "amsgrad": True, "epsilon": 1e-3},
+        ),
+        references=(
+            Reference("torch", "Adam", {}, {}),
+            Reference(
+                "torch",
+                "Adam",
+                {"amsgrad": True, "coupled_weight_decay": 0.05},
+                {"amsgrad": True, "weight_decay": 0.05},
+            ),
+            Reference(
+                "keras",
+                "Adam",
+                {"epsilon_mode": "uncorrected", "epsilon": 1e-7},
+                {"epsilon": 1e-7},
+            ),
+            Reference(
+                "keras",
+                "Adam",
+                {"epsilon_mode": "uncorrected", "amsgrad": True},
+                {"epsilon": 1e-8, "amsgrad": True},
+            ),
+            Reference("optax", "adam", {"beta_2": 0.99}, {"b2": 0.99}),
+        ),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "amsgrad",
+            "epsilon_mode",
+            "coupled_weight_decay",
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", amsgrad=True),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+    ),
+    Spec(
         cls=AdamW,
         paper="Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization",
         paper_url="https://arxiv.org/abs/1711.05101",
@@ -535,19 +551,15 @@ SPECS: tuple[Spec, ...] = (
                 "optax", "adamw", {"weight_decay": 0.05}, {"weight_decay": 0.05}
             ),
         ),
-        search_space={
-            "weight_decay": ("float", 0.0, 0.5),
-            "weight_decay_scaling": ("choice", ("learning_rate", "schedule")),
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "amsgrad": ("bool",),
-        },
-        decays_near_one={
-            "beta_1": 0.999,
-            "beta_2": 0.9999,
-            "weight_decay": 0.1,
-        },
+        search_space=space(
+            "weight_decay",
+            "weight_decay_scaling",
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "amsgrad",
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", weight_decay=0.1),
         convergence={
             "parabola": ({"learning_rate": 0.1, "weight_decay": 0.01}, 300),
             "rosenbrock": ({"learning_rate": 0.05, "weight_decay": 0.0}, 2000),
@@ -555,7 +567,6 @@ SPECS: tuple[Spec, ...] = (
         capabilities=frozenset({"owns_weight_decay"}),
     ),
     Spec(
-        name="nadam",
         cls=Nadam,
         paper="Dozat 2016, Incorporating Nesterov Momentum into Adam",
         paper_url="https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
@@ -566,7 +577,7 @@ SPECS: tuple[Spec, ...] = (
             {"momentum_decay": 1.0},
             {"momentum_decay": 1e6},
             {"momentum_decay": 0.0},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+            COUPLED_DECAY,
         ),
         references=(
             Reference("torch", "NAdam", {}, {}, float32_state=True),
@@ -592,21 +603,99 @@ SPECS: tuple[Spec, ...] = (
             ),
             Reference("optax", "nadam", {"momentum_decay": 1e6}, {}),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "momentum_decay": ("logfloat", 1e-4, 1e6),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999},
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "momentum_decay",
+            "coupled_weight_decay",
+        ),
+        decays_near_one=near_one("beta_1", "beta_2"),
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
     ),
     Spec(
-        name="yogi",
+        cls=RAdam,
+        paper="Liu et al. 2019, On the Variance of the Adaptive Learning "
+        "Rate and Beyond",
+        paper_url="https://arxiv.org/abs/1908.03265",
+        oracle=oracles.RAdamOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"beta_2": 0.9},
+            {"beta_2": 0.9, "epsilon_mode": "uncorrected", "epsilon": 1e-6},
+            {"beta_2": 0.9, "epsilon_mode": "corrected", "epsilon": 1e-6},
+            {"beta_2": 0.95, "rectify_threshold": 6.0},
+            COUPLED_DECAY,
+        ),
+        references=(
+            Reference(
+                "torch",
+                "RAdam",
+                {
+                    "beta_2": 0.9,
+                    "epsilon_mode": "uncorrected",
+                    "rectify_threshold": 5.0,
+                },
+                {"betas": (0.9, 0.9)},
+            ),
+            Reference(
+                "torch",
+                "RAdam",
+                {
+                    "beta_2": 0.95,
+                    "epsilon_mode": "uncorrected",
+                    "rectify_threshold": 5.0,
+                    "coupled_weight_decay": 0.05,
+                },
+                {"betas": (0.9, 0.95), "weight_decay": 0.05},
+            ),
+            Reference(
+                "torch",
+                "RAdam",
+                {
+                    "beta_2": 0.9,
+                    "epsilon_mode": "uncorrected",
+                    "rectify_threshold": 5.0,
+                    "weight_decay": 0.05,
+                },
+                {
+                    "betas": (0.9, 0.9),
+                    "weight_decay": 0.05,
+                    "decoupled_weight_decay": True,
+                },
+            ),
+            Reference(
+                "optax",
+                "radam",
+                {
+                    "beta_2": 0.9,
+                    "epsilon_mode": "corrected",
+                    "rectify_threshold": 5.0,
+                },
+                {"b2": 0.9, "threshold": 5.0},
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "epsilon_mode",
+            "rectify_threshold",
+            "coupled_weight_decay",
+        ),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            # Its first steps are un-adapted momentum steps, so a large
+            # learning rate diverges on Rosenbrock's gradients (~200).
+            "rosenbrock": ({"learning_rate": 0.002, "beta_2": 0.9}, 4000),
+        },
+    ),
+    Spec(
         cls=Yogi,
         paper="Zaheer et al. 2018, Adaptive Methods for Nonconvex Optimization",
         paper_url="https://papers.nips.cc/paper/"
@@ -617,7 +706,7 @@ SPECS: tuple[Spec, ...] = (
             {},
             {"bias_correction": True},
             {"initial_accumulator_value": 0.0, "epsilon": 1e-6},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+            COUPLED_DECAY,
         ),
         references=(
             Reference(
@@ -641,26 +730,21 @@ SPECS: tuple[Spec, ...] = (
                 {"b2": 0.9, "eps": 1e-6, "initial_accumulator_value": 0.0},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-6, 1e-2),
-            "initial_accumulator_value": ("float", 0.0, 1.0),
-            "bias_correction": ("bool",),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={
-            "beta_1": 0.999,
-            "beta_2": 0.9999,
-            "bias_correction": True,
-        },
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "initial_accumulator_value",
+            "bias_correction",
+            "coupled_weight_decay",
+            epsilon=("logfloat", 1e-6, 1e-2),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", bias_correction=True),
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.02}, 3000),
         },
     ),
     Spec(
-        name="adabelief",
         cls=AdaBelief,
         paper="Zhuang et al. 2020, AdaBelief Optimizer: Adapting Stepsizes "
         "by the Belief in Observed Gradients",
@@ -695,24 +779,23 @@ SPECS: tuple[Spec, ...] = (
                 {"b2": 0.9},
             ),
         ),
-        search_space={
+        search_space=space(
+            "beta_2",
+            "amsgrad",
+            "rectify",
+            "coupled_weight_decay",
             # g - m_t = beta_1 (g - m_{t-1}) cancels for small beta_1: float32
             # keeps ~1e-7 / beta_1 of it, which the belief amplifies.
-            "beta_1": ("float", 0.5, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-16, 1e-3),
-            "amsgrad": ("bool",),
-            "rectify": ("bool",),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.9999, "amsgrad": True},
+            beta_1=("float", 0.5, 0.99),
+            epsilon=("logfloat", 1e-16, 1e-3),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", amsgrad=True),
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
     ),
     Spec(
-        name="adopt",
         cls=ADOPT,
         paper="Taniguchi et al. 2024, ADOPT: Modified Adam Can Converge "
         "with Any beta_2 with the Optimal Rate",
@@ -723,7 +806,7 @@ SPECS: tuple[Spec, ...] = (
             {},
             {"clipping": False, "beta_2": 0.99},
             {"beta_2": 0.999, "epsilon": 1e-3},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+            COUPLED_DECAY,
         ),
         references=(
             Reference("optax", "contrib.adopt", {}, {}),
@@ -734,14 +817,14 @@ SPECS: tuple[Spec, ...] = (
                 {"b2": 0.99, "use_clipping": False},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-6, 1e-2),
-            "clipping": ("bool",),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_2": 0.9999},
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "clipping",
+            "coupled_weight_decay",
+            epsilon=("logfloat", 1e-6, 1e-2),
+        ),
+        decays_near_one=near_one("beta_2"),
         convergence={
             "parabola": ({"learning_rate": 0.1}, 300),
             # beta_2 = 0.9999 keeps v near the first, large gradients for
@@ -750,7 +833,6 @@ SPECS: tuple[Spec, ...] = (
         },
     ),
     Spec(
-        name="ademamix",
         cls=AdEMAMix,
         paper="Pagliardini et al. 2024, The AdEMAMix Optimizer: Better, "
         "Faster, Older",
@@ -761,7 +843,7 @@ SPECS: tuple[Spec, ...] = (
             {},
             {"alpha": 8.0, "beta_3": 0.999},
             {"alpha_warmup_steps": 20, "beta_3_warmup_steps": 30},
-            {"beta_1": 0.5, "beta_2": 0.9, "coupled_weight_decay": 0.1},
+            COUPLED_DECAY,
         ),
         references=(
             Reference("optax", "contrib.ademamix", {}, {}),
@@ -772,24 +854,24 @@ SPECS: tuple[Spec, ...] = (
                 {"b3": 0.999, "alpha": 8.0, "eps": 1e-6},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.01, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "beta_3": ("float", 0.9, 0.9999),
-            "alpha": ("float", 0.0, 10.0),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
+        search_space=space(
+            "beta_2",
+            "alpha",
+            "epsilon",
+            "coupled_weight_decay",
+            beta_1=("float", 0.01, 0.99),
+            beta_3=("float", 0.9, 0.9999),
+        ),
         # The slow momentum (beta_3 = 0.9999) overshoots a problem solved
         # in a few hundred steps; these runs remember ~100 steps.
-        decays_near_one={
-            "beta_1": 0.999,
-            "beta_2": 0.9999,
-            "beta_3": 0.99999,
-            "alpha": 50.0,
-            "alpha_warmup_steps": 100,
-            "beta_3_warmup_steps": 50,
-        },
+        decays_near_one=near_one(
+            "beta_1",
+            "beta_2",
+            beta_3=0.99999,
+            alpha=50.0,
+            alpha_warmup_steps=100,
+            beta_3_warmup_steps=50,
+        ),
         convergence={
             "parabola": (
                 {"learning_rate": 0.02, "alpha": 1.0, "beta_3": 0.99},
@@ -802,7 +884,6 @@ SPECS: tuple[Spec, ...] = (
         },
     ),
     Spec(
-        name="adan",
         cls=Adan,
         paper="Xie et al. 2022, Adan: Adaptive Nesterov Momentum Algorithm "
         "for Faster Optimizing Deep Models",
@@ -826,22 +907,21 @@ SPECS: tuple[Spec, ...] = (
                 {"b1": 0.9, "b2": 0.5, "b3": 0.999, "eps_root": 0.0},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.0, 0.99),
-            "beta_3": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "bias_correction": ("bool",),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"beta_1": 0.999, "beta_2": 0.999, "beta_3": 0.9999},
+        search_space=space(
+            "beta_1",
+            "beta_3",
+            "epsilon",
+            "bias_correction",
+            "coupled_weight_decay",
+            beta_2=("float", 0.0, 0.99),
+        ),
+        decays_near_one=near_one("beta_1", "beta_3", beta_2=0.999),
         convergence={
             "parabola": ({"learning_rate": 0.05}, 600),
             "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
     ),
     Spec(
-        name="novograd",
         cls=NovoGrad,
         paper="Ginsburg et al. 2019, Stochastic Gradient Methods with "
         "Layer-wise Adaptive Moments for Training of Deep Networks",
@@ -870,19 +950,15 @@ SPECS: tuple[Spec, ...] = (
                 {"b1": 0.5, "b2": 0.25, "eps": 1e-6},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.0, 0.999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "weight_decay": ("float", 0.0, 0.5),
-            "grad_averaging": ("bool",),
-            "average_first_step": ("bool",),
-        },
-        decays_near_one={
-            "beta_1": 0.999,
-            "beta_2": 0.9999,
-            "grad_averaging": True,
-        },
+        search_space=space(
+            "beta_1",
+            "epsilon",
+            "weight_decay",
+            "grad_averaging",
+            "average_first_step",
+            beta_2=("float", 0.0, 0.999),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", grad_averaging=True),
         convergence={
             "parabola": ({"learning_rate": 0.01}, 600),
             "rosenbrock": ({"learning_rate": 0.001}, 4000),
@@ -890,7 +966,6 @@ SPECS: tuple[Spec, ...] = (
         capabilities=frozenset({"owns_weight_decay"}),
     ),
     Spec(
-        name="lars",
         cls=LARS,
         paper="You et al. 2017, Large Batch Training of Convolutional Networks",
         paper_url="https://arxiv.org/abs/1708.03888",
@@ -914,15 +989,15 @@ SPECS: tuple[Spec, ...] = (
                 {"nesterov": True, "trust_coefficient": 0.01},
             ),
         ),
-        search_space={
-            "momentum": ("float", 0.0, 0.99),
-            "weight_decay": ("float", 0.0, 0.1),
-            "trust_coefficient": ("logfloat", 1e-4, 1e-1),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "nesterov": ("bool",),
-            "adapt_vectors": ("bool",),
-        },
-        decays_near_one={"momentum": 0.999, "trust_coefficient": 0.1},
+        search_space=space(
+            "momentum",
+            "trust_coefficient",
+            "epsilon",
+            "nesterov",
+            "adapt_vectors",
+            weight_decay=("float", 0.0, 0.1),
+        ),
+        decays_near_one=near_one("momentum", trust_coefficient=0.1),
         convergence={
             "parabola": ({"learning_rate": 10.0}, 600),
             "rosenbrock": ({"learning_rate": 1.0}, 4000),
@@ -930,7 +1005,6 @@ SPECS: tuple[Spec, ...] = (
         capabilities=frozenset({"owns_weight_decay", "zero_epsilon"}),
     ),
     Spec(
-        name="madgrad",
         cls=MADGRAD,
         paper="Defazio & Jelassi 2021, Adaptivity without Compromise: A "
         "Momentumized, Adaptive, Dual Averaged Gradient Method for "
@@ -959,12 +1033,8 @@ SPECS: tuple[Spec, ...] = (
                 {"momentum": 0.5, "eps": 0.0, "weight_decay": 0.1},
             ),
         ),
-        search_space={
-            "momentum": ("float", 0.0, 0.99),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "coupled_weight_decay": ("float", 0.0, 0.5),
-        },
-        decays_near_one={"momentum": 0.999},
+        search_space=space("momentum", "epsilon", "coupled_weight_decay"),
+        decays_near_one=near_one("momentum"),
         convergence={
             "parabola": ({"learning_rate": 0.01}, 600),
             "rosenbrock": ({"learning_rate": 0.001}, 4000),
@@ -972,7 +1042,6 @@ SPECS: tuple[Spec, ...] = (
         capabilities=frozenset({"zero_epsilon"}),
     ),
     Spec(
-        name="prodigy",
         cls=Prodigy,
         paper="Mishchenko & Defazio 2024, Prodigy: An Expeditiously "
         "Adaptive Parameter-Free Learner",
@@ -1005,19 +1074,10 @@ SPECS: tuple[Spec, ...] = (
                 {"estim_lr0": 1e-2, "eps": 0.0},
             ),
         ),
-        search_space={
-            "beta_1": ("float", 0.0, 0.99),
-            "beta_2": ("float", 0.5, 0.9999),
-            "epsilon": ("logfloat", 1e-8, 1e-2),
-            "d0": ("logfloat", 1e-3, 1e-1),
-            "bias_correction": ("bool",),
-        },
-        decays_near_one={
-            "d0": 1e-2,
-            "beta_1": 0.999,
-            "beta_2": 0.9999,
-            "beta_3": 0.9999,
-        },
+        search_space=space(
+            "beta_1", "beta_2", "epsilon", "d0", "bias_correction"
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", "beta_3", d0=1e-2),
         convergence={
             "parabola": ({"learning_rate": 1.0}, 600),
             "rosenbrock": ({"learning_rate": 1.0}, 4000),
@@ -1034,31 +1094,32 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
-#: The optimizers that wrap another one (tested in tests/test_wrappers.py,
-#: against their own NumPy transcriptions around the inner optimizer's).
-WRAPPERS: tuple[type, ...] = (Lookahead, SWA)
+#: The wrappers, in the order of the docs: of an optimizer (Lookahead, SWA,
+#: tested in tests/test_wrappers.py against their own NumPy transcriptions
+#: around the inner optimizer's) and of a model (SAM).
+WRAPPERS: tuple[type, ...] = (Lookahead, SWA, SAM)
 
+#: The schedules, in the order of the docs (closed forms in
+#: tests/test_schedules.py).
+SCHEDULES: tuple[type, ...] = (
+    InverseTimeDecay,
+    ExponentialDecay,
+    GeometricDecay,
+    StaircaseDecay,
+    InverseSqrtDecay,
+    Warmup,
+    WarmupStableDecay,
+    WarmupLinearDecay,
+    Cyclical,
+    OneCycle,
+)
 
-def _index() -> dict[str, Spec]:
-    index: dict[str, Spec] = {}
-    for spec in SPECS:
-        for key in (spec.name, spec.cls.__name__.lower(), *spec.aliases):
-            index[key] = spec
-    return index
-
-
-_BY_NAME = _index()
+_BY_CLASS = {spec.cls: spec for spec in SPECS}
 
 
 def lookup(name: str) -> Spec:
     """The spec for a registry name, class name or alias (any case)."""
-    key = name.lower().replace("-", "_")
-    if key not in _BY_NAME:
-        raise ValueError(
-            f"Unknown keras_opts optimizer {name!r}. "
-            f"Known names: {', '.join(sorted(_BY_NAME))}."
-        )
-    return _BY_NAME[key]
+    return _BY_CLASS[runtime.lookup(name)]
 
 
 def _call(name: str, kwargs: Mapping[str, Any]) -> str:

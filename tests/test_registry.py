@@ -1,33 +1,50 @@
-"""The registry covers every exported optimizer and drives the README."""
+"""The specs cover every exported optimizer, the runtime lookup covers every
+spec, and the data of tests/specs.py is declared once and used."""
 
+import ast
+import inspect
 import pathlib
 
 import keras
 
 import keras_opts
+from keras_opts import optimizers, schedules, wrappers
+from keras_opts import registry as runtime
 from tests import specs as registry
 
-README = pathlib.Path(__file__).parents[1] / "README.md"
+PACKAGE = pathlib.Path(keras_opts.__file__).parent
 
 
-def _block(name):
-    text = README.read_text()
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    return text.split(begin)[1].split(end)[0].strip()
-
-
-def test_every_exported_optimizer_has_a_spec():
-    exported = {
+def _classes(module):
+    return {
         obj
-        for name in keras_opts.__all__
-        if isinstance(obj := getattr(keras_opts, name), type)
-        and issubclass(obj, keras.optimizers.Optimizer)
+        for name in module.__all__
+        if isinstance(obj := getattr(module, name), type)
     }
+
+
+def test_every_exported_optimizer_has_a_spec_and_every_spec_is_exported():
+    exported = _classes(optimizers)
     specs = {spec.cls for spec in registry.SPECS}
-    assert exported == specs | set(registry.WRAPPERS)
+    assert exported - specs == set(), "exported without a spec"
+    assert specs - exported == set(), "a spec of a class not exported"
+    assert set(runtime.OPTIMIZERS.values()) == specs
+
+
+def test_every_public_class_is_an_optimizer_a_wrapper_or_a_schedule():
+    specs = {spec.cls for spec in registry.SPECS}
+    assert _classes(keras_opts) == specs | set(registry.WRAPPERS)
+    assert _classes(wrappers) == set(registry.WRAPPERS)
+    assert _classes(schedules) == set(registry.SCHEDULES)
+    assert all(
+        issubclass(cls, keras.optimizers.Optimizer)
+        for cls in _classes(optimizers)
+    )
 
 
 def test_names_are_unique_and_lower_case():
+    # Two classes whose names differ only in case would share a name.
+    assert len(runtime.OPTIMIZERS) == len(_classes(optimizers))
     keys = [
         key
         for spec in registry.SPECS
@@ -35,6 +52,30 @@ def test_names_are_unique_and_lower_case():
     ]
     assert len(keys) == len(set(keys))
     assert all(spec.name == spec.name.lower() for spec in registry.SPECS)
+    assert set(runtime.ALIASES.values()) <= set(runtime.OPTIMIZERS)
+    assert not set(runtime.ALIASES) & set(runtime.OPTIMIZERS)
+
+
+def test_aliases_find_their_optimizer():
+    assert registry.lookup("rectified_adam").cls is keras_opts.RAdam
+    assert registry.lookup("RAdam").aliases == (
+        "rectified_adam",
+        "rectifiedadam",
+    )
+    assert type(keras_opts.get("Rectified-Adam")) is keras_opts.RAdam
+
+
+def test_the_package_imports_nothing_from_the_tests():
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                assert module.split(".")[0] != "tests", (path, module)
 
 
 def test_every_spec_has_an_oracle_references_and_convergence():
@@ -46,11 +87,29 @@ def test_every_spec_has_an_oracle_references_and_convergence():
         assert {r.library for r in spec.references} & libraries
 
 
-def test_readme_tables_are_generated_from_the_registry():
-    hint = "README is stale: paste registry.{}() between the markers"
-    assert _block("optimizers") == registry.markdown_table(), hint.format(
-        "markdown_table"
+def test_every_tested_argument_is_a_constructor_argument():
+    keras_arguments = set(
+        inspect.signature(keras.optimizers.Optimizer).parameters
     )
-    assert _block("references") == registry.markdown_references(), hint.format(
-        "markdown_references"
-    )
+    for spec in registry.SPECS:
+        arguments = keras_arguments | set(
+            inspect.signature(spec.cls).parameters
+        )
+        configs = [
+            *spec.test_configs,
+            *(ref.ours for ref in spec.references),
+            *(kwargs for kwargs, *_ in spec.convergence.values()),
+            spec.search_space,
+            spec.decays_near_one,
+        ]
+        for config in configs:
+            assert set(config) <= arguments, (spec.name, config)
+
+
+def test_every_shared_range_and_decay_rate_is_used():
+    spaces = [spec.search_space for spec in registry.SPECS]
+    for name, bounds in registry.RANGES.items():
+        assert any(space.get(name) == bounds for space in spaces), name
+    decays = [spec.decays_near_one for spec in registry.SPECS]
+    for name, value in registry.NEAR_ONE.items():
+        assert any(d.get(name) == value for d in decays), name

@@ -1,6 +1,10 @@
 """The optimizers: one module per algorithm, each a subclass of
 :class:`keras_opts._core.base.Optimizer` with its update written once as a
-kernel."""
+kernel.
+
+Written by tools/generate.py from the modules of this package: run it, do
+not edit this file.
+"""
 
 from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
@@ -25,13 +29,13 @@ __all__ = [
     "LARS",
     "MADGRAD",
     "SGD",
-    "AdEMAMix",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adan",
+    "AdEMAMix",
     "Nadam",
     "NovoGrad",
     "Prodigy",
