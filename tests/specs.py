@@ -52,7 +52,23 @@ from keras_opts.schedules.warmup_linear_decay import WarmupLinearDecay
 from keras_opts.wrappers.lookahead import Lookahead
 from keras_opts.wrappers.sam import SAM
 from keras_opts.wrappers.swa import SWA
-from tests import oracles
+from tests.oracles.adabelief import AdaBeliefOracle
+from tests.oracles.adadelta import AdadeltaOracle
+from tests.oracles.adagrad import AdagradOracle
+from tests.oracles.adam import AdamOracle
+from tests.oracles.adamw import AdamWOracle
+from tests.oracles.adan import AdanOracle
+from tests.oracles.ademamix import AdEMAMixOracle
+from tests.oracles.adopt import ADOPTOracle
+from tests.oracles.lars import LARSOracle
+from tests.oracles.madgrad import MADGRADOracle
+from tests.oracles.nadam import NadamOracle
+from tests.oracles.novograd import NovoGradOracle
+from tests.oracles.prodigy import ProdigyOracle
+from tests.oracles.radam import RAdamOracle
+from tests.oracles.rmsprop import RMSpropOracle
+from tests.oracles.sgd import SGDOracle
+from tests.oracles.yogi import YogiOracle
 
 #: Argument name -> its valid range for the property tests, as data:
 #: ``("float", low, high)``, ``("logfloat", low, high)``, ``("bool",)`` or
@@ -211,7 +227,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Sutskever et al. 2013, On the importance of initialization "
         "and momentum in deep learning",
         paper_url="https://proceedings.mlr.press/v28/sutskever13.html",
-        oracle=oracles.SGDOracle,
+        oracle=SGDOracle,
         lr=0.05,
         test_configs=(
             {},
@@ -281,7 +297,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Duchi et al. 2011, Adaptive Subgradient Methods for Online "
         "Learning and Stochastic Optimization",
         paper_url="https://jmlr.org/papers/v12/duchi11a.html",
-        oracle=oracles.AdagradOracle,
+        oracle=AdagradOracle,
         lr=0.05,
         test_configs=(
             {},
@@ -339,7 +355,7 @@ SPECS: tuple[Spec, ...] = (
         "(centered)",
         paper_url="https://www.cs.toronto.edu/~tijmen/csc321/slides/"
         "lecture_slides_lec6.pdf",
-        oracle=oracles.RMSpropOracle,
+        oracle=RMSpropOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -409,7 +425,7 @@ SPECS: tuple[Spec, ...] = (
         cls=Adadelta,
         paper="Zeiler 2012, ADADELTA: An Adaptive Learning Rate Method",
         paper_url="https://arxiv.org/abs/1212.5701",
-        oracle=oracles.AdadeltaOracle,
+        oracle=AdadeltaOracle,
         lr=1.0,
         test_configs=(
             {},
@@ -460,7 +476,7 @@ SPECS: tuple[Spec, ...] = (
         cls=Adam,
         paper="Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
         paper_url="https://arxiv.org/abs/1412.6980",
-        oracle=oracles.AdamOracle,
+        oracle=AdamOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -510,7 +526,7 @@ SPECS: tuple[Spec, ...] = (
         cls=AdamW,
         paper="Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization",
         paper_url="https://arxiv.org/abs/1711.05101",
-        oracle=oracles.AdamWOracle,
+        oracle=AdamWOracle,
         lr=0.01,
         test_configs=(
             {"weight_decay": 0.1},
@@ -570,7 +586,7 @@ SPECS: tuple[Spec, ...] = (
         cls=Nadam,
         paper="Dozat 2016, Incorporating Nesterov Momentum into Adam",
         paper_url="https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
-        oracle=oracles.NadamOracle,
+        oracle=NadamOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -621,7 +637,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Liu et al. 2019, On the Variance of the Adaptive Learning "
         "Rate and Beyond",
         paper_url="https://arxiv.org/abs/1908.03265",
-        oracle=oracles.RAdamOracle,
+        oracle=RAdamOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -700,7 +716,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Zaheer et al. 2018, Adaptive Methods for Nonconvex Optimization",
         paper_url="https://papers.nips.cc/paper/"
         "8186-adaptive-methods-for-nonconvex-optimization",
-        oracle=oracles.YogiOracle,
+        oracle=YogiOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -749,7 +765,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Zhuang et al. 2020, AdaBelief Optimizer: Adapting Stepsizes "
         "by the Belief in Observed Gradients",
         paper_url="https://arxiv.org/abs/2010.07468",
-        oracle=oracles.AdaBeliefOracle,
+        oracle=AdaBeliefOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -800,7 +816,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Taniguchi et al. 2024, ADOPT: Modified Adam Can Converge "
         "with Any beta_2 with the Optimal Rate",
         paper_url="https://arxiv.org/abs/2411.02853",
-        oracle=oracles.ADOPTOracle,
+        oracle=ADOPTOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -837,7 +853,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Pagliardini et al. 2024, The AdEMAMix Optimizer: Better, "
         "Faster, Older",
         paper_url="https://arxiv.org/abs/2409.03137",
-        oracle=oracles.AdEMAMixOracle,
+        oracle=AdEMAMixOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -888,7 +904,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Xie et al. 2022, Adan: Adaptive Nesterov Momentum Algorithm "
         "for Faster Optimizing Deep Models",
         paper_url="https://arxiv.org/abs/2208.06677",
-        oracle=oracles.AdanOracle,
+        oracle=AdanOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -926,7 +942,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Ginsburg et al. 2019, Stochastic Gradient Methods with "
         "Layer-wise Adaptive Moments for Training of Deep Networks",
         paper_url="https://arxiv.org/abs/1905.11286",
-        oracle=oracles.NovoGradOracle,
+        oracle=NovoGradOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -969,7 +985,7 @@ SPECS: tuple[Spec, ...] = (
         cls=LARS,
         paper="You et al. 2017, Large Batch Training of Convolutional Networks",
         paper_url="https://arxiv.org/abs/1708.03888",
-        oracle=oracles.LARSOracle,
+        oracle=LARSOracle,
         lr=1.0,
         test_configs=(
             {},
@@ -1010,7 +1026,7 @@ SPECS: tuple[Spec, ...] = (
         "Momentumized, Adaptive, Dual Averaged Gradient Method for "
         "Stochastic Optimization",
         paper_url="https://arxiv.org/abs/2101.11075",
-        oracle=oracles.MADGRADOracle,
+        oracle=MADGRADOracle,
         lr=0.01,
         test_configs=(
             {},
@@ -1046,7 +1062,7 @@ SPECS: tuple[Spec, ...] = (
         paper="Mishchenko & Defazio 2024, Prodigy: An Expeditiously "
         "Adaptive Parameter-Free Learner",
         paper_url="https://arxiv.org/abs/2306.06101",
-        oracle=oracles.ProdigyOracle,
+        oracle=ProdigyOracle,
         lr=1.0,
         # d0 = 1e-2 (not the default 1e-6): d_hat divides sums of
         # <g, theta_0 - theta>, and with tiny steps theta_0 - theta is a
