@@ -18,9 +18,11 @@ def test_novograd_first_averaged_step_is_the_bracket():
         w = keras.Variable([1.0, -2.0])
         NovoGrad(
             0.1, beta_1=0.95, grad_averaging=True, average_first_step=first
-        ).apply([g], [w])
+        ).apply([keras.ops.convert_to_tensor(g)], [w])
         expected = np.array([1.0, -2.0]) - 0.1 * factor * g / 5.0
-        np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+        # A few float32 roundings of weights of magnitude up to 2.
+        atol = 8 * helpers.FLOAT32_EPS
+        np.testing.assert_allclose(w.numpy(), expected, rtol=0, atol=atol)
 
 
 def test_novograd_average_first_step_must_be_a_bool():

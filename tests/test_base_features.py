@@ -378,3 +378,36 @@ def test_weight_decay_schedule_by_hand_in_kernel():
     tol = helpers.float32_tolerance([expected], len(grads))
     for a, e in zip(ours, expected):
         np.testing.assert_allclose(a, e, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(s, id=s.name)
+        for s in registry.SPECS
+        if "global_state" not in s.capabilities
+    ],
+)
+def test_weight_decay_schedule_skips_excluded_variables(spec):
+    """``exclude_from_weight_decay`` holds for a scheduled decay: the
+    excluded variable moves as without decay (of either kind), the others
+    as with it. (Prodigy's d couples all variables, so no variable moves
+    alone.)"""
+    params, grads = helpers.random_problem(seed=15, steps=5)
+    kwargs = _decay_kwargs(spec)
+    optimizer = spec.cls(
+        learning_rate=spec.lr, weight_decay=_CountingDecay(), **kwargs
+    )
+    variables = helpers.make_variables(params)
+    optimizer.exclude_from_weight_decay(var_list=variables[:1])
+    apply = helpers.eager_apply(optimizer, variables)
+    for step in grads:
+        apply(step)
+    plain = {**kwargs, "weight_decay": 0.0, "coupled_weight_decay": 0.0}
+    plain, decayed = (
+        _steps(spec.cls(learning_rate=spec.lr, **arguments), params, grads)
+        for arguments in (plain, {**kwargs, "weight_decay": _CountingDecay()})
+    )
+    np.testing.assert_array_equal(variables[0].numpy(), plain[0])
+    for variable, e in zip(variables[1:], decayed[1:]):
+        np.testing.assert_array_equal(variable.numpy(), e)

@@ -115,7 +115,7 @@ def test_wheel_metadata_version_license_and_ranges(wheel):
         "torch",
     ]
     requires = meta.get_all("Requires-Dist")
-    assert "keras<3.16,>=3.15.1" in requires
+    assert "keras<3.17,>=3.15.1" in requires
     # Users get ranges; exact pins live in requirements/test.txt only.
     operators = {
         spec.operator for r in requires for spec in Requirement(r).specifier

@@ -125,9 +125,7 @@ class LARS(Optimizer):
                     "exclude_from_layer_adaptation",
                     exclude_from_layer_adaptation,
                 ),
-                "adapt_vectors": checks.boolean(
-                    "adapt_vectors", adapt_vectors
-                ),
+                "adapt_vectors": checks.boolean("adapt_vectors", adapt_vectors),
             },
             coupled_weight_decay=coupled_weight_decay,
             weight_decay=checks.weight_decay("weight_decay", weight_decay),
