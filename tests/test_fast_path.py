@@ -98,9 +98,9 @@ def test_scalars_are_computed_once_per_step_per_dtype():
     calls = []
     original = optimizer._coefficients
 
-    def counting(learning_rate, step):
-        calls.append(step)
-        return original(learning_rate, step)
+    def counting(learning_rate, t):
+        calls.append(t)
+        return original(learning_rate, t)
 
     optimizer._coefficients = counting
     params, grads = helpers.random_problem(seed=0, steps=3)
