@@ -238,8 +238,8 @@ class Optimizer(keras_api.Hooks):
         """Fields of ``c`` that differ between variables, a float (or a 0-d
         tensor) each; on torch's foreach path each becomes a 1-D tensor
         with one entry per variable. ``weight_decay`` where the algorithm
-        applies the decay itself, none otherwise."""
-        if self._decay_in_kernel:
+        applies a decay itself, none otherwise."""
+        if self._decay_in_kernel and self.weight_decay:
             return {"weight_decay": weight_decay.for_kernel(self, variable)}
         return {}
 

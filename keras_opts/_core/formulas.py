@@ -1,7 +1,9 @@
-"""Small pure ``keras.ops`` helpers that the optimizers' update steps share.
-
-Every function takes and returns tensors (or Python floats for constants) and
-has no side effects, so an ``update_step`` reads like its paper's algorithm box.
+"""Small helpers that the optimizers' updates share, so that each kernel
+reads like its paper's algorithm box: pure ``keras.ops`` math on the step's
+scalars (bias corrections, RAdam's rectifier, the scalars of an Adam-type
+step as a ``NamedTuple``), and short compositions of kernel ops ``k``
+(``keras_opts._core.kernels``), which update in place where their name ends
+in ``_``.
 """
 
 from __future__ import annotations
