@@ -98,9 +98,9 @@ def test_scalars_are_computed_once_per_step_per_dtype():
     calls = []
     original = optimizer._coefficients
 
-    def counting(learning_rate, step):
-        calls.append(step)
-        return original(learning_rate, step)
+    def counting(learning_rate, t):
+        calls.append(t)
+        return original(learning_rate, t)
 
     optimizer._coefficients = counting
     params, grads = helpers.random_problem(seed=0, steps=3)
@@ -273,3 +273,63 @@ def test_fused_kernel_is_taken_where_the_algorithm_matches(
         getattr(keras_opts, name)(**kwargs), params, grads
     )
     assert calls == ([kernel] * 2 if kernel else [])
+
+
+@pytest.mark.parametrize("spec, kwargs", CONFIGS)
+def test_step_scalars_are_a_named_record(spec, kwargs):
+    """``_coefficients`` returns a ``NamedTuple`` (``c.step_size``), so a
+    reader can follow each scalar by name from ``_coefficients`` to
+    ``_kernel``."""
+    optimizer = spec.cls(learning_rate=spec.lr, **kwargs)
+    optimizer.build([keras.Variable(np.ones(3, "float32"))])
+    one = keras.ops.convert_to_tensor(1.0)
+    c = optimizer._coefficients(spec.lr * one, one)
+    assert isinstance(c, tuple) and c._fields, type(c)
+    assert all(not name.startswith("_") for name in c._fields)
+
+
+@torch_only
+def test_foreach_accelerator_forms_match_the_number_forms():
+    """On an accelerator ``Foreach`` keeps a 0-d scalar or condition on the
+    device (a two-kernel form, ``torch.where``); on the CPU it reads it as
+    a number. The accelerator forms, run here on the CPU by keeping every
+    scalar a tensor, give the same results (to one float32 rounding: the
+    two-kernel forms round the product separately)."""
+    import torch
+
+    from keras_opts._core.foreach import Foreach
+
+    by_number, on_device = Foreach(), Foreach()
+    on_device._number = lambda v: v if torch.is_tensor(v) else float(v)
+    rng = np.random.default_rng(0)
+
+    def lists():
+        return [
+            [torch.tensor(rng.standard_normal(5), dtype=torch.float32)]
+            for _ in range(3)
+        ]
+
+    scalar = torch.tensor(0.3, dtype=torch.float32)
+    cases = {
+        "lerp_": lambda k, x, y, z, c: k.lerp_(x, y, scalar),
+        "add_": lambda k, x, y, z, c: k.add_(x, y, scalar),
+        "sub_": lambda k, x, y, z, c: k.sub_(x, y, scalar),
+        "addcmul_": lambda k, x, y, z, c: k.addcmul_(x, y, z, scalar),
+        "addcdiv_": lambda k, x, y, z, c: k.addcdiv_(x, y, z, scalar),
+        "add": lambda k, x, y, z, c: k.add(x, y, scalar),
+        "addcmul": lambda k, x, y, z, c: k.addcmul(x, y, z, scalar),
+        "copy_": lambda k, x, y, z, c: k.copy_(x, y, when=c),
+        "where": lambda k, x, y, z, c: k.where(c, x, y),
+    }
+    for condition in (torch.tensor(True), torch.tensor(False)):
+        for name, op in cases.items():
+            x, y, z = lists()
+            expected = op(by_number, [a.clone() for a in x], y, z, condition)
+            got = op(on_device, [a.clone() for a in x], y, z, condition)
+            np.testing.assert_allclose(
+                got[0].numpy(),
+                expected[0].numpy(),
+                rtol=2 * helpers.FLOAT32_EPS,
+                atol=2 * helpers.FLOAT32_EPS,
+                err_msg=f"{name}, condition {bool(condition)}",
+            )

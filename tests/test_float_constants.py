@@ -76,8 +76,8 @@ def test_nadam_one_minus_mu_is_formed_from_python_floats():
     product = float(keras.ops.convert_to_numpy(optimizer._mu_product))
     one = keras.ops.convert_to_tensor(1.0)
     c = optimizer._coefficients(lr * one, one)
-    got = float(keras.ops.convert_to_numpy(c["gradient"]))
-    expected = -lr * math.sqrt(1 - beta_2) * (1 - beta_1) / (1 - product)
+    got = float(keras.ops.convert_to_numpy(c.gradient_step))
+    expected = lr * math.sqrt(1 - beta_2) * (1 - beta_1) / (1 - product)
     assert abs(got - expected) <= 4 * helpers.FLOAT32_EPS * abs(expected)
 
 

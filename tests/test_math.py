@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_opts._core import formulas
+from keras_opts._core import formulas, kernels
 
 ULP = float(np.finfo(np.float32).eps)
 decays = st.floats(0.0, 0.99999)
@@ -58,7 +58,10 @@ def test_radam_sma_length_first_step_is_one():
     step=st.integers(1, 10**4),
     epsilon=st.floats(1e-8, 1e-2),
 )
-def test_inverse_rms_places_epsilon_as_documented(v, beta_2, step, epsilon):
+def test_adam_step_places_epsilon_as_documented(v, beta_2, step, epsilon):
+    """``step_size / denominator(v)`` of an Adam-type step is the adaptive
+    factor ``1 / sqrt(v_hat)`` with epsilon where each mode puts it (with
+    ``learning_rate = 1`` and ``beta_1 = 0``, whose bias correction is 1)."""
     t = keras.ops.convert_to_tensor(float(step))
     v32 = float(np.float32(v))
     c = -math.expm1(step * math.log(beta_2))
@@ -67,8 +70,12 @@ def test_inverse_rms_places_epsilon_as_documented(v, beta_2, step, epsilon):
         "uncorrected": math.sqrt(c) / (math.sqrt(v32) + epsilon),
         "inside_sqrt": math.sqrt(c / (v32 + epsilon)),
     }
-    c32 = formulas.bias_correction(beta_2, t)
+    k = kernels.Single(optimizer=None)  # on tensors: no assignments
     vt = keras.ops.convert_to_tensor(v32)
+    one = keras.ops.convert_to_tensor(1.0)
     for mode, value in expected.items():
-        got = _value(formulas.inverse_rms(vt, c32, epsilon, mode))
-        assert abs(got - value) <= 16 * ULP * value, mode
+        scalars = formulas.adam_coefficients(one, t, 0.0, beta_2, epsilon, mode)
+        got = scalars.step_size / formulas.denominator(
+            k, vt, scalars.epsilon, mode
+        )
+        assert abs(_value(got) - value) <= 16 * ULP * value, mode

@@ -70,15 +70,6 @@ def decay_rate(name: str, value: Any) -> float:
     return real(name, value, low=0.0, high=1.0, high_open=True)
 
 
-def adam_moments(beta_1: Any, beta_2: Any, epsilon: Any) -> dict[str, float]:
-    """The checked ``beta_1``, ``beta_2``, ``epsilon`` of Adam-type methods."""
-    return {
-        "beta_1": decay_rate("beta_1", beta_1),
-        "beta_2": decay_rate("beta_2", beta_2),
-        "epsilon": positive("epsilon", epsilon),
-    }
-
-
 def positive(name: str, value: Any) -> float:
     return real(name, value, low=0.0, low_open=True)
 
@@ -133,37 +124,6 @@ def weight_decay(name: str, value: Any) -> Any:
     if isinstance(value, schedule) or callable(value):
         return value
     return non_negative(name, value)
-
-
-def config_dict(cls: type, config: Any) -> None:
-    """``config`` is a dict (its keys are checked by ``cls.__init__``)."""
-    if not isinstance(config, dict):
-        raise ArgumentTypeError(
-            f"`config` of {cls.__name__} must be a dict. "
-            f"Received: config={config!r}"
-        )
-
-
-def config_keys(cls: type, config: Any, required: set[str]) -> None:
-    """``config`` is a dict holding every key of ``required``."""
-    config_dict(cls, config)
-    missing = sorted(required - set(config))
-    if missing:
-        raise ValueError(
-            f"`config` of {cls.__name__} is missing {', '.join(missing)}. "
-            f"Received: config={config!r}"
-        )
-
-
-def init_arguments(cls: type) -> set[str]:
-    """Names of ``cls.__init__``'s arguments, without self and **kwargs."""
-    import inspect
-
-    return {
-        name
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if name != "self" and p.kind is not p.VAR_KEYWORD
-    }
 
 
 def integer(name: str, value: Any, low: int) -> int:

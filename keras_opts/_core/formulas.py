@@ -1,12 +1,15 @@
-"""Small pure ``keras.ops`` helpers that the optimizers' update steps share.
-
-Every function takes and returns tensors (or Python floats for constants) and
-has no side effects, so an ``update_step`` reads like its paper's algorithm box.
+"""Small helpers that the optimizers' updates share, so that each kernel
+reads like its paper's algorithm box: pure ``keras.ops`` math on the step's
+scalars (bias corrections, RAdam's rectifier, the scalars of an Adam-type
+step as a ``NamedTuple``), and short compositions of kernel ops ``k``
+(``keras_opts._core.kernels``), which update in place where their name ends
+in ``_``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 from keras import ops
 
@@ -47,59 +50,47 @@ def ema_weight(decay, weight=None):
     return 1.0 - decay
 
 
-def bias_correction(decay, step):
-    """``1 - decay ** step``: the mass an EMA started at zero has gathered.
+def bias_correction(decay, t):
+    """``1 - decay ** t``: the mass an EMA started at zero has gathered.
 
-    Computed as ``-expm1(step * log(decay))`` with ``log(decay)`` taken in
-    double precision: ``1 - decay ** step`` in float32 loses about five
+    Computed as ``-expm1(t * log(decay))`` with ``log(decay)`` taken in
+    double precision: ``1 - decay ** t`` in float32 loses about five
     digits in early steps when ``decay`` is close to 1 (0.999 ** 1 rounds
     to 0.99900001, so 1 - it is off by 1.3e-5 relative).
     """
     if decay == 0.0:
-        return ops.ones_like(step)
-    return -ops.expm1(step * math.log(decay))
-
-
-def inverse_rms(v, correction_2, epsilon, mode):
-    """The adaptive factor ``1 / sqrt(v_hat)`` of Adam-type methods.
-
-    ``v`` is the uncorrected second-moment EMA and ``correction_2`` is
-    ``1 - beta_2 ** t``. Where epsilon goes is a convention that differs
-    between implementations:
-
-    - ``"corrected"``: ``1 / (sqrt(v / c2) + eps)`` (Adam paper, Algorithm 1;
-      torch.optim.Adam, optax, tensorflow-addons' RectifiedAdam);
-    - ``"uncorrected"``: ``sqrt(c2) / (sqrt(v) + eps)``, the "epsilon hat" of
-      the Adam paper's section 2 (Keras' built-in Adam, torch.optim.RAdam);
-    - ``"inside_sqrt"``: ``sqrt(c2 / (v + eps))`` (the RAdam form of seed 000).
-    """
-    if mode == "corrected":
-        return 1.0 / (ops.sqrt(v / correction_2) + epsilon)
-    if mode == "uncorrected":
-        return ops.sqrt(correction_2) / (ops.sqrt(v) + epsilon)
-    return ops.sqrt(correction_2 / (v + epsilon))
-
-
-def denominator_epsilon(epsilon, sqrt_correction_2, mode):
-    """The epsilon of :func:`adam_denominator` for ``mode``."""
-    if mode == "corrected":
-        return epsilon * sqrt_correction_2
-    return epsilon
+        return ops.ones_like(t)
+    return -ops.expm1(t * math.log(decay))
 
 
 def denominator(k, v, epsilon, mode):
     """``sqrt(v + eps)`` for ``mode == "inside_sqrt"``, else
     ``sqrt(v) + eps``, written with the kernel ops ``k`` (one new temporary).
 
-    For Adam-type methods, with ``epsilon`` from :func:`denominator_epsilon`,
-    ``inverse_rms(v, c2, eps, mode) = sqrt(c2) / d`` in every mode: the
-    corrected form ``1 / (sqrt(v / c2) + eps)`` is
-    ``sqrt(c2) / (sqrt(v) + eps sqrt(c2))``. So ``sqrt(c2)`` folds into
-    the step's scalar.
+    With ``c2 = 1 - beta_2^t``, the adaptive factor ``1 / sqrt(v_hat)`` of
+    an Adam-type method is ``sqrt(c2) / denominator(v, eps', mode)`` in
+    each of the three places epsilon goes (``EPSILON_MODES``):
+
+    - ``"corrected"``: ``1 / (sqrt(v / c2) + eps)`` (Adam paper, Algorithm 1;
+      torch.optim.Adam, optax, tensorflow-addons' RectifiedAdam), which is
+      ``sqrt(c2) / (sqrt(v) + eps sqrt(c2))``: ``eps' = eps sqrt(c2)``;
+    - ``"uncorrected"``: ``sqrt(c2) / (sqrt(v) + eps)``, the "epsilon hat"
+      of the Adam paper's section 2 (Keras' built-in Adam,
+      torch.optim.RAdam): ``eps' = eps``;
+    - ``"inside_sqrt"``: ``sqrt(c2 / (v + eps))``: ``eps' = eps``.
+
+    So ``sqrt(c2)`` folds into the step size (:func:`adam_coefficients`).
     """
     if mode == "inside_sqrt":
         return k.sqrt_(k.add(v, epsilon))
     return k.add_(k.sqrt(v), epsilon)
+
+
+def _denominator_epsilon(epsilon, sqrt_correction_2, mode):
+    """``eps'`` of :func:`denominator` for ``mode``."""
+    if mode == "corrected":
+        return epsilon * sqrt_correction_2
+    return epsilon
 
 
 def _sma_ratio(y):
@@ -124,7 +115,7 @@ def _sma_ratio(y):
     return ops.where(y < 0.5, series, direct)
 
 
-def radam_sma_length(beta_2, step):
+def radam_sma_length(beta_2, t):
     """``rho_t = rho_inf - 2 t beta_2^t / (1 - beta_2^t)`` of RAdam.
 
     The direct formula subtracts two numbers near ``rho_inf`` (1999 for
@@ -134,10 +125,10 @@ def radam_sma_length(beta_2, step):
     ``_sma_ratio``; ``rho_inf = coth(u)``), which has no cancellation.
     """
     if beta_2 == 0.0:  # rho_inf = 1 and every rho_t = 1
-        return ops.ones_like(step)
+        return ops.ones_like(t)
     u = -math.log(beta_2) / 2.0
     g_u = 1.0 / u - 2.0 / math.expm1(2.0 * u)
-    return step * _sma_ratio(step * u) + (1.0 - g_u)
+    return t * _sma_ratio(t * u) + (1.0 - g_u)
 
 
 def radam_rectification(beta_2, rho_t):
@@ -156,46 +147,61 @@ def radam_rectification(beta_2, rho_t):
     return ops.sqrt(ops.maximum(ratio, 0.0))
 
 
-def adam_coefficients(learning_rate, step, beta_1, beta_2, epsilon, mode):
+class AdamCoefficients(NamedTuple):
     """The scalars of a bias-corrected Adam-type step
-    ``p += step * m / denominator(v, eps, mode)``: ``step`` is
-    ``-lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``."""
-    sqrt_c2 = ops.sqrt(bias_correction(beta_2, step))
-    return {
-        "step": -learning_rate * sqrt_c2 / bias_correction(beta_1, step),
-        "eps": denominator_epsilon(epsilon, sqrt_c2, mode),
-    }
+    ``p <- p - step_size * m / denominator(v, epsilon, mode)``."""
+
+    #: ``lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``.
+    step_size: Any
+    #: The ``epsilon`` of :func:`denominator`.
+    epsilon: Any
+
+
+def adam_coefficients(
+    learning_rate, t, beta_1, beta_2, epsilon, mode
+) -> AdamCoefficients:
+    """:class:`AdamCoefficients` at step ``t`` (see :func:`denominator`)."""
+    sqrt_c2 = ops.sqrt(bias_correction(beta_2, t))
+    return AdamCoefficients(
+        step_size=learning_rate * sqrt_c2 / bias_correction(beta_1, t),
+        epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
+    )
+
+
+class RectifiedCoefficients(NamedTuple):
+    """The scalars of RAdam's step (:func:`rectified_update`)."""
+
+    #: ``lr r_t sqrt(1 - beta_2^t) / (1 - beta_1^t)`` once rectified, else
+    #: ``lr / (1 - beta_1^t)``.
+    step_size: Any
+    #: The ``epsilon`` of :func:`denominator`.
+    epsilon: Any
+    #: ``rho_t > threshold``: the variance of the adaptive step is
+    #: tractable, and it is taken rectified.
+    rectified: Any
 
 
 def rectified_coefficients(
-    learning_rate, step, beta_1, beta_2, epsilon, mode, threshold
-):
-    """The scalars of RAdam's step (see :func:`rectified_update`).
-
-    While ``rho_t`` is at most ``threshold`` the step is the plain
-    bias-corrected momentum step; one kernel serves both branches: then
-    ``gate`` is 0 and the denominator is exactly 1.
-    """
-    sqrt_c2 = ops.sqrt(bias_correction(beta_2, step))
-    rho_t = radam_sma_length(beta_2, step)
+    learning_rate, t, beta_1, beta_2, epsilon, mode, threshold
+) -> RectifiedCoefficients:
+    """:class:`RectifiedCoefficients` at step ``t``: Liu et al. (2019),
+    Algorithm 2, with ``rho_t`` from :func:`radam_sma_length`."""
+    sqrt_c2 = ops.sqrt(bias_correction(beta_2, t))
+    rho_t = radam_sma_length(beta_2, t)
     rectified = rho_t > threshold
-    gate = ops.cast(rectified, step.dtype)
     scale = ops.where(
         rectified, radam_rectification(beta_2, rho_t) * sqrt_c2, 1.0
     )
-    return {
-        "step": -learning_rate * scale / bias_correction(beta_1, step),
-        "gate": gate,
-        "eps": gate * denominator_epsilon(epsilon, sqrt_c2, mode)
-        + (1.0 - gate),
-    }
+    return RectifiedCoefficients(
+        step_size=learning_rate * scale / bias_correction(beta_1, t),
+        epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
+        rectified=rectified,
+    )
 
 
 def rectified_update(k, p, m, v, c, mode):
-    """``p += step * m / d`` with ``d`` the gated denominator of ``v``."""
-    gated = k.mul(v, c["gate"])
-    if mode == "inside_sqrt":
-        d = k.sqrt_(k.add_(gated, c["eps"]))
-    else:
-        d = k.add_(k.sqrt_(gated), c["eps"])
-    k.addcdiv_(p, m, d, c["step"])
+    """RAdam's update of ``p``, the paper's branch as a ``where`` between
+    its two updates: the adaptive step ``m / D(v)`` once rectified, the
+    plain momentum step ``m`` before, each times ``c.step_size``."""
+    adaptive = k.div(m, denominator(k, v, c.epsilon, mode))
+    k.sub_(p, k.where(c.rectified, adaptive, m), c.step_size)

@@ -91,6 +91,15 @@ class AdaBelief(Optimizer):
         authors' code: https://github.com/juntang-zhuang/Adabelief-Optimizer
     """
 
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "amsgrad",
+        "rectify",
+        "rectify_threshold",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -104,30 +113,36 @@ class AdaBelief(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        amsgrad = checks.boolean("amsgrad", amsgrad)
+        rectify = checks.boolean("rectify", rectify)
+        rectify_threshold = checks.real(
+            "rectify_threshold", rectify_threshold, low=4.0
+        )
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "amsgrad": checks.boolean("amsgrad", amsgrad),
-                "rectify": checks.boolean("rectify", rectify),
-                "rectify_threshold": checks.real(
-                    "rectify_threshold", rectify_threshold, low=4.0
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        self.rectify = rectify
+        self.rectify_threshold = rectify_threshold
 
     def _slot_names(self):
         names = ("momentum", "belief")
         return names + ("max_belief",) if self.amsgrad else names
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         if self.rectify:
             return formulas.rectified_coefficients(
                 learning_rate,
-                step,
+                t,
                 self.beta_1,
                 self.beta_2,
                 self.epsilon,
@@ -136,7 +151,7 @@ class AdaBelief(Optimizer):
             )
         return formulas.adam_coefficients(
             learning_rate,
-            step,
+            t,
             self.beta_1,
             self.beta_2,
             self.epsilon,
@@ -145,7 +160,7 @@ class AdaBelief(Optimizer):
 
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
-        residual = k.add(g, m, -1.0)
+        residual = k.sub(g, m)
         belief = formulas.ema_square_(k, s.belief, residual, self.beta_2)
         belief = k.add_(belief, self.epsilon)
         if self.amsgrad:
@@ -153,5 +168,5 @@ class AdaBelief(Optimizer):
         if self.rectify:
             formulas.rectified_update(k, p, m, belief, c, "uncorrected")
             return
-        d = formulas.denominator(k, belief, c["eps"], "corrected")
-        k.addcdiv_(p, m, d, c["step"])
+        d = formulas.denominator(k, belief, c.epsilon, "corrected")
+        k.addcdiv_(p, m, d, -c.step_size)

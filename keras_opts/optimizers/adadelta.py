@@ -63,6 +63,8 @@ class Adadelta(Optimizer):
         https://arxiv.org/abs/1212.5701
     """
 
+    _config_keys = ("rho", "epsilon")
+
     def __init__(
         self,
         learning_rate: Any = 1.0,
@@ -72,16 +74,16 @@ class Adadelta(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        rho = checks.decay_rate("rho", rho)
+        epsilon = checks.positive("epsilon", epsilon)
         super().__init__(
             learning_rate,
-            {
-                "rho": checks.decay_rate("rho", rho),
-                "epsilon": checks.positive("epsilon", epsilon),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.rho = rho
+        self.epsilon = epsilon
 
     def _slot_names(self):
         return ("accumulated_grad", "accumulated_delta_var")
@@ -97,4 +99,4 @@ class Adadelta(Optimizer):
             g,
         )
         formulas.ema_square_(k, s.accumulated_delta_var, delta, self.rho)
-        k.add_(p, delta, -c["lr"])
+        k.sub_(p, delta, c.learning_rate)

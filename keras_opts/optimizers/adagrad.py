@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import initializers
 
-from keras_opts._core import checks, formulas, kernels
-from keras_opts._core.base import Optimizer
+from keras_opts._core import checks, foreach, formulas
+from keras_opts._core.base import LearningRate, Optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -28,7 +28,7 @@ class Adagrad(Optimizer):
     s_t &= s_{t-1} + g_t^2 \\
     \eta_t &= \eta / (1 + (t - 1)\kappa) \\
     \theta_t &= \theta_{t-1} - \eta_t\, g_t / \sqrt{s_t + \delta}
-        \quad\text{(}\texttt{"inside\_sqrt"}\text{, seed 001)} \\
+        \quad\text{(}\texttt{"inside\_sqrt"}\text{, Keras, optax)} \\
     \theta_t &= \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \delta)
         \quad\text{(}\texttt{"outside\_sqrt"}\text{, the paper, torch)}
     \end{aligned}
@@ -71,6 +71,13 @@ class Adagrad(Optimizer):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
+    _config_keys = (
+        "initial_accumulator_value",
+        "epsilon",
+        "epsilon_mode",
+        "lr_decay",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -82,22 +89,24 @@ class Adagrad(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        initial_accumulator_value = checks.non_negative(
+            "initial_accumulator_value", initial_accumulator_value
+        )
+        epsilon = checks.positive("epsilon", epsilon)
+        epsilon_mode = checks.choice(
+            "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
+        )
+        lr_decay = checks.non_negative("lr_decay", lr_decay)
         super().__init__(
             learning_rate,
-            {
-                "initial_accumulator_value": checks.non_negative(
-                    "initial_accumulator_value", initial_accumulator_value
-                ),
-                "epsilon": checks.positive("epsilon", epsilon),
-                "epsilon_mode": checks.choice(
-                    "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
-                ),
-                "lr_decay": checks.non_negative("lr_decay", lr_decay),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+        self.epsilon_mode = epsilon_mode
+        self.lr_decay = lr_decay
 
     def _slot_names(self):
         return ("accumulator",)
@@ -105,14 +114,14 @@ class Adagrad(Optimizer):
     def _slot_initializer(self, name):
         return initializers.Constant(self.initial_accumulator_value)
 
-    def _coefficients(self, learning_rate, step):
-        if self.lr_decay:
-            learning_rate = learning_rate / (1.0 + (step - 1.0) * self.lr_decay)
-        return {"step": -learning_rate}
+    def _coefficients(self, learning_rate, t):
+        if self.lr_decay:  # eta_t
+            learning_rate = learning_rate / (1.0 + (t - 1.0) * self.lr_decay)
+        return LearningRate(learning_rate)
 
-    def _fused(self, p, g, s, learning_rate, step, weight_decay):
+    def _fused(self, p, g, s, learning_rate, t, l2):
         # torch's fused Adagrad puts epsilon outside the root.
-        if self.epsilon_mode != "outside_sqrt" or not kernels.fusable(p):
+        if self.epsilon_mode != "outside_sqrt" or not foreach.fusable(p):
             return False
         import torch
 
@@ -120,10 +129,10 @@ class Adagrad(Optimizer):
             p,
             g,
             s.accumulator,
-            [step] * len(p),
+            [t] * len(p),
             lr=learning_rate,
             lr_decay=self.lr_decay,
-            weight_decay=weight_decay,
+            weight_decay=l2,
             eps=self.epsilon,
             maximize=False,
         )
@@ -132,4 +141,4 @@ class Adagrad(Optimizer):
     def _kernel(self, k, p, g, s, c):
         acc = k.addcmul_(s.accumulator, g, g)
         d = formulas.denominator(k, acc, self.epsilon, self.epsilon_mode)
-        k.addcdiv_(p, g, d, c["step"])
+        k.addcdiv_(p, g, d, -c.learning_rate)

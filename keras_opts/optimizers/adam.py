@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_opts._core import checks, formulas, kernels
+from keras_opts._core import checks, foreach, formulas
 from keras_opts._core.base import Optimizer
 
 
@@ -82,6 +82,8 @@ class Adam(Optimizer):
         https://openreview.net/forum?id=ryQu7f-RZ
     """
 
+    _config_keys = ("beta_1", "beta_2", "epsilon", "amsgrad", "epsilon_mode")
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -94,38 +96,43 @@ class Adam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        amsgrad = checks.boolean("amsgrad", amsgrad)
+        epsilon_mode = checks.choice(
+            "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
+        )
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "amsgrad": checks.boolean("amsgrad", amsgrad),
-                "epsilon_mode": checks.choice(
-                    "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        self.epsilon_mode = epsilon_mode
 
     def _slot_names(self):
         names = ("momentum", "velocity")
         return names + ("velocity_hat",) if self.amsgrad else names
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         return formulas.adam_coefficients(
             learning_rate,
-            step,
+            t,
             self.beta_1,
             self.beta_2,
             self.epsilon,
             self.epsilon_mode,
         )
 
-    def _fused(self, p, g, s, learning_rate, step, weight_decay):
+    def _fused(self, p, g, s, learning_rate, t, l2):
         # torch's fused Adam is Algorithm 1 with epsilon outside the
         # corrected root: our "corrected" mode.
-        if self.epsilon_mode != "corrected" or not kernels.fusable(p):
+        if self.epsilon_mode != "corrected" or not foreach.fusable(p):
             return False
         import torch
 
@@ -135,11 +142,11 @@ class Adam(Optimizer):
             s.momentum,
             s.velocity,
             s.velocity_hat if self.amsgrad else [],
-            [step] * len(p),
+            [t] * len(p),
             lr=learning_rate,
             beta1=self.beta_1,
             beta2=self.beta_2,
-            weight_decay=weight_decay,
+            weight_decay=l2,
             eps=self.epsilon,
             amsgrad=self.amsgrad,
             maximize=False,
@@ -151,5 +158,5 @@ class Adam(Optimizer):
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
         if self.amsgrad:
             v = k.maximum_(s.velocity_hat, v)
-        d = formulas.denominator(k, v, c["eps"], self.epsilon_mode)
-        k.addcdiv_(p, m, d, c["step"])
+        d = formulas.denominator(k, v, c.epsilon, self.epsilon_mode)
+        k.addcdiv_(p, m, d, -c.step_size)

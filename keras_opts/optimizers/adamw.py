@@ -84,6 +84,11 @@ class AdamW(Adam):
         https://github.com/loshchil/AdamW-and-SGDW
     """
 
+    _config_keys = Adam._config_keys + (
+        "weight_decay_scaling",
+        "base_learning_rate",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -130,7 +135,6 @@ class AdamW(Adam):
             alpha = float(learning_rate)
         self.weight_decay_scaling = scaling
         self.base_learning_rate = alpha
-        self._config_keys += ("weight_decay_scaling", "base_learning_rate")
 
     def _weight_decay_factor(self) -> float:
         if self.weight_decay_scaling == "learning_rate":

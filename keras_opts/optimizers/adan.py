@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -80,6 +80,8 @@ class Adan(Optimizer):
         https://github.com/sail-sg/Adan
     """
 
+    _config_keys = ("beta_1", "beta_2", "beta_3", "epsilon", "bias_correction")
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -92,49 +94,67 @@ class Adan(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        beta_3 = checks.decay_rate("beta_3", beta_3)
+        bias_correction = checks.boolean("bias_correction", bias_correction)
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "beta_3": checks.decay_rate("beta_3", beta_3),
-                "bias_correction": checks.boolean(
-                    "bias_correction", bias_correction
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.beta_3 = beta_3
+        self.epsilon = epsilon
+        self.bias_correction = bias_correction
 
     def _slot_names(self):
         return ("momentum", "difference", "velocity", "previous_gradient")
 
-    def _coefficients(self, learning_rate, step):
-        later = ops.cast(step > 1.0, step.dtype)  # no difference at t = 1
+    def _coefficients(self, learning_rate, t):
+        later = ops.cast(t > 1.0, t.dtype)  # no difference at t = 1
         if not self.bias_correction:
-            return {
-                "later": later,
-                "momentum": -learning_rate,
-                "difference": -learning_rate * self.beta_2,
-                "eps": self.epsilon,
-            }
-        sqrt_c3 = ops.sqrt(formulas.bias_correction(self.beta_3, step))
-        scale = -learning_rate * sqrt_c3
-        return {
-            "later": later,
-            "momentum": scale / formulas.bias_correction(self.beta_1, step),
-            "difference": scale
+            return AdanCoefficients(
+                later=later,
+                momentum_step=learning_rate,
+                difference_step=learning_rate * self.beta_2,
+                epsilon=self.epsilon,
+            )
+        sqrt_c3 = ops.sqrt(formulas.bias_correction(self.beta_3, t))
+        scale = learning_rate * sqrt_c3
+        return AdanCoefficients(
+            later=later,
+            momentum_step=scale / formulas.bias_correction(self.beta_1, t),
+            difference_step=scale
             * self.beta_2
-            / formulas.bias_correction(self.beta_2, step),
-            "eps": self.epsilon * sqrt_c3,
-        }
+            / formulas.bias_correction(self.beta_2, t),
+            epsilon=self.epsilon * sqrt_c3,
+        )
 
     def _kernel(self, k, p, g, s, c):
-        diff = k.mul_(k.add(g, s.previous_gradient, -1.0), c["later"])
+        diff = k.mul_(k.sub(g, s.previous_gradient), c.later)
         k.copy_(s.previous_gradient, g)
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         v = formulas.ema_(k, s.difference, diff, self.beta_2)
         corrected = k.add_(k.mul_(diff, self.beta_2), g)
         n = formulas.ema_square_(k, s.velocity, corrected, self.beta_3)
-        d = formulas.denominator(k, n, c["eps"], "corrected")
-        k.addcdiv_(k.addcdiv_(p, m, d, c["momentum"]), v, d, c["difference"])
+        d = formulas.denominator(k, n, c.epsilon, "corrected")
+        p = k.addcdiv_(p, m, d, -c.momentum_step)
+        k.addcdiv_(p, v, d, -c.difference_step)
+
+
+class AdanCoefficients(NamedTuple):
+    """The scalars of Adan's step ``t``."""
+
+    #: 0 at ``t = 1``, where there is no previous gradient, else 1.
+    later: Any
+    #: ``lr sqrt(1 - beta_3^t) / (1 - beta_1^t)``: the first moment's step.
+    momentum_step: Any
+    #: ``lr beta_2 sqrt(1 - beta_3^t) / (1 - beta_2^t)``: the difference
+    #: moment's step.
+    difference_step: Any
+    #: The ``epsilon`` of the denominator, times ``sqrt(1 - beta_3^t)``.
+    epsilon: Any

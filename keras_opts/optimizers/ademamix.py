@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -78,6 +78,16 @@ class AdEMAMix(Optimizer):
         Faster, Older", ICLR 2025, https://arxiv.org/abs/2409.03137
     """
 
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "beta_3",
+        "alpha",
+        "alpha_warmup_steps",
+        "beta_3_warmup_steps",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -92,34 +102,40 @@ class AdEMAMix(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        algorithm = {
-            **checks.adam_moments(beta_1, beta_2, epsilon),
-            "beta_3": checks.decay_rate("beta_3", beta_3),
-            "alpha": checks.non_negative("alpha", alpha),
-            "alpha_warmup_steps": checks.non_negative(
-                "alpha_warmup_steps", alpha_warmup_steps
-            ),
-            "beta_3_warmup_steps": checks.non_negative(
-                "beta_3_warmup_steps", beta_3_warmup_steps
-            ),
-        }
-        if algorithm["beta_3_warmup_steps"] and not 0.0 < beta_1:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        beta_3 = checks.decay_rate("beta_3", beta_3)
+        alpha = checks.non_negative("alpha", alpha)
+        alpha_warmup_steps = checks.non_negative(
+            "alpha_warmup_steps", alpha_warmup_steps
+        )
+        beta_3_warmup_steps = checks.non_negative(
+            "beta_3_warmup_steps", beta_3_warmup_steps
+        )
+        if beta_3_warmup_steps and not 0.0 < beta_1:
             raise ValueError(
                 "`beta_3_warmup_steps` starts beta_3 at beta_1, which must "
                 f"then be in (0, 1). Received: beta_1={beta_1}"
             )
         super().__init__(
             learning_rate,
-            algorithm,
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.beta_3 = beta_3
+        self.alpha = alpha
+        self.alpha_warmup_steps = alpha_warmup_steps
+        self.beta_3_warmup_steps = beta_3_warmup_steps
 
     def _slot_names(self):
         return ("momentum", "slow_momentum", "velocity")
 
-    def _slow_weight(self, step):
+    def _slow_weight(self, t):
         """``1 - beta_3(t)``, as ``-expm1(log beta_3(t))`` while warming
         up: ``1 - beta_3(t)`` formed in float32 from ``beta_3(t)`` near 1
         would keep only the digits float32 holds near 1 (6e-8 absolute,
@@ -127,26 +143,40 @@ class AdEMAMix(Optimizer):
         if not self.beta_3_warmup_steps or self.beta_3 == 0.0:
             return 1.0 - self.beta_3
         log_1, log_3 = math.log(self.beta_1), math.log(self.beta_3)
-        f = ops.minimum(step / self.beta_3_warmup_steps, 1.0)
+        f = ops.minimum(t / self.beta_3_warmup_steps, 1.0)
         log_warm = log_1 * log_3 / ((1.0 - f) * log_3 + f * log_1)
         return ops.maximum(-ops.expm1(log_warm), 1.0 - self.beta_3)
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         alpha = self.alpha
         if self.alpha_warmup_steps:
-            alpha = alpha * ops.minimum(step / self.alpha_warmup_steps, 1.0)
-        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, step))
-        scale = -learning_rate * sqrt_c2
-        return {
-            "fast": scale / formulas.bias_correction(self.beta_1, step),
-            "slow": scale * alpha,
-            "slow_weight": self._slow_weight(step),
-            "eps": self.epsilon * sqrt_c2,
-        }
+            alpha = alpha * ops.minimum(t / self.alpha_warmup_steps, 1.0)
+        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, t))
+        scale = learning_rate * sqrt_c2
+        return AdEMAMixCoefficients(
+            fast_step=scale / formulas.bias_correction(self.beta_1, t),
+            slow_step=scale * alpha,
+            slow_weight=self._slow_weight(t),
+            epsilon=self.epsilon * sqrt_c2,
+        )
 
     def _kernel(self, k, p, g, s, c):
         fast = formulas.ema_(k, s.momentum, g, self.beta_1)
-        slow = k.lerp_(s.slow_momentum, g, c["slow_weight"])
+        slow = k.lerp_(s.slow_momentum, g, c.slow_weight)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
-        d = formulas.denominator(k, v, c["eps"], "corrected")
-        k.addcdiv_(k.addcdiv_(p, fast, d, c["fast"]), slow, d, c["slow"])
+        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        p = k.addcdiv_(p, fast, d, -c.fast_step)
+        k.addcdiv_(p, slow, d, -c.slow_step)
+
+
+class AdEMAMixCoefficients(NamedTuple):
+    """The scalars of AdEMAMix's step ``t``."""
+
+    #: ``lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``: the fast EMA's step.
+    fast_step: Any
+    #: ``lr sqrt(1 - beta_2^t) alpha(t)``: the slow EMA's step.
+    slow_step: Any
+    #: ``1 - beta_3(t)``: the weight of ``g`` in the slow EMA.
+    slow_weight: Any
+    #: The ``epsilon`` of the denominator, times ``sqrt(1 - beta_2^t)``.
+    epsilon: Any

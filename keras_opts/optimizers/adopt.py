@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -79,6 +79,8 @@ class ADOPT(Optimizer):
         https://github.com/iShohei220/adopt
     """
 
+    _config_keys = ("beta_1", "beta_2", "epsilon", "clipping")
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -90,40 +92,60 @@ class ADOPT(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        clipping = checks.boolean("clipping", clipping)
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "clipping": checks.boolean("clipping", clipping),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.clipping = clipping
 
     def _slot_names(self):
         return ("momentum", "velocity")
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         # The first step only sets v = g^2: every weight below is 0 or 1
         # there, so one kernel serves every step.
-        later = ops.cast(step > 1.0, step.dtype)
-        return {
-            "step": -learning_rate * later,
-            "weight_1": later * (1.0 - self.beta_1),
-            "decay_2": later * self.beta_2,
+        later = ops.cast(t > 1.0, t.dtype)
+        return ADOPTCoefficients(
+            step_size=learning_rate * later,
+            weight_1=later * (1.0 - self.beta_1),
+            decay_2=later * self.beta_2,
             # 1 - beta_2 from the Python float: in float32 it would be off
             # by 1.7e-4 relative at beta_2 = 0.9999.
-            "weight_2": ops.cast(
-                ops.where(step > 1.0, 1.0 - self.beta_2, 1.0), step.dtype
+            weight_2=ops.cast(
+                ops.where(t > 1.0, 1.0 - self.beta_2, 1.0), t.dtype
             ),
-            "clip": ops.power(step - 1.0, 0.25),
-        }
+            clip=ops.power(t - 1.0, 0.25),
+        )
 
     def _kernel(self, k, p, g, s, c):
         u = k.div(g, k.maximum_(k.sqrt(s.velocity), self.epsilon))
         if self.clipping:
-            u = k.clamp_(u, -c["clip"], c["clip"])
-        m = k.lerp_(s.momentum, u, c["weight_1"])
-        k.add_(p, m, c["step"])
-        formulas.ema_square_(k, s.velocity, g, c["decay_2"], c["weight_2"])
+            u = k.clamp_(u, -c.clip, c.clip)
+        m = k.lerp_(s.momentum, u, c.weight_1)
+        k.sub_(p, m, c.step_size)
+        formulas.ema_square_(k, s.velocity, g, c.decay_2, c.weight_2)
+
+
+class ADOPTCoefficients(NamedTuple):
+    """The scalars of ADOPT's step ``t``."""
+
+    #: ``lr``; 0 at ``t = 1``.
+    step_size: Any
+    #: ``1 - beta_1``, the weight of the normalised gradient in ``m``; 0 at
+    #: ``t = 1``.
+    weight_1: Any
+    #: ``beta_2``; 0 at ``t = 1``, where ``v = g^2``.
+    decay_2: Any
+    #: ``1 - beta_2``; 1 at ``t = 1``.
+    weight_2: Any
+    #: ``(t - 1)^(1/4)``, the clipping bound.
+    clip: Any

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -98,6 +98,15 @@ class LARS(Optimizer):
     _decay_in_kernel = True
     _elementwise = False
 
+    _config_keys = (
+        "momentum",
+        "trust_coefficient",
+        "epsilon",
+        "nesterov",
+        "exclude_from_layer_adaptation",
+        "adapt_vectors",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 1.0,
@@ -112,32 +121,35 @@ class LARS(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        momentum = checks.decay_rate("momentum", momentum)
+        trust_coefficient = checks.positive(
+            "trust_coefficient", trust_coefficient
+        )
+        epsilon = checks.non_negative("epsilon", epsilon)
+        nesterov = checks.boolean("nesterov", nesterov)
+        exclude_from_layer_adaptation = _patterns(
+            "exclude_from_layer_adaptation", exclude_from_layer_adaptation
+        )
+        adapt_vectors = checks.boolean("adapt_vectors", adapt_vectors)
         super().__init__(
             learning_rate,
-            {
-                "momentum": checks.decay_rate("momentum", momentum),
-                "trust_coefficient": checks.positive(
-                    "trust_coefficient", trust_coefficient
-                ),
-                "epsilon": checks.non_negative("epsilon", epsilon),
-                "nesterov": checks.boolean("nesterov", nesterov),
-                "exclude_from_layer_adaptation": _patterns(
-                    "exclude_from_layer_adaptation",
-                    exclude_from_layer_adaptation,
-                ),
-                "adapt_vectors": checks.boolean("adapt_vectors", adapt_vectors),
-            },
             coupled_weight_decay=coupled_weight_decay,
             weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )
+        self.momentum = momentum
+        self.trust_coefficient = trust_coefficient
+        self.epsilon = epsilon
+        self.nesterov = nesterov
+        self.exclude_from_layer_adaptation = exclude_from_layer_adaptation
+        self.adapt_vectors = adapt_vectors
 
     def _slot_names(self):
         return ("momentum",) if self.momentum else ()
 
-    def _coefficients(self, learning_rate, step):
-        return {"lr": learning_rate}
+    def _coefficients(self, learning_rate, t):
+        return LARSCoefficients(learning_rate)
 
     def _adapts(self, variable) -> bool:
         """Whether ``variable`` gets the trust ratio."""
@@ -149,30 +161,42 @@ class LARS(Optimizer):
         return True
 
     def _variable_coefficients(self, variable):
-        if self.adapt_vectors and not self.exclude_from_layer_adaptation:
-            return {}
-        return {"adapt": 1.0 if self._adapts(variable) else 0.0}
+        values = super()._variable_coefficients(variable)  # weight_decay
+        if not self.adapt_vectors or self.exclude_from_layer_adaptation:
+            values["adapt"] = 1.0 if self._adapts(variable) else 0.0
+        return values
 
     def _kernel(self, k, p, g, s, c):
         w_norm, g_norm = k.norm(p), k.norm(g)
         denominator = g_norm + self.epsilon
         u = g
         if self.weight_decay:
-            denominator = denominator + c["decay"] * w_norm
-            u = k.add_(k.scale(p, c["decay"]), g)
+            denominator = denominator + c.weight_decay * w_norm
+            u = k.add_(k.scale(p, c.weight_decay), g)
         ratio = self.trust_coefficient * w_norm / denominator
         ratio = ops.where((w_norm > 0) & (g_norm > 0), ratio, 1.0)
-        if "adapt" in c:  # exclude_from_layer_adaptation, adapt_vectors
-            ratio = ops.where(c["adapt"] > 0, ratio, 1.0)
-        u = k.scale(u, c["lr"] * ratio)
+        if c.adapt is not None:  # exclude_from_layer_adaptation, adapt_vectors
+            ratio = ops.where(c.adapt > 0, ratio, 1.0)
+        u = k.scale(u, c.learning_rate * ratio)
         if not self.momentum:
-            k.add_(p, u, -1.0)
+            k.sub_(p, u)
             return
         v = k.add_(k.mul_(s.momentum, self.momentum), u)
         if self.nesterov:
-            k.add_(p, k.add_(u, v, self.momentum), -1.0)
+            k.sub_(p, k.add_(u, v, self.momentum))
         else:
-            k.add_(p, v, -1.0)
+            k.sub_(p, v)
+
+
+class LARSCoefficients(NamedTuple):
+    """The scalars of LARS' step."""
+
+    learning_rate: Any
+    #: This variable's ``weight_decay`` (0 where it is excluded).
+    weight_decay: Any = 0.0
+    #: 1 where this variable gets the trust ratio, 0 where not; None where
+    #: every variable does.
+    adapt: Any = None
 
 
 def _patterns(name: str, value: Any) -> list[str] | None:

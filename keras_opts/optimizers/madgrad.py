@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -84,6 +84,8 @@ class MADGRAD(Optimizer):
         authors' code: https://github.com/facebookresearch/madgrad
     """
 
+    _config_keys = ("momentum", "epsilon")
+
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -93,27 +95,27 @@ class MADGRAD(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        momentum = checks.decay_rate("momentum", momentum)
+        epsilon = checks.non_negative("epsilon", epsilon)
         super().__init__(
             learning_rate,
-            {
-                "momentum": checks.decay_rate("momentum", momentum),
-                "epsilon": checks.non_negative("epsilon", epsilon),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.momentum = momentum
+        self.epsilon = epsilon
 
     def _slot_names(self):
         names = ("gradient_sum", "squared_sum")
         return names + ("initial",) if self.momentum else names
 
-    def _coefficients(self, learning_rate, step):
-        return {
-            "lambda": learning_rate * ops.sqrt(step),
-            "first": ops.cast(step == 1.0, step.dtype),
-            "tiny": _TINY[keras.backend.standardize_dtype(step.dtype)],
-        }
+    def _coefficients(self, learning_rate, t):
+        return MADGRADCoefficients(
+            weight=learning_rate * ops.sqrt(t),
+            first=t == 1.0,
+            tiny=_TINY[keras.backend.standardize_dtype(t.dtype)],
+        )
 
     def _rms(self, k, nu, c):
         """``nu^(1/3) + eps``. With ``epsilon = 0`` it is 0 where every
@@ -123,17 +125,28 @@ class MADGRAD(Optimizer):
         rms = k.pow(nu, 1.0 / 3.0)
         if self.epsilon:
             return k.add_(rms, self.epsilon)
-        return k.maximum_(rms, c["tiny"])
+        return k.maximum_(rms, c.tiny)
 
     def _kernel(self, k, p, g, s, c):
         if self.momentum:
-            x0 = k.lerp_(s.initial, p, c["first"])  # theta_0 at step 1
+            x0 = k.copy_(s.initial, p, when=c.first)  # theta_0 at step 1
         else:
             x0 = k.add(p, k.div(s.gradient_sum, self._rms(k, s.squared_sum, c)))
-        nu = k.addcmul_(s.squared_sum, g, g, c["lambda"])
-        total = k.add_(s.gradient_sum, g, c["lambda"])
-        z = k.add(x0, k.div(total, self._rms(k, nu, c)), -1.0)
+        nu = k.addcmul_(s.squared_sum, g, g, c.weight)
+        total = k.add_(s.gradient_sum, g, c.weight)
+        z = k.sub(x0, k.div(total, self._rms(k, nu, c)))
         if self.momentum:
             k.lerp_(p, z, 1.0 - self.momentum)
         else:
             k.copy_(p, z)
+
+
+class MADGRADCoefficients(NamedTuple):
+    """The scalars of MADGRAD's step ``t``."""
+
+    #: ``lambda_t = lr sqrt(t)``, the weight of ``g_t`` in both sums.
+    weight: Any
+    #: ``t = 1``: the step that records ``theta_0``.
+    first: Any
+    #: The smallest positive normal number of the dtype.
+    tiny: Any

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -85,6 +85,8 @@ class Nadam(Optimizer):
         workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
 
+    _config_keys = ("beta_1", "beta_2", "epsilon", "momentum_decay")
+
     def __init__(
         self,
         learning_rate: Any = 0.002,
@@ -96,18 +98,20 @@ class Nadam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        momentum_decay = checks.non_negative("momentum_decay", momentum_decay)
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "momentum_decay": checks.non_negative(
-                    "momentum_decay", momentum_decay
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.momentum_decay = momentum_decay
 
     def _slot_names(self):
         return ("momentum", "velocity")
@@ -121,40 +125,53 @@ class Nadam(Optimizer):
             (), initializer="ones", dtype=dtype, name="mu_product"
         )
 
-    def _mu(self, step):
+    def _mu(self, t):
         """``mu_t = beta_1 (1 - 0.96 ** (t psi) / 2)``."""
         return self.beta_1 * (
-            1.0 - 0.5 * ops.power(0.96, step * self.momentum_decay)
+            1.0 - 0.5 * ops.power(0.96, t * self.momentum_decay)
         )
 
-    def _one_minus_mu(self, step):
+    def _one_minus_mu(self, t):
         """``1 - mu_t = (1 - beta_1) + beta_1 0.96 ** (t psi) / 2``: a sum
         of two positive terms, with ``1 - beta_1`` from the Python float,
         where ``1 - mu_t`` in float32 would lose the digits of ``mu_t``
         that float32 does not hold (1.3e-5 relative at ``mu_t = 0.999``).
         """
-        half = 0.5 * self.beta_1 * ops.power(0.96, step * self.momentum_decay)
+        half = 0.5 * self.beta_1 * ops.power(0.96, t * self.momentum_decay)
         return (1.0 - self.beta_1) + half
 
     def _begin_update(self):
         # The product of the mu_i is one scalar for all variables: advance it
         # once per update, before the variables' updates read it.
         product = self._mu_product
-        self.assign(product, product * self._mu(self._step(product)))
+        self.assign(product, product * self._mu(self._t(product.dtype)))
 
-    def _coefficients(self, learning_rate, step):
-        mu_next = self._mu(step + 1.0)
-        product = ops.cast(self._mu_product, step.dtype)
-        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, step))
-        scale = -learning_rate * sqrt_c2
-        return {
-            "gradient": scale * self._one_minus_mu(step) / (1.0 - product),
-            "momentum": scale * mu_next / (1.0 - product * mu_next),
-            "eps": self.epsilon * sqrt_c2,
-        }
+    def _coefficients(self, learning_rate, t):
+        mu_next = self._mu(t + 1.0)
+        product = ops.cast(self._mu_product, t.dtype)
+        sqrt_c2 = ops.sqrt(formulas.bias_correction(self.beta_2, t))
+        scale = learning_rate * sqrt_c2
+        return NadamCoefficients(
+            gradient_step=scale * self._one_minus_mu(t) / (1.0 - product),
+            momentum_step=scale * mu_next / (1.0 - product * mu_next),
+            epsilon=self.epsilon * sqrt_c2,
+        )
 
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
-        d = formulas.denominator(k, v, c["eps"], "corrected")
-        k.addcdiv_(k.addcdiv_(p, g, d, c["gradient"]), m, d, c["momentum"])
+        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        p = k.addcdiv_(p, g, d, -c.gradient_step)
+        k.addcdiv_(p, m, d, -c.momentum_step)
+
+
+class NadamCoefficients(NamedTuple):
+    """The scalars of Nadam's step ``t`` (``P_t`` the product of the
+    ``mu_i`` up to ``t``, ``c_2 = 1 - beta_2^t``)."""
+
+    #: ``lr sqrt(c_2) (1 - mu_t) / (1 - P_t)``: the gradient's step.
+    gradient_step: Any
+    #: ``lr sqrt(c_2) mu_{t+1} / (1 - P_t mu_{t+1})``: the momentum's step.
+    momentum_step: Any
+    #: The ``epsilon`` of the denominator, times ``sqrt(c_2)``.
+    epsilon: Any

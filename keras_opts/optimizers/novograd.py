@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -96,6 +96,14 @@ class NovoGrad(Optimizer):
 
     _decay_in_kernel = True
     _elementwise = False
+    _scalar_slot_names = ("velocity",)
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "grad_averaging",
+        "average_first_step",
+    )
 
     def __init__(
         self,
@@ -110,52 +118,65 @@ class NovoGrad(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        grad_averaging = checks.boolean("grad_averaging", grad_averaging)
+        average_first_step = checks.boolean(
+            "average_first_step", average_first_step
+        )
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "grad_averaging": checks.boolean(
-                    "grad_averaging", grad_averaging
-                ),
-                "average_first_step": checks.boolean(
-                    "average_first_step", average_first_step
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.grad_averaging = grad_averaging
+        self.average_first_step = average_first_step
 
     def _slot_names(self):
         return ("momentum",)
 
-    def _scalar_slot_names(self):
-        return ("velocity",)
-
-    def _coefficients(self, learning_rate, step):
-        later = ops.cast(step > 1.0, step.dtype)  # v_1 = ||g_1||^2
+    def _coefficients(self, learning_rate, t):
+        later = ops.cast(t > 1.0, t.dtype)  # v_1 = ||g_1||^2
         weight_1 = 1.0 - self.beta_1 if self.grad_averaging else 1.0
         if self.grad_averaging and not self.average_first_step:
-            weight_1 = ops.cast(
-                ops.where(step > 1.0, weight_1, 1.0), step.dtype
-            )
-        return {
-            "step": -learning_rate,
-            "weight_1": weight_1,
-            "decay_2": later * self.beta_2,
+            weight_1 = ops.cast(ops.where(t > 1.0, weight_1, 1.0), t.dtype)
+        return NovoGradCoefficients(
+            learning_rate=learning_rate,
+            weight_1=weight_1,
+            decay_2=later * self.beta_2,
             # 1 - beta_2 from the Python float (not 1 - decay_2 in float32).
-            "weight_2": ops.cast(
-                ops.where(step > 1.0, 1.0 - self.beta_2, 1.0), step.dtype
+            weight_2=ops.cast(
+                ops.where(t > 1.0, 1.0 - self.beta_2, 1.0), t.dtype
             ),
-        }
+        )
 
     def _kernel(self, k, p, g, s, c):
-        v = c["decay_2"] * k.read(s.velocity) + c["weight_2"] * k.norm(g) ** 2
+        v = c.decay_2 * k.read(s.velocity) + c.weight_2 * k.norm(g) ** 2
         k.write_(s.velocity, v)
-        weight = c["weight_1"]  # of the bracket
-        u = k.scale(g, weight / (ops.sqrt(v) + self.epsilon))
+        u = k.scale(g, c.weight_1 / (ops.sqrt(v) + self.epsilon))
         if self.weight_decay:
-            u = k.add_(u, k.scale(p, weight * c["decay"]))
+            u = k.add_(u, k.scale(p, c.weight_1 * c.weight_decay))
         m = k.add_(k.mul_(s.momentum, self.beta_1), u)
-        k.add_(p, m, c["step"])
+        k.sub_(p, m, c.learning_rate)
+
+
+class NovoGradCoefficients(NamedTuple):
+    """The scalars of NovoGrad's step ``t``."""
+
+    learning_rate: Any
+    #: The weight of the bracket in the momentum: ``1 - beta_1`` with
+    #: ``grad_averaging`` (1 at ``t = 1`` unless ``average_first_step``),
+    #: else 1.
+    weight_1: Any
+    #: ``beta_2``; 0 at ``t = 1``, where ``v_1 = ||g_1||^2``.
+    decay_2: Any
+    #: ``1 - beta_2``; 1 at ``t = 1``.
+    weight_2: Any
+    #: This variable's ``weight_decay`` (0 where it is excluded).
+    weight_decay: Any = 0.0

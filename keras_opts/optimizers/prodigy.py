@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import initializers, ops
@@ -102,6 +102,15 @@ class Prodigy(Optimizer):
 
     _decay_in_kernel = True
     _elementwise = False
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "beta_3",
+        "epsilon",
+        "d0",
+        "bias_correction",
+    )
+    _scalar_slot_names = ("numerator", "gradient_sum_norm")
 
     def __init__(
         self,
@@ -117,25 +126,26 @@ class Prodigy(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        if beta_3 is not None:
+            beta_3 = checks.decay_rate("beta_3", beta_3)
+        epsilon = checks.non_negative("epsilon", epsilon)
+        d0 = checks.positive("d0", d0)
+        bias_correction = checks.boolean("bias_correction", bias_correction)
         super().__init__(
             learning_rate,
-            {
-                "beta_1": checks.decay_rate("beta_1", beta_1),
-                "beta_2": checks.decay_rate("beta_2", beta_2),
-                "beta_3": None
-                if beta_3 is None
-                else checks.decay_rate("beta_3", beta_3),
-                "epsilon": checks.non_negative("epsilon", epsilon),
-                "d0": checks.positive("d0", d0),
-                "bias_correction": checks.boolean(
-                    "bias_correction", bias_correction
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             weight_decay=checks.weight_decay("weight_decay", weight_decay),
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.beta_3 = beta_3
+        self.epsilon = epsilon
+        self.d0 = d0
+        self.bias_correction = bias_correction
 
     @property
     def _beta_3(self) -> float:
@@ -172,43 +182,39 @@ class Prodigy(Optimizer):
     def _slot_names(self):
         return ("momentum", "velocity", "gradient_sum", "initial")
 
-    def _scalar_slot_names(self):
-        return ("numerator", "gradient_sum_norm")
-
-    def _coefficients(self, learning_rate, step):
-        d = ops.cast(self._d, step.dtype)
+    def _coefficients(self, learning_rate, t):
+        d = ops.cast(self._d, t.dtype)
         rate = learning_rate
         if self.bias_correction:
             rate = (
                 rate
-                * ops.sqrt(formulas.bias_correction(self.beta_2, step))
-                / formulas.bias_correction(self.beta_1, step)
+                * ops.sqrt(formulas.bias_correction(self.beta_2, t))
+                / formulas.bias_correction(self.beta_1, t)
             )
-        return {
-            "first": ops.cast(step == 1.0, step.dtype),
-            "dlr": rate * d,
-            # (1 - beta_3) gamma d^2 over (1 - beta_3) d0
-            "estimate": rate * d * d / self.d0,
-            "momentum": (1.0 - self.beta_1) * d,
-            "velocity": (1.0 - self.beta_2) * d * d,
-            "eps": self.epsilon * d,
-        }
+        return ProdigyCoefficients(
+            first=t == 1.0,
+            step_size=rate * d,
+            estimate_weight=rate * d * d / self.d0,
+            momentum_weight=(1.0 - self.beta_1) * d,
+            velocity_weight=(1.0 - self.beta_2) * d * d,
+            epsilon=self.epsilon * d,
+        )
 
     def _kernel(self, k, p, g, s, c):
-        x0 = k.lerp_(s.initial, p, c["first"])  # theta_0 at step 1
+        x0 = k.copy_(s.initial, p, when=c.first)  # theta_0 at step 1
         beta_3 = self._beta_3
-        numerator = beta_3 * k.read(s.numerator) + c["estimate"] * k.dot(
-            g, k.add(x0, p, -1.0)
+        numerator = beta_3 * k.read(s.numerator) + c.estimate_weight * k.dot(
+            g, k.sub(x0, p)
         )
         k.write_(s.numerator, numerator)
-        total = k.add_(k.mul_(s.gradient_sum, beta_3), g, c["estimate"])
+        total = k.add_(k.mul_(s.gradient_sum, beta_3), g, c.estimate_weight)
         k.write_(s.gradient_sum_norm, k.abs_sum(total))
-        m = k.add_(k.mul_(s.momentum, self.beta_1), g, c["momentum"])
-        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, c["velocity"])
+        m = k.add_(k.mul_(s.momentum, self.beta_1), g, c.momentum_weight)
+        v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, c.velocity_weight)
         if self.weight_decay:
-            k.add_(p, k.scale(p, -c["dlr"] * c["decay"]))
-        d = k.add_(k.sqrt(v), c["eps"])
-        k.addcdiv_(p, m, d, -c["dlr"])
+            k.sub_(p, k.scale(p, c.step_size * c.weight_decay))
+        d = k.add_(k.sqrt(v), c.epsilon)
+        k.addcdiv_(p, m, d, -c.step_size)
 
     def _end_update(self):
         def total(name):
@@ -220,3 +226,24 @@ class Prodigy(Optimizer):
         safe = ops.where(denominator > 0, denominator, 1.0)
         estimate = ops.where(denominator > 0, numerator / safe, 0.0)
         self._d.assign(ops.maximum(self._d, estimate))
+
+
+class ProdigyCoefficients(NamedTuple):
+    """The scalars of Prodigy's step ``k`` (``gamma_k`` the learning rate,
+    with Adam's bias correction if asked)."""
+
+    #: The first step, which records ``theta_0``.
+    first: Any
+    #: ``gamma_k d_k``.
+    step_size: Any
+    #: ``gamma_k d_k^2 / d_0``: the weight of this step's terms in ``r``
+    #: and ``s``, both kept divided by ``(1 - beta_3) d_0``.
+    estimate_weight: Any
+    #: ``(1 - beta_1) d_k``.
+    momentum_weight: Any
+    #: ``(1 - beta_2) d_k^2``.
+    velocity_weight: Any
+    #: ``epsilon d_k``.
+    epsilon: Any
+    #: This variable's ``weight_decay`` (0 where it is excluded).
+    weight_decay: Any = 0.0

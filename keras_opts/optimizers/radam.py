@@ -45,8 +45,9 @@ class RAdam(Optimizer):
 
     The paper's $l_t = \sqrt{(1 - \beta_2^t) / v_t}$ has no epsilon;
     ``epsilon_mode`` says where it goes ($c_t = 1 - \beta_2^t$):
-    ``"inside_sqrt"`` (default, seed 000's math)
-    $D(v) = \sqrt{c_t / (v + \epsilon)}$; ``"uncorrected"``
+    ``"inside_sqrt"`` (default: the paper's $l_t$ with epsilon added to
+    $v_t$ under the root) $D(v) = \sqrt{c_t / (v + \epsilon)}$;
+    ``"uncorrected"``
     $D(v) = \sqrt{c_t} / (\sqrt{v} + \epsilon)$ (torch.optim.RAdam);
     ``"corrected"`` $D(v) = 1 / (\sqrt{v / c_t} + \epsilon)$
     (tensorflow-addons' RectifiedAdam, optax.radam).
@@ -101,6 +102,14 @@ class RAdam(Optimizer):
         https://github.com/LiyuanLucasLiu/RAdam
     """
 
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "epsilon_mode",
+        "rectify_threshold",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -113,29 +122,34 @@ class RAdam(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        epsilon_mode = checks.choice(
+            "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
+        )
+        rectify_threshold = checks.real(
+            "rectify_threshold", rectify_threshold, low=4.0
+        )
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "epsilon_mode": checks.choice(
-                    "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
-                ),
-                "rectify_threshold": checks.real(
-                    "rectify_threshold", rectify_threshold, low=4.0
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.epsilon_mode = epsilon_mode
+        self.rectify_threshold = rectify_threshold
 
     def _slot_names(self):
         return ("momentum", "velocity")
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         return formulas.rectified_coefficients(
             learning_rate,
-            step,
+            t,
             self.beta_1,
             self.beta_2,
             self.epsilon,
@@ -146,4 +160,6 @@ class RAdam(Optimizer):
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
+        # rho_t > rectify_threshold: p -= step_size * m / D(v); else
+        # p -= step_size * m.
         formulas.rectified_update(k, p, m, v, c, self.epsilon_mode)

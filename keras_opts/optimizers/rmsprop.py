@@ -30,8 +30,7 @@ class RMSprop(Optimizer):
     \bar g_t &= \rho \bar g_{t-1} + (1 - \rho) g_t
         \quad\text{(centered; otherwise } \bar g_t = 0\text{)} \\
     u_t &= g_t / \sqrt{s_t - \bar g_t^2 + \epsilon}
-        \quad\text{(}\texttt{"inside\_sqrt"}\text{, seeds 001/002,
-        Keras)} \\
+        \quad\text{(}\texttt{"inside\_sqrt"}\text{, Keras)} \\
     u_t &= g_t / (\sqrt{s_t - \bar g_t^2} + \epsilon)
         \quad\text{(}\texttt{"outside\_sqrt"}\text{, torch)} \\
     \theta_t &= \theta_{t-1} - \eta\, u_t \quad (\mu = 0)
@@ -86,6 +85,15 @@ class RMSprop(Optimizer):
         https://arxiv.org/abs/1308.0850 (eq. 38-41, centered form)
     """
 
+    _config_keys = (
+        "rho",
+        "momentum",
+        "epsilon",
+        "centered",
+        "epsilon_mode",
+        "momentum_form",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -99,24 +107,28 @@ class RMSprop(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        rho = checks.decay_rate("rho", rho)
+        momentum = checks.decay_rate("momentum", momentum)
+        epsilon = checks.positive("epsilon", epsilon)
+        centered = checks.boolean("centered", centered)
+        epsilon_mode = checks.choice(
+            "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
+        )
+        momentum_form = checks.choice(
+            "momentum_form", momentum_form, MOMENTUM_FORMS
+        )
         super().__init__(
             learning_rate,
-            {
-                "rho": checks.decay_rate("rho", rho),
-                "momentum": checks.decay_rate("momentum", momentum),
-                "epsilon": checks.positive("epsilon", epsilon),
-                "centered": checks.boolean("centered", centered),
-                "epsilon_mode": checks.choice(
-                    "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
-                ),
-                "momentum_form": checks.choice(
-                    "momentum_form", momentum_form, MOMENTUM_FORMS
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.rho = rho
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.centered = centered
+        self.epsilon_mode = epsilon_mode
+        self.momentum_form = momentum_form
 
     def _slot_names(self):
         names = ("velocity",)
@@ -127,7 +139,7 @@ class RMSprop(Optimizer):
         return names
 
     def _kernel(self, k, p, g, s, c):
-        lr = c["lr"]
+        lr = c.learning_rate
         second = formulas.ema_square_(k, s.velocity, g, self.rho)
         if self.centered:
             mean = formulas.ema_(k, s.average_gradient, g, self.rho)
@@ -138,6 +150,6 @@ class RMSprop(Optimizer):
             return
         b = k.mul_(s.momentum, self.momentum)
         if self.momentum_form == "step":
-            k.add_(p, k.addcdiv_(b, g, d, lr), -1.0)
+            k.sub_(p, k.addcdiv_(b, g, d, lr))
         else:
-            k.add_(p, k.addcdiv_(b, g, d), -lr)
+            k.sub_(p, k.addcdiv_(b, g, d), lr)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, kernels
+from keras_opts._core import checks, foreach
 from keras_opts._core.base import Optimizer
 
 MOMENTUM_FORMS = ("gradient", "step")
@@ -28,7 +28,7 @@ class SGD(Optimizer):
     $\tau$ = ``dampening``, $g_t$ the gradient at step
     $t = 1, 2, \dots$, $v_0 = 0$.
 
-    With ``momentum_form="gradient"`` (default; seed 001 and torch.optim):
+    With ``momentum_form="gradient"`` (default; torch.optim):
 
     $$
     \begin{aligned}
@@ -99,6 +99,14 @@ class SGD(Optimizer):
         https://proceedings.mlr.press/v28/sutskever13.html
     """
 
+    _config_keys = (
+        "momentum",
+        "dampening",
+        "nesterov",
+        "momentum_form",
+        "dampen_first_step",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -111,39 +119,40 @@ class SGD(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        momentum = checks.real("momentum", momentum, low=0.0, high=1.0)
+        dampening = checks.decay_rate("dampening", dampening)
+        nesterov = checks.boolean("nesterov", nesterov)
+        momentum_form = checks.choice(
+            "momentum_form", momentum_form, MOMENTUM_FORMS
+        )
+        dampen_first_step = checks.boolean(
+            "dampen_first_step", dampen_first_step
+        )
         super().__init__(
             learning_rate,
-            {
-                "momentum": checks.real(
-                    "momentum", momentum, low=0.0, high=1.0
-                ),
-                "dampening": checks.decay_rate("dampening", dampening),
-                "nesterov": checks.boolean("nesterov", nesterov),
-                "momentum_form": checks.choice(
-                    "momentum_form", momentum_form, MOMENTUM_FORMS
-                ),
-                "dampen_first_step": checks.boolean(
-                    "dampen_first_step", dampen_first_step
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.momentum_form = momentum_form
+        self.dampen_first_step = dampen_first_step
 
     def _slot_names(self):
         return ("velocity",) if self.momentum else ()
 
-    def _coefficients(self, learning_rate, step):
-        kept = 1.0 - self.dampening
+    def _coefficients(self, learning_rate, t):
+        weight = 1.0 - self.dampening
         if not self.dampen_first_step and self.dampening:
-            kept = ops.cast(ops.where(step == 1.0, 1.0, kept), step.dtype)
-        return {"lr": learning_rate, "kept": kept}
+            weight = ops.cast(ops.where(t == 1.0, 1.0, weight), t.dtype)
+        return SGDCoefficients(learning_rate, gradient_weight=weight)
 
-    def _fused(self, p, g, s, learning_rate, step, weight_decay):
+    def _fused(self, p, g, s, learning_rate, t, l2):
         # torch's fused SGD is the gradient form; with is_first_step=False
         # it dampens the first step too (our dampen_first_step=True).
-        if self.momentum_form != "gradient" or not kernels.fusable(p):
+        if self.momentum_form != "gradient" or not foreach.fusable(p):
             return False
         if self.dampening and not self.dampen_first_step and self.momentum:
             return False
@@ -153,7 +162,7 @@ class SGD(Optimizer):
             p,
             g,
             s.velocity if self.momentum else [],
-            weight_decay=weight_decay,
+            weight_decay=l2,
             momentum=self.momentum,
             lr=learning_rate,
             dampening=self.dampening if self.momentum else 0.0,
@@ -164,20 +173,29 @@ class SGD(Optimizer):
         return True
 
     def _kernel(self, k, p, g, s, c):
-        lr, mu = c["lr"], self.momentum
+        lr, mu = c.learning_rate, self.momentum
         if not mu:
-            k.add_(p, g, -lr)
+            k.sub_(p, g, lr)
             return
         v = k.mul_(s.velocity, mu)
         if self.momentum_form == "step":
-            v = k.add_(v, g, -lr * c["kept"])
+            v = k.sub_(v, g, lr * c.gradient_weight)
             if self.nesterov:  # p += mu v - lr g
-                k.add_(k.add_(p, v, mu), g, -lr)
+                k.sub_(k.add_(p, v, mu), g, lr)
             else:
                 k.add_(p, v)
             return
-        v = k.add_(v, g, c["kept"])
+        v = k.add_(v, g, c.gradient_weight)
         if self.nesterov:
-            k.add_(p, k.add(g, v, mu), -lr)
+            k.sub_(p, k.add(g, v, mu), lr)
         else:
-            k.add_(p, v, -lr)
+            k.sub_(p, v, lr)
+
+
+class SGDCoefficients(NamedTuple):
+    """The scalars of SGD's step ``t``."""
+
+    learning_rate: Any
+    #: ``1 - dampening``, the weight of the gradient in the velocity (1 at
+    #: ``t = 1`` without ``dampen_first_step``).
+    gradient_weight: Any

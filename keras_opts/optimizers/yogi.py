@@ -74,6 +74,14 @@ class Yogi(Optimizer):
         https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
     """
 
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "initial_accumulator_value",
+        "bias_correction",
+    )
+
     def __init__(
         self,
         learning_rate: Any = 0.01,
@@ -86,21 +94,24 @@ class Yogi(Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        initial_accumulator_value = checks.non_negative(
+            "initial_accumulator_value", initial_accumulator_value
+        )
+        bias_correction = checks.boolean("bias_correction", bias_correction)
         super().__init__(
             learning_rate,
-            {
-                **checks.adam_moments(beta_1, beta_2, epsilon),
-                "initial_accumulator_value": checks.non_negative(
-                    "initial_accumulator_value", initial_accumulator_value
-                ),
-                "bias_correction": checks.boolean(
-                    "bias_correction", bias_correction
-                ),
-            },
             coupled_weight_decay=coupled_weight_decay,
             name=name,
             **kwargs,
         )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.initial_accumulator_value = initial_accumulator_value
+        self.bias_correction = bias_correction
 
     def _slot_names(self):
         return ("momentum", "velocity")
@@ -110,12 +121,12 @@ class Yogi(Optimizer):
             return initializers.Constant(self.initial_accumulator_value)
         return "zeros"
 
-    def _coefficients(self, learning_rate, step):
+    def _coefficients(self, learning_rate, t):
         if not self.bias_correction:
-            return {"step": -learning_rate, "eps": self.epsilon}
+            return formulas.AdamCoefficients(learning_rate, self.epsilon)
         return formulas.adam_coefficients(
             learning_rate,
-            step,
+            t,
             self.beta_1,
             self.beta_2,
             self.epsilon,
@@ -125,7 +136,7 @@ class Yogi(Optimizer):
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         g2 = k.square(g)
-        direction = k.mul_(k.sign(k.add(s.velocity, g2, -1.0)), g2)
-        v = k.add_(s.velocity, direction, -(1.0 - self.beta_2))
-        d = formulas.denominator(k, v, c["eps"], "corrected")
-        k.addcdiv_(p, m, d, c["step"])
+        direction = k.mul_(k.sign(k.sub(s.velocity, g2)), g2)
+        v = k.sub_(s.velocity, direction, 1.0 - self.beta_2)
+        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        k.addcdiv_(p, m, d, -c.step_size)

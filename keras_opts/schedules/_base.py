@@ -1,62 +1,36 @@
-"""What every keras_opts schedule shares: checked arguments kept as a
-mapping (attributes and ``get_config`` come from it) and the conversion of
-the optimizer's step counter into epochs."""
+"""What every keras_opts schedule shares: its configuration, the
+conversion of the optimizer's step counter into epochs, and the shapes of
+an annealing phase."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core.config import checked_config, declared_config
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Base class: subclasses pass their checked arguments and write
-    ``__call__(step)`` with ``keras.ops`` only (safe under ``tf.function``,
-    XLA and ``jax.jit``). ``step`` is the optimizer's ``iterations``: 0 at
-    the first update."""
+    """Base class: a subclass checks its arguments, assigns them as
+    attributes of the same names, lists those names in ``_config_keys``
+    (saved by ``get_config``) and writes ``__call__(step)`` with
+    ``keras.ops`` only (safe under ``tf.function``, XLA and ``jax.jit``).
+    ``step`` is the optimizer's ``iterations``: 0 at the first update."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        super().__init__()
-        self._config_keys = tuple(config)
-        for key, value in config.items():
-            setattr(self, key, value)
+    #: Names of the schedule's arguments, each an attribute.
+    _config_keys: tuple[str, ...] = ()
 
     def get_config(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self._config_keys}
+        return declared_config(self)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):
         """Keras' convention, ``cls(**config)``: a missing argument takes
         its default; unknown keys and bad values fail as in ``__init__``."""
-        checks.config_dict(cls, config)
-        return cls(**config)
-
-
-def step_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    """A whole number of steps (an ``int``, not a ``bool``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise checks.ArgumentTypeError(
-            f"`{name}` must be an int. Received: {name}={value!r} of type "
-            f"{type(value).__name__}."
-        )
-    low = 0 if allow_zero else 1
-    if value < low:
-        raise ValueError(
-            f"`{name}` must be at least {low}. Received: {name}={value!r}"
-        )
-    return value
-
-
-def epoch_arguments(steps_per_epoch: Any, staircase: Any) -> dict[str, Any]:
-    return {
-        "steps_per_epoch": step_count("steps_per_epoch", steps_per_epoch),
-        "staircase": checks.boolean("staircase", staircase),
-    }
+        return cls(**checked_config(cls, config))
 
 
 def epoch(schedule, step):

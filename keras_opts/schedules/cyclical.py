@@ -8,12 +8,7 @@ import keras
 from keras import ops
 
 from keras_opts._core import checks
-from keras_opts.schedules._base import (
-    Schedule,
-    anneal_weight,
-    remaining,
-    step_count,
-)
+from keras_opts.schedules._base import Schedule, anneal_weight, remaining
 
 MODES = ("triangular", "triangular2", "exp_range")
 ANNEAL = ("cos", "linear")
@@ -64,6 +59,14 @@ class Cyclical(Schedule):
         WACV 2017, https://arxiv.org/abs/1506.01186
     """
 
+    _config_keys = (
+        "initial_learning_rate",
+        "maximal_learning_rate",
+        "step_size",
+        "mode",
+        "gamma",
+    )
+
     def __init__(
         self,
         initial_learning_rate: float,
@@ -72,20 +75,19 @@ class Cyclical(Schedule):
         mode: str = "triangular",
         gamma: float = 1.0,
     ) -> None:
-        low = checks.positive("initial_learning_rate", initial_learning_rate)
-        high = checks.real(
-            "maximal_learning_rate", maximal_learning_rate, low=low
+        super().__init__()
+        self.initial_learning_rate = checks.positive(
+            "initial_learning_rate", initial_learning_rate
         )
-        super().__init__(
-            {
-                "initial_learning_rate": low,
-                "maximal_learning_rate": high,
-                "step_size": step_count("step_size", step_size),
-                "mode": checks.choice("mode", mode, MODES),
-                "gamma": checks.real(
-                    "gamma", gamma, low=0.0, high=1.0, low_open=True
-                ),
-            }
+        self.maximal_learning_rate = checks.real(
+            "maximal_learning_rate",
+            maximal_learning_rate,
+            low=self.initial_learning_rate,
+        )
+        self.step_size = checks.integer("step_size", step_size, 1)
+        self.mode = checks.choice("mode", mode, MODES)
+        self.gamma = checks.real(
+            "gamma", gamma, low=0.0, high=1.0, low_open=True
         )
 
     def __call__(self, step):
@@ -146,6 +148,16 @@ class OneCycle(Schedule):
         https://arxiv.org/abs/1708.07120
     """
 
+    _config_keys = (
+        "maximal_learning_rate",
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
+
     def __init__(
         self,
         maximal_learning_rate: float,
@@ -156,34 +168,27 @@ class OneCycle(Schedule):
         final_div_factor: float = 1e4,
         three_phase: bool = False,
     ) -> None:
-        config = {
-            "maximal_learning_rate": checks.positive(
-                "maximal_learning_rate", maximal_learning_rate
-            ),
-            "total_steps": step_count("total_steps", total_steps),
-            "pct_start": checks.real(
-                "pct_start",
-                pct_start,
-                low=0.0,
-                high=1.0,
-                low_open=True,
-                high_open=True,
-            ),
-            "anneal_strategy": checks.choice(
-                "anneal_strategy", anneal_strategy, ANNEAL
-            ),
-            "div_factor": checks.positive("div_factor", div_factor),
-            "final_div_factor": checks.positive(
-                "final_div_factor", final_div_factor
-            ),
-            "three_phase": checks.boolean("three_phase", three_phase),
-        }
-        if total_steps < 2:
-            raise ValueError(
-                f"`total_steps` must be at least 2. Received: total_steps="
-                f"{total_steps}"
-            )
-        super().__init__(config)
+        super().__init__()
+        self.maximal_learning_rate = checks.positive(
+            "maximal_learning_rate", maximal_learning_rate
+        )
+        self.total_steps = checks.integer("total_steps", total_steps, 2)
+        self.pct_start = checks.real(
+            "pct_start",
+            pct_start,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+        )
+        self.anneal_strategy = checks.choice(
+            "anneal_strategy", anneal_strategy, ANNEAL
+        )
+        self.div_factor = checks.positive("div_factor", div_factor)
+        self.final_div_factor = checks.positive(
+            "final_div_factor", final_div_factor
+        )
+        self.three_phase = checks.boolean("three_phase", three_phase)
 
     def _phases(self):
         """(end step, start rate, end rate) per phase, as torch builds them."""

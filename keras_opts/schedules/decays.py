@@ -1,4 +1,4 @@
-r"""The five learning-rate decays of seed 002, counted in epochs.
+r"""Five learning-rate decays, counted in epochs.
 
 Each takes ``steps_per_epoch`` (1, the default, counts optimizer steps) and
 ``staircase`` (decay once per whole epoch instead of continuously). With
@@ -23,12 +23,7 @@ import keras
 from keras import ops
 
 from keras_opts._core import checks
-from keras_opts.schedules._base import (
-    Schedule,
-    epoch,
-    epoch_arguments,
-    step_count,
-)
+from keras_opts.schedules._base import Schedule, epoch
 
 
 def _register(cls):
@@ -39,6 +34,13 @@ class _RateDecay(Schedule):
     """A decay with a rate ``k``: ``learning_rate``, ``decay_rate``,
     ``steps_per_epoch``, ``staircase``."""
 
+    _config_keys = (
+        "learning_rate",
+        "decay_rate",
+        "steps_per_epoch",
+        "staircase",
+    )
+
     def __init__(
         self,
         learning_rate: float,
@@ -46,24 +48,21 @@ class _RateDecay(Schedule):
         steps_per_epoch: int = 1,
         staircase: bool = False,
     ) -> None:
-        super().__init__(
-            {
-                "learning_rate": checks.positive(
-                    "learning_rate", learning_rate
-                ),
-                "decay_rate": checks.non_negative("decay_rate", decay_rate),
-                **epoch_arguments(steps_per_epoch, staircase),
-            }
+        super().__init__()
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
+        self.decay_rate = checks.non_negative("decay_rate", decay_rate)
+        self.steps_per_epoch = checks.integer(
+            "steps_per_epoch", steps_per_epoch, 1
         )
+        self.staircase = checks.boolean("staircase", staircase)
 
 
 @_register
 class InverseTimeDecay(_RateDecay):
     r"""Epoch-based (inverse time) decay: $\eta_0 / (1 + k e)$.
 
-    Seed 002's "epoch-based decay". Keras' built-in
-    ``InverseTimeDecay(lr, decay_steps=s, decay_rate=k)`` is this with
-    ``steps_per_epoch=s``.
+    Keras' built-in ``InverseTimeDecay(lr, decay_steps=s, decay_rate=k)``
+    is this with ``steps_per_epoch=s``.
 
     Args:
         learning_rate: $\eta_0 > 0$.
@@ -86,7 +85,7 @@ class InverseTimeDecay(_RateDecay):
 class ExponentialDecay(_RateDecay):
     r"""Exponential decay: $\eta_0 e^{-k e}$.
 
-    Seed 002's form, with a natural exponent. Keras' built-in
+    With a natural exponent. Keras' built-in
     ``ExponentialDecay(lr, decay_steps=s, decay_rate=r)`` is
     $\eta_0 r^{\text{step}/s}$, the same curve with
     ``steps_per_epoch=s`` and $k = -\ln r$; :class:`GeometricDecay`
@@ -114,8 +113,8 @@ class ExponentialDecay(_RateDecay):
 class GeometricDecay(Schedule):
     r"""Geometric decay: $\eta_0 \gamma^{e}$.
 
-    Seed 002 calls $\eta_0 \cdot 0.95^{e}$ "polynomial decay", but it
-    is geometric (exponential) in the epoch; Keras' ``PolynomialDecay`` is
+    Geometric (exponential) in the epoch, though $\eta_0 \cdot 0.95^{e}$
+    is sometimes called "polynomial decay"; Keras' ``PolynomialDecay`` is
     a different curve, $(\eta_0 - \eta_{end})(1 - t/T)^p +
     \eta_{end}$. torch.optim.lr_scheduler.ExponentialLR(gamma) is this with
     ``steps_per_epoch=1``, and StepLR(step_size, gamma) is this with
@@ -123,7 +122,7 @@ class GeometricDecay(Schedule):
 
     Args:
         learning_rate: $\eta_0 > 0$.
-        base: $\gamma$ in (0, 1]. Default 0.95 (seed 002).
+        base: $\gamma$ in (0, 1]. Default 0.95.
         steps_per_epoch: optimizer steps per epoch. Default 1.
         staircase: decay at whole epochs only. Default False.
 
@@ -133,6 +132,8 @@ class GeometricDecay(Schedule):
     [1.0, 0.5, 0.125]
     """
 
+    _config_keys = ("learning_rate", "base", "steps_per_epoch", "staircase")
+
     def __init__(
         self,
         learning_rate: float,
@@ -140,17 +141,13 @@ class GeometricDecay(Schedule):
         steps_per_epoch: int = 1,
         staircase: bool = False,
     ) -> None:
-        super().__init__(
-            {
-                "learning_rate": checks.positive(
-                    "learning_rate", learning_rate
-                ),
-                "base": checks.real(
-                    "base", base, low=0.0, high=1.0, low_open=True
-                ),
-                **epoch_arguments(steps_per_epoch, staircase),
-            }
+        super().__init__()
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
+        self.base = checks.real("base", base, low=0.0, high=1.0, low_open=True)
+        self.steps_per_epoch = checks.integer(
+            "steps_per_epoch", steps_per_epoch, 1
         )
+        self.staircase = checks.boolean("staircase", staircase)
 
     def __call__(self, step):
         log_base = math.log(self.base)
@@ -159,8 +156,7 @@ class GeometricDecay(Schedule):
 
 @_register
 class StaircaseDecay(Schedule):
-    r"""Piecewise-constant rates with arbitrary boundaries (seed 002's
-    "staircase decay").
+    r"""Piecewise-constant rates with arbitrary boundaries.
 
     ``values[0]`` before ``boundaries[0]``, ``values[i]`` from
     ``boundaries[i-1]`` (inclusive) to ``boundaries[i]``, and
@@ -181,12 +177,15 @@ class StaircaseDecay(Schedule):
     [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     """
 
+    _config_keys = ("boundaries", "values", "steps_per_epoch")
+
     def __init__(
         self,
         boundaries: list[float],
         values: list[float],
         steps_per_epoch: int = 1,
     ) -> None:
+        super().__init__()
         boundaries = [
             checks.real(f"boundaries[{i}]", b, low=0.0)
             for i, b in enumerate(_as_list("boundaries", boundaries))
@@ -205,14 +204,10 @@ class StaircaseDecay(Schedule):
                 "`boundaries` must be strictly increasing. Received: "
                 f"boundaries={boundaries}"
             )
-        super().__init__(
-            {
-                "boundaries": boundaries,
-                "values": values,
-                "steps_per_epoch": step_count(
-                    "steps_per_epoch", steps_per_epoch
-                ),
-            }
+        self.boundaries = boundaries
+        self.values = values
+        self.steps_per_epoch = checks.integer(
+            "steps_per_epoch", steps_per_epoch, 1
         )
 
     def __call__(self, step):
@@ -236,7 +231,7 @@ def _as_list(name: str, value: Any) -> list:
 class InverseSqrtDecay(Schedule):
     r"""Square-root decay: $\eta_0 k / \sqrt{\max(e, 1)}$.
 
-    Seed 002's $\eta_0 k / \sqrt{e}$ is infinite at epoch 0, so the
+    The plain $\eta_0 k / \sqrt{e}$ is infinite at epoch 0, so the
     rate is held at $\eta_0 k$ through the first epoch and decays
     from there (the curve is continuous at $e = 1$).
 
@@ -252,6 +247,8 @@ class InverseSqrtDecay(Schedule):
     [0.1, 0.1, 0.1, 0.05]
     """
 
+    _config_keys = ("learning_rate", "scale", "steps_per_epoch", "staircase")
+
     def __init__(
         self,
         learning_rate: float,
@@ -259,15 +256,13 @@ class InverseSqrtDecay(Schedule):
         steps_per_epoch: int = 1,
         staircase: bool = False,
     ) -> None:
-        super().__init__(
-            {
-                "learning_rate": checks.positive(
-                    "learning_rate", learning_rate
-                ),
-                "scale": checks.positive("scale", scale),
-                **epoch_arguments(steps_per_epoch, staircase),
-            }
+        super().__init__()
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
+        self.scale = checks.positive("scale", scale)
+        self.steps_per_epoch = checks.integer(
+            "steps_per_epoch", steps_per_epoch, 1
         )
+        self.staircase = checks.boolean("staircase", staircase)
 
     def __call__(self, step):
         e = ops.maximum(epoch(self, step), 1.0)

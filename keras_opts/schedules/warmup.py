@@ -8,12 +8,8 @@ import keras
 from keras import ops
 
 from keras_opts._core import checks
-from keras_opts.schedules._base import (
-    Schedule,
-    anneal_weight,
-    remaining,
-    step_count,
-)
+from keras_opts._core.config import checked_config
+from keras_opts.schedules._base import Schedule, anneal_weight, remaining
 
 LRSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -54,22 +50,21 @@ class Warmup(Schedule):
     [0.0, 0.025, 0.05, 0.075, 0.1, 0.05, 0.025]
     """
 
+    _config_keys = ("schedule", "warmup_steps", "start_learning_rate")
+
     def __init__(
         self,
         schedule: LRSchedule | float,
         warmup_steps: int,
         start_learning_rate: float = 0.0,
     ) -> None:
+        super().__init__()
         if not isinstance(schedule, LRSchedule):
             schedule = checks.positive("schedule", schedule)
-        super().__init__(
-            {
-                "schedule": schedule,
-                "warmup_steps": step_count("warmup_steps", warmup_steps),
-                "start_learning_rate": checks.non_negative(
-                    "start_learning_rate", start_learning_rate
-                ),
-            }
+        self.schedule = schedule
+        self.warmup_steps = checks.integer("warmup_steps", warmup_steps, 1)
+        self.start_learning_rate = checks.non_negative(
+            "start_learning_rate", start_learning_rate
         )
 
     def _after(self, step):
@@ -97,12 +92,8 @@ class Warmup(Schedule):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Warmup:
-        config = dict(config)
-        if isinstance(config.get("schedule"), dict):
-            config["schedule"] = keras.saving.deserialize_keras_object(
-                config["schedule"]
-            )
-        return super().from_config(config)
+        """As every schedule's, with the wrapped schedule deserialized."""
+        return cls(**checked_config(cls, config, objects=("schedule",)))
 
 
 DECAY_SHAPES = ("linear", "cosine", "sqrt")
@@ -143,6 +134,16 @@ class WarmupStableDecay(Schedule):
         https://arxiv.org/abs/2405.18392
     """
 
+    _config_keys = (
+        "learning_rate",
+        "total_steps",
+        "warmup_steps",
+        "decay_steps",
+        "start_learning_rate",
+        "final_learning_rate",
+        "decay_shape",
+    )
+
     def __init__(
         self,
         learning_rate: float,
@@ -153,30 +154,26 @@ class WarmupStableDecay(Schedule):
         final_learning_rate: float = 0.0,
         decay_shape: str = "linear",
     ) -> None:
-        config = {
-            "learning_rate": checks.positive("learning_rate", learning_rate),
-            "total_steps": step_count("total_steps", total_steps),
-            "warmup_steps": step_count(
-                "warmup_steps", warmup_steps, allow_zero=True
-            ),
-            "decay_steps": step_count("decay_steps", decay_steps),
-            "start_learning_rate": checks.non_negative(
-                "start_learning_rate", start_learning_rate
-            ),
-            "final_learning_rate": checks.non_negative(
-                "final_learning_rate", final_learning_rate
-            ),
-            "decay_shape": checks.choice(
-                "decay_shape", decay_shape, DECAY_SHAPES
-            ),
-        }
-        if config["warmup_steps"] + config["decay_steps"] > total_steps:
+        super().__init__()
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
+        self.total_steps = checks.integer("total_steps", total_steps, 1)
+        self.warmup_steps = checks.integer("warmup_steps", warmup_steps, 0)
+        self.decay_steps = checks.integer("decay_steps", decay_steps, 1)
+        self.start_learning_rate = checks.non_negative(
+            "start_learning_rate", start_learning_rate
+        )
+        self.final_learning_rate = checks.non_negative(
+            "final_learning_rate", final_learning_rate
+        )
+        self.decay_shape = checks.choice(
+            "decay_shape", decay_shape, DECAY_SHAPES
+        )
+        if self.warmup_steps + self.decay_steps > self.total_steps:
             raise ValueError(
                 "`warmup_steps + decay_steps` must not exceed `total_steps`."
                 f" Received: warmup_steps={warmup_steps}, decay_steps="
                 f"{decay_steps}, total_steps={total_steps}"
             )
-        super().__init__(config)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")

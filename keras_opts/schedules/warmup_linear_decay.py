@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 from keras import ops
 
 from keras_opts._core import checks
+from keras_opts.schedules._base import Schedule
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupLinearDecay(Schedule):
     r"""Linear warm-up over a fraction of training, then linear decay.
 
     The warm-up that tensorflow-addons built into ``RectifiedAdam``
@@ -49,6 +48,14 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     ...     epsilon_mode="corrected", rectify_threshold=5.0)
     """
 
+    _config_keys = (
+        "learning_rate",
+        "total_steps",
+        "warmup_proportion",
+        "min_lr",
+        "name",
+    )
+
     def __init__(
         self,
         learning_rate: float,
@@ -59,14 +66,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     ) -> None:
         super().__init__()
         self.learning_rate = checks.positive("learning_rate", learning_rate)
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int):
-            raise TypeError(
-                "`total_steps` must be an int. "
-                f"Received: total_steps={total_steps!r}"
-            )
-        self.total_steps = int(
-            checks.real("total_steps", total_steps, low=0, low_open=True)
-        )
+        self.total_steps = checks.integer("total_steps", total_steps, 1)
         self.warmup_proportion = checks.real(
             "warmup_proportion", warmup_proportion, low=0.0, high=1.0
         )
@@ -83,12 +83,3 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         if warmup == 0.0:
             return decayed
         return ops.where(s <= warmup, peak * (s / warmup), decayed)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "learning_rate": self.learning_rate,
-            "total_steps": self.total_steps,
-            "warmup_proportion": self.warmup_proportion,
-            "min_lr": self.min_lr,
-            "name": self.name,
-        }

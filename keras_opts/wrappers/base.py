@@ -7,10 +7,11 @@ take it on every backend) that never runs Keras' own update. Each step it
 2. lets the inner optimizer update the weights: ``apply`` on TensorFlow,
    torch and eager JAX, ``stateless_apply`` inside JAX's jitted ``fit``;
 3. counts the inner optimizer's real updates in its own step counter
-   (the wrapper's ``_iterations`` variable; its public ``iterations`` is
-   the inner optimizer's): a step the inner optimizer skips (a non-finite
-   gradient under ``skip_nonfinite`` or ``LossScaleOptimizer``) or only
-   accumulates (``gradient_accumulation_steps``) does not count;
+   (``_update_count``, Keras' step counter of the wrapper; its public
+   ``iterations`` is the inner optimizer's): a step the inner optimizer
+   skips (a non-finite gradient under ``skip_nonfinite`` or
+   ``LossScaleOptimizer``) or only accumulates
+   (``gradient_accumulation_steps``) does not count;
 4. runs the subclass' ``_after_inner_step`` with that count.
 
 The hooks assign ``ops.where`` values to variables (through the
@@ -32,23 +33,21 @@ a raw ``tf.Variable``.
 ``learning_rate``, ``iterations``, ``scale_loss`` and
 ``finalize_variable_values`` are the inner optimizer's.
 
-Private Keras API used here, and nowhere else: ``_variables`` (the base
-class' list of its own variables), ``_iterations``,
-``_trainable_variables`` and ``_get_variable_index``.
+Private Keras API goes through ``keras_opts._core.keras_api``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import keras_api
+from keras_opts._core.config import checked_config, declared_config
 
 
 def read(variable):
@@ -70,14 +69,18 @@ def no_grad():
 
 
 class Wrapper(keras.optimizers.Optimizer):
-    """Base class: subclasses pass their checked algorithm arguments as
-    ``algorithm`` (attributes, saved by ``get_config``) and write
-    ``_build_state``, ``_before_inner_step`` and ``_after_inner_step``."""
+    """Base class: a subclass checks its arguments, calls
+    ``super().__init__``, assigns them as attributes of the same names,
+    lists those names in ``_config_keys`` (saved by ``get_config``) and
+    writes ``_build_state``, ``_before_inner_step`` and
+    ``_after_inner_step``."""
+
+    #: Names of the wrapper's own arguments, each an attribute.
+    _config_keys: tuple[str, ...] = ()
 
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
-        algorithm: Mapping[str, Any],
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -100,10 +103,6 @@ class Wrapper(keras.optimizers.Optimizer):
         # answers with the inner optimizer's.
         super().__init__(learning_rate=self._inner_learning_rate, name=name)
         self.inner_optimizer = optimizer
-        #: Names of the algorithm arguments, saved by ``get_config``.
-        self._config_keys = tuple(algorithm)
-        for key, value in algorithm.items():
-            setattr(self, key, value)
 
     # The inner optimizer's learning rate, iterations and loss scaling.
 
@@ -133,7 +132,7 @@ class Wrapper(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
+        return keras_api.own_variables(self)[:] + self.inner_optimizer.variables
 
     def build(self, variables):
         if self.built:
@@ -151,7 +150,9 @@ class Wrapper(keras.optimizers.Optimizer):
         """``(variable, slot)`` for each of ``variables`` that has a slot in
         ``slots``, in order. ``add_optimizer_variables`` creates none (a
         ``None``) for an ``overwrite_with_gradient`` variable."""
-        pairs = [(v, slots[self._get_variable_index(v)]) for v in variables]
+        pairs = [
+            (v, slots[keras_api.variable_index(self, v)]) for v in variables
+        ]
         return [(v, slot) for v, slot in pairs if slot is not None]
 
     def set_weights(self, weights):
@@ -164,7 +165,7 @@ class Wrapper(keras.optimizers.Optimizer):
             return super().set_weights(weights)
         cls = type(self).__name__
         variables, weights = self.variables, list(weights)
-        own = len(self._variables)
+        own = len(keras_api.own_variables(self))
         if len(weights) != len(variables):
             raise ValueError(
                 f"{cls}.set_weights expects {len(variables)} weights ({own} "
@@ -187,21 +188,22 @@ class Wrapper(keras.optimizers.Optimizer):
     def save_own_variables(self, store):
         """Only the wrapper's own variables: Keras saves the inner
         optimizer, an attribute, under its own path."""
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(keras_api.own_variables(self)):
             store[str(i)] = variable.numpy()
 
     def load_own_variables(self, store):
         """Like Keras': a saved state that does not fit (an optimizer saved
         before it was built) is skipped with a warning."""
-        if len(store.keys()) != len(self._variables):
+        own = keras_api.own_variables(self)
+        if len(store.keys()) != len(own):
             warnings.warn(
                 f"Skipping variable loading for optimizer '{self.name}': it "
-                f"has {len(self._variables)} variables of its own, the "
+                f"has {len(own)} variables of its own, the "
                 f"saved one {len(store.keys())}.",
                 stacklevel=2,
             )
             return
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(own):
             variable.assign(store[str(i)])
 
     # The step.
@@ -213,7 +215,7 @@ class Wrapper(keras.optimizers.Optimizer):
                     f"{type(self).__name__} must be built before `apply` "
                     "is called without `trainable_variables`."
                 )
-            variables = self._trainable_variables
+            variables = keras_api.built_variables(self)
         else:
             variables = list(trainable_variables)
             if not self.built:
@@ -240,7 +242,7 @@ class Wrapper(keras.optimizers.Optimizer):
                 f"To call `stateless_apply`, {type(self).__name__} must be "
                 "built: call `optimizer.build(trainable_variables)`."
             )
-        variables = self._trainable_variables
+        variables = keras_api.built_variables(self)
         inner = self.inner_optimizer
         if len(optimizer_variables) != len(self.variables) or len(
             trainable_variables
@@ -281,11 +283,19 @@ class Wrapper(keras.optimizers.Optimizer):
         advanced = ops.not_equal(
             ops.convert_to_tensor(inner.iterations), before
         )
-        count = ops.convert_to_tensor(self._iterations) + ops.cast(
-            advanced, self._iterations.dtype
+        counter = self._update_count
+        count = ops.convert_to_tensor(counter) + ops.cast(
+            advanced, counter.dtype
         )
-        self._iterations.assign(count)
+        counter.assign(count)
         self._after_inner_step(variables, advanced, count)
+
+    @property
+    def _update_count(self):
+        """The wrapper's own step counter: the updates the inner optimizer
+        made through it (Keras' counter variable, free here since
+        ``iterations`` answers with the inner optimizer's)."""
+        return keras_api.own_iterations(self)
 
     def _before_inner_step(self, variables) -> None:
         """Runs before the inner optimizer's step."""
@@ -304,7 +314,7 @@ class Wrapper(keras.optimizers.Optimizer):
                 self.inner_optimizer
             ),
         }
-        config.update({key: getattr(self, key) for key in self._config_keys})
+        config.update(declared_config(self))
         return config
 
     @classmethod
@@ -313,10 +323,11 @@ class Wrapper(keras.optimizers.Optimizer):
         its default, but the inner ``optimizer`` has none; the inner
         optimizer is deserialized. Unknown keys and bad values fail as in
         ``__init__``."""
-        checks.config_keys(cls, config, {"optimizer"})
-        config = dict(config)
-        if isinstance(config["optimizer"], dict):
-            config["optimizer"] = keras.saving.deserialize_keras_object(
-                config["optimizer"], custom_objects=custom_objects
-            )
+        config = checked_config(
+            cls,
+            config,
+            required=("optimizer",),
+            objects=("optimizer",),
+            custom_objects=custom_objects,
+        )
         return cls(**config)

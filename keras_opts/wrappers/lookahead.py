@@ -91,6 +91,8 @@ class Lookahead(wrapper_base.Wrapper):
         https://github.com/lessw2020/Ranger-Deep-Learning-Optimizer
     """
 
+    _config_keys = ("sync_period", "slow_step_size")
+
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
@@ -99,28 +101,20 @@ class Lookahead(wrapper_base.Wrapper):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            optimizer,
-            {
-                "sync_period": checks.integer("sync_period", sync_period, 1),
-                "slow_step_size": checks.real(
-                    "slow_step_size",
-                    slow_step_size,
-                    low=0.0,
-                    low_open=True,
-                    high=1.0,
-                ),
-            },
-            name=name,
-            **kwargs,
+        sync_period = checks.integer("sync_period", sync_period, 1)
+        slow_step_size = checks.real(
+            "slow_step_size", slow_step_size, low=0.0, low_open=True, high=1.0
         )
+        super().__init__(optimizer, name=name, **kwargs)
+        self.sync_period = sync_period
+        self.slow_step_size = slow_step_size
 
     def _build_state(self, variables):
         self._slow = self.add_optimizer_variables(variables, "slow")
 
     def _before_inner_step(self, variables):
         # phi_0 = theta_0: the model's weights when training starts.
-        first = ops.equal(ops.convert_to_tensor(self._iterations), 0)
+        first = ops.equal(ops.convert_to_tensor(self._update_count), 0)
         for theta, phi in self._with_slots(self._slow, variables):
             self.assign(phi, ops.where(first, read(theta), phi.value))
 

@@ -4,9 +4,9 @@ SAM needs the gradient at a second point, so it cannot be an optimizer: it
 is a ``keras.Model`` that wraps the model to train and overrides
 ``train_step`` on each backend, with any optimizer doing the update.
 
-Private Keras API used here, and nowhere else: ``_loss_tracker`` (the
-``loss`` metric every trainer updates) and, on JAX,
-``_update_metrics_variables``.
+Private Keras API (the ``loss`` metric every trainer updates and, on JAX,
+the update of the metrics from values) goes through
+``keras_opts._core.keras_api``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, keras_api
+from keras_opts._core.config import checked_config
 from keras_opts.wrappers import base as wrapper_base
 
 
@@ -218,7 +219,9 @@ class SAM(keras.Model):
             self.optimizer.apply(
                 _merge(sam_grads, grads, overwritten), variables
             )
-        self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
+        keras_api.loss_tracker(self).update_state(
+            loss, sample_weight=_batch_size(x)
+        )
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     # JAX: values in, values out.
@@ -265,8 +268,8 @@ class SAM(keras.Model):
                 trainable_variables,
             )
         )
-        logs, new_metrics = self._update_metrics_variables(
-            new_metrics, loss, x, y, y_pred, sample_weight
+        logs, new_metrics = keras_api.update_metrics_variables(
+            self, new_metrics, loss, x, y, y_pred, sample_weight
         )
         return logs, (
             trainable_variables,
@@ -291,12 +294,13 @@ class SAM(keras.Model):
         """Keras' convention, ``cls(**config)``: a missing argument takes
         its default, but the wrapped ``model`` has none; it is
         deserialized."""
-        checks.config_keys(cls, config, {"model"})
-        config = dict(config)
-        if isinstance(config["model"], dict):
-            config["model"] = keras.saving.deserialize_keras_object(
-                config["model"], custom_objects=custom_objects
-            )
+        config = checked_config(
+            cls,
+            config,
+            required=("model",),
+            objects=("model",),
+            custom_objects=custom_objects,
+        )
         return cls(**config)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, keras_api
 from keras_opts.wrappers import base as wrapper_base
 from keras_opts.wrappers.base import read
 
@@ -119,6 +119,8 @@ class SWA(wrapper_base.Wrapper):
         https://github.com/timgaripov/swa
     """
 
+    _config_keys = ("start_averaging", "average_period")
+
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
@@ -127,19 +129,11 @@ class SWA(wrapper_base.Wrapper):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            optimizer,
-            {
-                "start_averaging": checks.integer(
-                    "start_averaging", start_averaging, 0
-                ),
-                "average_period": checks.integer(
-                    "average_period", average_period, 1
-                ),
-            },
-            name=name,
-            **kwargs,
-        )
+        start_averaging = checks.integer("start_averaging", start_averaging, 0)
+        average_period = checks.integer("average_period", average_period, 1)
+        super().__init__(optimizer, name=name, **kwargs)
+        self.start_averaging = start_averaging
+        self.average_period = average_period
 
     def _build_state(self, variables):
         self._n_averaged = self.add_variable(
@@ -187,9 +181,11 @@ class SWA(wrapper_base.Wrapper):
                 f"weights yet (start_averaging={self.start_averaging}, "
                 f"average_period={self.average_period}, "
                 "updates so far: "
-                f"{int(ops.convert_to_numpy(self._iterations))})."
+                f"{int(ops.convert_to_numpy(self._update_count))})."
             )
-        pairs = self._with_slots(self._averages, self._trainable_variables)
+        pairs = self._with_slots(
+            self._averages, keras_api.built_variables(self)
+        )
         variables = [variable for variable, _ in pairs]
         with wrapper_base.no_grad():
             training = [ops.copy(read(v)) for v in variables]
