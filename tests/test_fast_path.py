@@ -320,6 +320,7 @@ def test_foreach_accelerator_forms_match_the_number_forms():
         "addcmul": lambda k, x, y, z, c: k.addcmul(x, y, z, scalar),
         "copy_": lambda k, x, y, z, c: k.copy_(x, y, when=c),
         "where": lambda k, x, y, z, c: k.where(c, x, y),
+        "where a number": lambda k, x, y, z, c: k.where(c, x, 1.0),
     }
     for condition in (torch.tensor(True), torch.tensor(False)):
         for name, op in cases.items():

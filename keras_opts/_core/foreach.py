@@ -208,7 +208,11 @@ class Foreach:
         torch = self._torch
         condition = self._number(condition)
         if not self._is_tensor(condition):
-            return x if condition else y
+            if condition or isinstance(y, (list, tuple)):
+                return x if condition else y
+            return [torch.full_like(a, y) for a in x]  # a number
+        if not isinstance(y, (list, tuple)):
+            return [torch.where(condition, a, y) for a in x]
         return [torch.where(condition, a, b) for a, b in zip(x, y)]
 
     def norm(self, x):

@@ -200,8 +200,13 @@ def rectified_coefficients(
 
 
 def rectified_update(k, p, m, v, c, mode):
-    """RAdam's update of ``p``, the paper's branch as a ``where`` between
-    its two updates: the adaptive step ``m / D(v)`` once rectified, the
-    plain momentum step ``m`` before, each times ``c.step_size``."""
-    adaptive = k.div(m, denominator(k, v, c.epsilon, mode))
-    k.sub_(p, k.where(c.rectified, adaptive, m), c.step_size)
+    """RAdam's update, the paper's branch as a ``where``: once ``rho_t``
+    passes the threshold the rectified adaptive step
+    ``p <- p - step_size * m / D(v)``, before it the momentum step
+    ``p <- p - step_size * m`` (``c.step_size`` holds each branch's
+    scalar). The two differ only in the denominator, ``D(v)`` or 1, so the
+    ``where`` picks that and one fused update follows: a ``where`` between
+    the two whole updates would cost torch's multi-tensor path a separate
+    division into a new tensor per step."""
+    adaptive = denominator(k, v, c.epsilon, mode)
+    k.addcdiv_(p, m, k.where(c.rectified, adaptive, 1.0), -c.step_size)

@@ -160,7 +160,8 @@ class Single:
         return ops.power(x, exponent)
 
     def where(self, condition, x, y):
-        """``x`` where the step's ``condition`` holds, else ``y``."""
+        """``x`` where the step's ``condition`` holds, else ``y`` (tensors,
+        or a number)."""
         return ops.where(
             condition, ops.convert_to_tensor(x), ops.convert_to_tensor(y)
         )

@@ -160,6 +160,6 @@ class RAdam(Optimizer):
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
-        # rho_t > rectify_threshold: p -= step_size * m / D(v); else
+        # Where rho_t > rectify_threshold: p -= step_size * m / D(v); else
         # p -= step_size * m.
         formulas.rectified_update(k, p, m, v, c, self.epsilon_mode)
