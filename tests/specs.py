@@ -32,6 +32,7 @@ from keras_opts.optimizers.ademamix import AdEMAMix
 from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -62,6 +63,7 @@ from tests.oracles.ademamix import AdEMAMixOracle
 from tests.oracles.adopt import ADOPTOracle
 from tests.oracles.lars import LARSOracle
 from tests.oracles.madgrad import MADGRADOracle
+from tests.oracles.mars import MARSOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
@@ -1113,6 +1115,84 @@ SPECS: tuple[Spec, ...] = (
             }
         ),
     ),
+    Spec(
+        cls=MARS,
+        paper="Yuan et al. 2024, MARS: Unleashing the Power of Variance "
+        "Reduction for Training Large Models",
+        paper_url="https://arxiv.org/abs/2411.10438",
+        oracle=MARSOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"mars_type": "lion", "weight_decay": 0.1},
+            {
+                "optimize_1d": True,
+                "previous_gradient_init": "zeros",
+                "epsilon_mode": "uncorrected",
+                "epsilon": 1e-3,
+                "weight_decay": 0.1,
+            },
+            # The richest: the shared base-feature tests take it, and its
+            # rank-1 variable has no decay of its own (weight_decay_1d),
+            # so that excluding it from Keras' decay leaves none.
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "gamma": 0.5,
+                "learning_rate_1d_scale": 0.5,
+                "beta_1_1d": 0.5,
+                "beta_2_1d": 0.9,
+                "weight_decay_1d": 0.0,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        references=(
+            # epsilon 1e-2: pytorch-optimizer also adds 1e-15 to v under
+            # the root, which at epsilon 1e-8 moves its float64 trajectory
+            # 6e-12 from the oracle's (4e-14 at 1e-2, under the 1e-12 of
+            # test_reference_settings_match_oracle).
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "weight_decay": 0.1,
+                    "epsilon": 1e-2,
+                    "epsilon_mode": "uncorrected",
+                    "previous_gradient_init": "zeros",
+                },
+                {"lr_1d": 0.01, "weight_decay": 0.1, "eps": 1e-2},
+            ),
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "mars_type": "lion",
+                    "optimize_1d": True,
+                    "gamma": 0.1,
+                    "previous_gradient_init": "zeros",
+                },
+                {"mars_type": "lion", "optimize_1d": True, "gamma": 0.1},
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "weight_decay",
+            gamma=("float", 0.0, 1.0),
+            mars_type=("choice", ("adamw", "lion")),
+            optimize_1d=("bool",),
+            previous_gradient_init=("choice", ("first", "zeros")),
+        ),
+        decays_near_one=near_one(
+            "beta_1", "beta_2", beta_1_1d=0.999, beta_2_1d=0.9999
+        ),
+        convergence={
+            "parabola": ({"learning_rate": 0.01}, 600),
+            "rosenbrock": ({"learning_rate": 0.001}, 4000),
+        },
+        capabilities=frozenset({"owns_weight_decay"}),
+    ),
 )
 
 
@@ -1160,11 +1240,12 @@ _PREFIX = {
     "keras": "keras.optimizers.",
     "madgrad": "madgrad.",
     "prodigyopt": "prodigyopt.",
+    "pytorch_optimizer": "pytorch_optimizer.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
 #: authors' torch packages).
-TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt")
+TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt", "pytorch_optimizer")
 
 
 def markdown_references() -> str:

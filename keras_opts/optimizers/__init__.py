@@ -16,6 +16,7 @@ from keras_opts.optimizers.ademamix import AdEMAMix
 from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -28,6 +29,7 @@ __all__ = [
     "ADOPT",
     "LARS",
     "MADGRAD",
+    "MARS",
     "SGD",
     "AdaBelief",
     "Adadelta",
