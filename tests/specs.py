@@ -26,6 +26,7 @@ from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
 from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adam_mini import AdamMini
 from keras_opts.optimizers.adamw import AdamW
 from keras_opts.optimizers.adan import Adan
 from keras_opts.optimizers.ademamix import AdEMAMix
@@ -57,6 +58,7 @@ from tests.oracles.adabelief import AdaBeliefOracle
 from tests.oracles.adadelta import AdadeltaOracle
 from tests.oracles.adagrad import AdagradOracle
 from tests.oracles.adam import AdamOracle
+from tests.oracles.adam_mini import AdamMiniOracle
 from tests.oracles.adamw import AdamWOracle
 from tests.oracles.adan import AdanOracle
 from tests.oracles.ademamix import AdEMAMixOracle
@@ -210,6 +212,9 @@ class Spec:
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
     #: with a ValueError at build (Prodigy).
+    #: ``"path_blocks"``: the state's shape and the update depend on each
+    #: variable's path (Adam-mini's blocks), so a variable renamed is
+    #: updated differently.
     capabilities: frozenset[str] = frozenset()
 
     @property
@@ -1116,6 +1121,45 @@ SPECS: tuple[Spec, ...] = (
         ),
     ),
     Spec(
+        cls=AdamMini,
+        paper="Zhang et al. 2024, Adam-mini: Use Fewer Learning Rates To "
+        "Gain More",
+        paper_url="https://arxiv.org/abs/2406.16793",
+        oracle=AdamMiniOracle,
+        lr=0.01,
+        # The shared problem's variables are p0 (7,), p1 (3, 4) and p2
+        # (2, 3, 2): unnamed, one block each by default; block_axes gives
+        # them the other partitions (tests/test_adam_mini.py has the
+        # layers' own).
+        test_configs=(
+            {},
+            {"block_axes": {"p0": [], "p1": [0], "p2": [0, 2]}},
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "coupled_weight_decay": 0.1,
+                # Also the sparse tests' embedding and its dense twin
+                # (a variable named "table"): one block per token each.
+                "block_axes": {"p1": [1], "p2": [-1], "embeddings|table": [1]},
+            },
+        ),
+        references=(
+            Reference(
+                "adam_mini",
+                "Adam_mini",
+                {"weight_decay": 0.1},
+                {"weight_decay": 0.1},
+            ),
+        ),
+        search_space=space("beta_1", "beta_2", "epsilon"),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+        capabilities=frozenset({"path_blocks"}),
+    ),
+    Spec(
         cls=MARS,
         paper="Yuan et al. 2024, MARS: Unleashing the Power of Variance "
         "Reduction for Training Large Models",
@@ -1241,11 +1285,18 @@ _PREFIX = {
     "madgrad": "madgrad.",
     "prodigyopt": "prodigyopt.",
     "pytorch_optimizer": "pytorch_optimizer.",
+    "adam_mini": "adam_mini.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
 #: authors' torch packages).
-TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt", "pytorch_optimizer")
+TORCH_LIBRARIES = (
+    "torch",
+    "madgrad",
+    "prodigyopt",
+    "pytorch_optimizer",
+    "adam_mini",
+)
 
 
 def markdown_references() -> str:

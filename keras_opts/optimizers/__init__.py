@@ -10,6 +10,7 @@ from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
 from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adam_mini import AdamMini
 from keras_opts.optimizers.adamw import AdamW
 from keras_opts.optimizers.adan import Adan
 from keras_opts.optimizers.ademamix import AdEMAMix
@@ -35,6 +36,7 @@ __all__ = [
     "Adadelta",
     "Adagrad",
     "Adam",
+    "AdamMini",
     "AdamW",
     "Adan",
     "AdEMAMix",
