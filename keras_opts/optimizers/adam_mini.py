@@ -67,11 +67,12 @@ class AdamMini(Optimizer):
       variable, every axis.
 
     So a ``Dense`` output layer over a vocabulary gets one $v$ per token,
-    as the embedding does (the paper's final partition; its first version
-    kept Adam for both). ``block_axes`` overrides the rule: a mapping from
-    regular expressions, searched in each variable's ``path`` in order, to
-    the axes of its blocks; the first that matches wins, the rule above
-    applies to a variable that none matches.
+    as the embedding does, as in the authors' package 1.1.1 (the paper's
+    first version kept Adam's per-weight $v$ for both). ``block_axes``
+    overrides the rule: a mapping from regular expressions, searched in
+    each variable's ``path`` in order, to the axes of its blocks; the
+    first that matches wins, the rule above applies to a variable that
+    none matches. ``optimizer.blocks(variable)`` tells the axes chosen.
 
     Keras' ``weight_decay`` is the decoupled decay of the authors' code
     (AdamW's, applied before the step); their code exempts variables whose
@@ -129,9 +130,6 @@ class AdamMini(Optimizer):
         https://github.com/zyushun/Adam-mini
     """
 
-    #: The block second moments differ in shape between variables:
-    #: torch's multi-tensor path takes lists of one shape per variable.
-    use_foreach = False
     _elementwise = False  # a block's v depends on its whole block
     _config_keys = ("beta_1", "beta_2", "epsilon", "block_axes")
 
@@ -214,20 +212,37 @@ class AdamMini(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        # One variable at a time (use_foreach is False): the blocks are
-        # the axes where the second moment has length 1.
-        axes = tuple(
-            i
-            for i, (n, b) in enumerate(zip(p.shape, s.velocity.shape))
-            if b == 1 and n != 1
-        )
-        square = g * g
-        if axes:
-            square = ops.mean(square, axis=axes, keepdims=True)
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        square = _each(_block_mean_square, g, s.velocity)
         v = k.add_(k.mul_(s.velocity, self.beta_2), square, 1.0 - self.beta_2)
         d = formulas.denominator(k, v, c.epsilon, "corrected")
+        if isinstance(p, list):
+            # torch's multi-tensor ops take operands of one shape: each
+            # block's denominator as a view of its variable's shape.
+            d = [x.expand_as(y) for x, y in zip(d, p)]
         k.addcdiv_(p, m, d, -c.step_size)
+
+
+def _each(function, x, y):
+    """``function(x, y)``, for each pair on torch's multi-tensor path (where
+    the kernel's operands are lists)."""
+    if isinstance(x, list):
+        return [function(a, b) for a, b in zip(x, y)]
+    return function(x, y)
+
+
+def _block_mean_square(gradient, velocity):
+    """The mean of ``gradient**2`` over each block: over the axes where the
+    block second moment ``velocity`` has length 1."""
+    square = gradient * gradient
+    axes = tuple(
+        i
+        for i, (n, b) in enumerate(zip(gradient.shape, velocity.shape))
+        if b == 1 and n != 1
+    )
+    if not axes:
+        return square
+    return ops.mean(square, axis=axes, keepdims=True)
 
 
 def default_blocks(path: str, rank: int) -> tuple[int, ...]:
