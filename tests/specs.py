@@ -26,12 +26,14 @@ from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
 from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adam_mini import AdamMini
 from keras_opts.optimizers.adamw import AdamW
 from keras_opts.optimizers.adan import Adan
 from keras_opts.optimizers.ademamix import AdEMAMix
 from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -56,12 +58,14 @@ from tests.oracles.adabelief import AdaBeliefOracle
 from tests.oracles.adadelta import AdadeltaOracle
 from tests.oracles.adagrad import AdagradOracle
 from tests.oracles.adam import AdamOracle
+from tests.oracles.adam_mini import AdamMiniOracle
 from tests.oracles.adamw import AdamWOracle
 from tests.oracles.adan import AdanOracle
 from tests.oracles.ademamix import AdEMAMixOracle
 from tests.oracles.adopt import ADOPTOracle
 from tests.oracles.lars import LARSOracle
 from tests.oracles.madgrad import MADGRADOracle
+from tests.oracles.mars import MARSOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
@@ -208,6 +212,9 @@ class Spec:
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
     #: with a ValueError at build (Prodigy).
+    #: ``"path_blocks"``: the state's shape and the update depend on each
+    #: variable's path (Adam-mini's blocks), so a variable renamed is
+    #: updated differently.
     capabilities: frozenset[str] = frozenset()
 
     @property
@@ -1113,6 +1120,123 @@ SPECS: tuple[Spec, ...] = (
             }
         ),
     ),
+    Spec(
+        cls=AdamMini,
+        paper="Zhang et al. 2024, Adam-mini: Use Fewer Learning Rates To "
+        "Gain More",
+        paper_url="https://arxiv.org/abs/2406.16793",
+        oracle=AdamMiniOracle,
+        lr=0.01,
+        # The shared problem's variables are p0 (7,), p1 (3, 4) and p2
+        # (2, 3, 2): unnamed, one block each by default; block_axes gives
+        # them the other partitions (tests/test_adam_mini.py has the
+        # layers' own).
+        test_configs=(
+            {},
+            {"block_axes": {"p0": [], "p1": [0], "p2": [0, 2]}},
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "coupled_weight_decay": 0.1,
+                # Also the sparse tests' embedding and its dense twin
+                # (a variable named "table"): one block per token each.
+                "block_axes": {"p1": [1], "p2": [-1], "embeddings|table": [1]},
+            },
+        ),
+        references=(
+            Reference(
+                "adam_mini",
+                "Adam_mini",
+                {"weight_decay": 0.1},
+                {"weight_decay": 0.1},
+            ),
+        ),
+        search_space=space("beta_1", "beta_2", "epsilon"),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+        capabilities=frozenset({"path_blocks"}),
+    ),
+    Spec(
+        cls=MARS,
+        paper="Yuan et al. 2024, MARS: Unleashing the Power of Variance "
+        "Reduction for Training Large Models",
+        paper_url="https://arxiv.org/abs/2411.10438",
+        oracle=MARSOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"mars_type": "lion", "weight_decay": 0.1},
+            {
+                "optimize_1d": True,
+                "previous_gradient_init": "zeros",
+                "epsilon_mode": "uncorrected",
+                "epsilon": 1e-3,
+                "weight_decay": 0.1,
+            },
+            # The richest: the shared base-feature tests take it, and its
+            # rank-1 variable has no decay of its own (weight_decay_1d),
+            # so that excluding it from Keras' decay leaves none.
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "gamma": 0.5,
+                "learning_rate_1d_scale": 0.5,
+                "beta_1_1d": 0.5,
+                "beta_2_1d": 0.9,
+                "weight_decay_1d": 0.0,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        references=(
+            # epsilon 1e-2: pytorch-optimizer also adds 1e-15 to v under
+            # the root, which at epsilon 1e-8 moves its float64 trajectory
+            # 6e-12 from the oracle's (4e-14 at 1e-2, under the 1e-12 of
+            # test_reference_settings_match_oracle).
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "weight_decay": 0.1,
+                    "epsilon": 1e-2,
+                    "epsilon_mode": "uncorrected",
+                    "previous_gradient_init": "zeros",
+                },
+                {"lr_1d": 0.01, "weight_decay": 0.1, "eps": 1e-2},
+            ),
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "mars_type": "lion",
+                    "optimize_1d": True,
+                    "gamma": 0.1,
+                    "previous_gradient_init": "zeros",
+                },
+                {"mars_type": "lion", "optimize_1d": True, "gamma": 0.1},
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "weight_decay",
+            gamma=("float", 0.0, 1.0),
+            mars_type=("choice", ("adamw", "lion")),
+            optimize_1d=("bool",),
+            previous_gradient_init=("choice", ("first", "zeros")),
+        ),
+        decays_near_one=near_one(
+            "beta_1", "beta_2", beta_1_1d=0.999, beta_2_1d=0.9999
+        ),
+        convergence={
+            "parabola": ({"learning_rate": 0.01}, 600),
+            "rosenbrock": ({"learning_rate": 0.001}, 4000),
+        },
+        capabilities=frozenset({"owns_weight_decay"}),
+    ),
 )
 
 
@@ -1160,11 +1284,19 @@ _PREFIX = {
     "keras": "keras.optimizers.",
     "madgrad": "madgrad.",
     "prodigyopt": "prodigyopt.",
+    "pytorch_optimizer": "pytorch_optimizer.",
+    "adam_mini": "adam_mini.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
 #: authors' torch packages).
-TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt")
+TORCH_LIBRARIES = (
+    "torch",
+    "madgrad",
+    "prodigyopt",
+    "pytorch_optimizer",
+    "adam_mini",
+)
 
 
 def markdown_references() -> str:

@@ -167,6 +167,8 @@ def test_state_is_exactly_the_slots(spec):
     """Per float32 parameter, 4 bytes per slot the configuration needs;
     besides those only scalars (iterations, learning rate, Nadam's
     product)."""
+    if "path_blocks" in spec.capabilities:
+        pytest.skip("one second moment per block: test_adam_mini counts it")
     params, grads = helpers.random_problem(seed=0, steps=1)
     optimizer = spec.cls(learning_rate=spec.lr)
     helpers.run_keras_optimizer(optimizer, params, grads)

@@ -10,12 +10,14 @@ from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
 from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adam_mini import AdamMini
 from keras_opts.optimizers.adamw import AdamW
 from keras_opts.optimizers.adan import Adan
 from keras_opts.optimizers.ademamix import AdEMAMix
 from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -28,11 +30,13 @@ __all__ = [
     "ADOPT",
     "LARS",
     "MADGRAD",
+    "MARS",
     "SGD",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",
+    "AdamMini",
     "AdamW",
     "Adan",
     "AdEMAMix",
