@@ -142,13 +142,13 @@ class Single:
         return [self._latest[name]]
 
     def store_rounded_(self, slots, values, seed):
-        """Each slot variable gets its value stochastically rounded to the
-        slot's dtype (``keras_opts._core.rounding``)."""
-        for slot, value in zip(slots, values):
-            dtype = keras.backend.standardize_dtype(slot.dtype)
-            self._optimizer.assign(
-                slot, rounding.stochastic_round(value, dtype, seed)
-            )
+        """Each slot variable (all of one dtype, the variable's narrowed
+        slots) gets its value stochastically rounded to the slot's dtype
+        (``keras_opts._core.rounding``), from one draw for all."""
+        dtype = keras.backend.standardize_dtype(slots[0].dtype)
+        rounded = rounding.stochastic_round(ops.stack(values), dtype, seed)
+        for i, slot in enumerate(slots):
+            self._optimizer.assign(slot, rounded[i])
 
     # cautious: the step masked where it disagrees with the gradient.
 

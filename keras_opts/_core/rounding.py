@@ -21,7 +21,7 @@ Written with ``keras.ops`` on the float32 bit pattern
 - float16 keeps 10 of float32's 23 fraction bits: the same with 13 bits
   for normal float16 magnitudes (at least 2^-14). Below that float16's
   subnormals are spaced 2^-24 apart: ``|x| * 2^24`` (exact) is rounded up
-  with probability its fractional part, to 2^-24. Magnitudes that round
+  with probability its fractional part. Magnitudes that round
   beyond 65504, float16's largest value, become infinite, as rounding to
   nearest makes them from 65520 on.
 
@@ -47,29 +47,28 @@ _FLOAT16_SUBNORMAL_STEP = 2.0**-24
 def stochastic_round(x, dtype: str, seed):
     """``x`` (float32) in ``dtype`` (``"bfloat16"`` or ``"float16"``),
     rounded stochastically with random bits drawn from ``seed`` (a
-    ``keras.random.SeedGenerator``, advanced once)."""
+    ``keras.random.SeedGenerator``, advanced once).
+
+    The random bits are those of a uniform float32 draw in [0, 1), whose
+    values on every backend are multiples of 2^-23 or 2^-24 with equal
+    probabilities: ``floor(u * 2^k)`` is uniform over ``[0, 2^k)`` for
+    ``k <= 23`` (a uniform draw compiles to about half the code of an
+    integer one under XLA)."""
     x = ops.convert_to_tensor(x, "float32")
-    bits = ops.view(x, "int32")
-    if dtype == "bfloat16":
-        noise = keras.random.randint(
-            ops.shape(x), 0, 1 << 16, dtype="int32", seed=seed
-        )
-        kept = ops.bitwise_and(bits + noise, -(1 << 16))
-        return ops.cast(ops.view(kept, "float32"), "bfloat16")
-    if dtype != "float16":
+    if dtype not in _DROPPED_BITS:
         raise ValueError(f"No stochastic rounding to {dtype!r}.")
-    # 24 random bits: the lower 13 for the normal range, all 24 as a
-    # uniform number in [0, 1) for the subnormal range (a different entry
-    # takes each, so one draw serves both).
-    noise = keras.random.randint(
-        ops.shape(x), 0, 1 << 24, dtype="int32", seed=seed
-    )
-    low = ops.bitwise_and(noise, (1 << 13) - 1)
-    normal = ops.view(ops.bitwise_and(bits + low, -(1 << 13)), "float32")
+    dropped = _DROPPED_BITS[dtype]
+    uniform = keras.random.uniform(ops.shape(x), dtype="float32", seed=seed)
+    noise = ops.cast(ops.floor(uniform * float(1 << dropped)), "int32")
+    bits = ops.view(x, "int32")
+    kept = ops.view(ops.bitwise_and(bits + noise, -(1 << dropped)), "float32")
+    if dtype == "bfloat16":
+        return ops.cast(kept, "bfloat16")
+    # float16's subnormals: |x| / 2^-24 (exact) rounded up with
+    # probability its fractional part (to the 2^-23 grid of the draw).
     scaled = ops.abs(x) * (1.0 / _FLOAT16_SUBNORMAL_STEP)
     floor = ops.floor(scaled)
-    uniform = ops.cast(noise, "float32") * _FLOAT16_SUBNORMAL_STEP
     up = ops.cast(uniform < scaled - floor, "float32")
     subnormal = ops.sign(x) * (floor + up) * _FLOAT16_SUBNORMAL_STEP
     tiny = ops.abs(x) < _FLOAT16_TINY
-    return ops.cast(ops.where(tiny, subnormal, normal), "float16")
+    return ops.cast(ops.where(tiny, subnormal, kept), "float16")

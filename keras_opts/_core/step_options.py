@@ -197,10 +197,10 @@ def prepare(optimizer, k, p, g, l2):
 def finish(optimizer, k, p, g, names, indices) -> None:
     """After the update: the widened slots ``names`` written back,
     stochastically rounded; under ``cautious`` the step masked."""
-    for name in names:
+    if names:  # under Single one variable, all its slots at once
         k.store_rounded_(
-            [k.tensor(optimizer._slots[name][i]) for i in indices],
-            k.widened(name),
+            [k.tensor(optimizer._slots[n][i]) for n in names for i in indices],
+            [x for n in names for x in k.widened(n)],
             optimizer._rounding_seed,
         )
     if optimizer.cautious:
