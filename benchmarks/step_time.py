@@ -17,7 +17,7 @@ medians:
   MLP 64 units wide;
 - ``fit transformer``: one ``fit()`` step (an epoch of 16 batches of 16
   sequences) of the character Transformer of ``benchmarks/workloads.py``,
-  whose 30 variables mix embeddings, attention kernels of rank 3, dense
+  whose 38 variables mix embeddings, attention kernels of rank 3, dense
   kernels, biases and LayerNormalization vectors.
 
 Beside ours, where they exist: Keras' built-in under matching settings
