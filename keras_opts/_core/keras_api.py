@@ -94,6 +94,14 @@ def variable_index(optimizer, variable) -> int:
     return optimizer._get_variable_index(variable)
 
 
+def track_variable(optimizer, variable) -> None:
+    """Makes ``variable``, created outside ``add_variable`` (a
+    ``keras.random.SeedGenerator``'s state), one of the optimizer's
+    ``variables`` (``_track_variable``): saved, restored and carried
+    through ``stateless_apply`` like its slots."""
+    optimizer._track_variable(variable)
+
+
 def own_iterations(optimizer):
     """The optimizer's own step counter variable (``_iterations``): a
     wrapper answers ``iterations`` with its inner optimizer's and counts
