@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 from keras import ops
 
 #: The memory-saving modes: which axes get a diagonal factor whatever their
@@ -37,6 +38,19 @@ MEMORY_SAVE_MODES = (None, "one_diag", "smart_one_diag", "all_diag")
 #: Added to every normalizer (the smallest normal bfloat16, as the
 #: reference implementations add): only a zero gradient makes it matter.
 TINY = 1.1754943508222875e-38
+
+
+def cond(condition, fit, keep):
+    """``keras.ops.cond``: one traced program for both branches under
+    ``jax.jit`` and ``tf.function``. On a concrete JAX value (a stateful,
+    eager step) a Python branch: ``jax.lax.cond`` would compile both
+    branches anew at every call."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not isinstance(condition, jax.core.Tracer):
+            return fit() if bool(condition) else keep()
+    return ops.cond(condition, fit, keep)
 
 
 def layout(

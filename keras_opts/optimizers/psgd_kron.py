@@ -401,7 +401,7 @@ class PSGDKron(Optimizer):
                 )
             )
 
-        new = ops.cond(c.fit_now, fit, lambda: current)
+        new = kron.cond(c.fit_now, fit, lambda: current)
         for variable, value in zip(factors, new):
             self.assign(variable, value)
         update = kron.preconditioned(new, triangular, corrected)
