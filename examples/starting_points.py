@@ -77,6 +77,7 @@ SWEEPS = {
     "lars": [0.3, 1.0, 3.0, 10.0],
     "madgrad": [3e-4, 1e-3, 3e-3, 1e-2],
     "prodigy": [0.3, 1.0, 3.0],
+    "psgdkron": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
 
@@ -371,6 +372,9 @@ def main(argv=None):
     if not args.docs_only:
         start = time.perf_counter()
         entries = measure(args.optimizers, offline_digits())
+        if out.exists():  # a subset measured: keep the others' entries
+            previous = json.loads(out.read_text())["optimizers"]
+            entries = {**previous, **entries}
         results = {
             "setup": setup(keras.backend.backend()),
             "optimizers": entries,

@@ -215,6 +215,8 @@ class Spec:
     #: configuration names a ``seed``, and the oracle (built with it) draws
     #: the same numbers, so the shared tests stay deterministic. Two
     #: optimizers agree only if they were given the same seed.
+    #: ``"factored_state"``: state not shaped like the variables (the
+    #: Kronecker factors of PSGD-Kron), besides per-variable slots.
     capabilities: frozenset[str] = frozenset()
 
     @property
@@ -1176,7 +1178,7 @@ SPECS: tuple[Spec, ...] = (
                 4000,
             ),
         },
-        capabilities=frozenset({"global_state", "random"}),
+        capabilities=frozenset({"global_state", "random", "factored_state"}),
     ),
 )
 

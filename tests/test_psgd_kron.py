@@ -128,3 +128,69 @@ def test_one_trace_whether_fitted_or_not():
     assert any(fitted) and not all(fitted), fitted
     if helpers.BACKEND != "torch":  # torch runs eagerly, as Keras does
         assert len(traces) == 1
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs, factor_shapes",
+    [
+        ((), {}, [(1,)]),
+        ((7,), {}, [(7,)]),
+        ((7,), {"min_ndim_triangular": 1}, [(7, 7)]),
+        ((3, 4), {}, [(3, 3), (4, 4)]),
+        ((3, 1), {}, [(3, 3), (1,)]),
+        ((3, 4), {"max_size_triangular": 3}, [(3, 3), (4,)]),
+        ((3, 4), {"memory_save_mode": "one_diag"}, [(3, 3), (4,)]),
+        ((4, 4), {"memory_save_mode": "one_diag"}, [(4, 4), (4,)]),
+        ((4, 4), {"memory_save_mode": "smart_one_diag"}, [(4, 4), (4, 4)]),
+        ((3, 4), {"memory_save_mode": "all_diag"}, [(3,), (4,)]),
+        ((2, 3, 2), {}, [(2, 2), (3, 3), (2, 2)]),
+        ((2, 3, 2), {"merge_dims": True}, [(6, 6), (2, 2)]),
+    ],
+)
+def test_factor_shapes(shape, kwargs, factor_shapes):
+    """The factors each variable gets, and their memory: a 3 x 4 matrix
+    keeps its momentum (12 numbers) and 9 + 16 numbers of factors."""
+    variable = keras.Variable(np.zeros(shape, "float32"))
+    optimizer = PSGDKron(seed=0, **kwargs)
+    optimizer.build([variable])
+    assert [tuple(q.shape) for q in optimizer._factors[0]] == factor_shapes
+    names = [v.path for v in optimizer.variables]
+    assert sum("seed_generator" in n for n in names) == 1
+    assert all(q.dtype == "float32" for q in optimizer._factors[0])
+
+
+def test_the_fit_whitens_the_gradients():
+    """What the preconditioner is fitted for: with gradients of covariance
+    ``C = L L^T`` (a Kronecker product), ``P`` approaches ``C^{-1/2}``, so
+    ``P C P`` approaches the identity (Li 2024, the whitening criterion):
+    from a condition number of 619, after 200 steps (the float64 oracle's
+    math gives 3.7 and eigenvalues in [0.50, 1.83] with these draws). A
+    fit with a sign flipped in ``T_i - S_i`` moves away from it."""
+    rng = np.random.default_rng(0)
+    d = 4
+    left = np.tril(rng.standard_normal((d, d))) + 2 * np.eye(d)
+    right = np.tril(rng.standard_normal((d, d))) + 2 * np.eye(d)
+    triangular = (True, True)
+    factors = [np.eye(d, dtype="float32"), np.eye(d, dtype="float32")]
+    for _ in range(200):
+        z = rng.standard_normal((d, d))
+        g = (left @ z @ right.T).astype("float32")
+        v = rng.standard_normal((d, d)).astype("float32")
+        factors = [
+            np.asarray(keras.ops.convert_to_numpy(q))
+            for q in kron.fitted(
+                [keras.ops.convert_to_tensor(q) for q in factors],
+                triangular,
+                keras.ops.convert_to_tensor(g),
+                keras.ops.convert_to_tensor(v),
+                0.1,
+            )
+        ]
+    q = np.kron(factors[0], factors[1]).astype(np.float64)
+    p = q.T @ q
+    c = np.kron(left @ left.T, right @ right.T)
+    whitened = p @ c @ p
+    eigenvalues = np.linalg.eigvalsh((whitened + whitened.T) / 2)
+    # A stochastic fit with a constant step: it hovers near the identity.
+    assert eigenvalues.min() > 1 / 3 and eigenvalues.max() < 3, eigenvalues
+    assert eigenvalues.max() / eigenvalues.min() < 6, eigenvalues

@@ -156,9 +156,7 @@ def norm_lower_bound(a):
     x1 = ops.matmul(a, ops.take(a, ops.argmax(row_sums), axis=0))
     x1 = x1 / ops.maximum(ops.norm(x1), tiny)
     bound1 = ops.norm(ops.matmul(ops.transpose(a), x1))
-    bound = ops.where(
-        ops.max(column_sums) > ops.max(row_sums), bound0, bound1
-    )
+    bound = ops.where(ops.max(column_sums) > ops.max(row_sums), bound0, bound1)
     return largest * bound
 
 
@@ -168,9 +166,7 @@ def balanced(factors):
     if len(factors) < 2:
         return list(factors)
     norms = [ops.max(ops.abs(q)) for q in factors]
-    mean = ops.power(
-        ops.prod(ops.stack(norms)), 1.0 / len(factors)
-    )
+    mean = ops.power(ops.prod(ops.stack(norms)), 1.0 / len(factors))
     return [q * (mean / n) for q, n in zip(factors, norms)]
 
 
