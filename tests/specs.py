@@ -214,7 +214,8 @@ class Spec:
     #: from a seeded generator that is optimizer state; every test
     #: configuration names a ``seed``, and the oracle (built with it) draws
     #: the same numbers, so the shared tests stay deterministic. Two
-    #: optimizers agree only if they were given the same seed.
+    #: optimizers agree only if they were given the same seed. Its oracle
+    #: takes ``compiled=True`` to draw as a compiled step does.
     #: ``"factored_state"``: state not shaped like the variables (the
     #: Kronecker factors of PSGD-Kron), besides per-variable slots.
     capabilities: frozenset[str] = frozenset()

@@ -209,30 +209,40 @@ class PSGDKronOracle:
 class KerasDraws:
     """The coin and the probes as ``PSGDKron(seed=seed)`` draws them: from
     a ``keras.random.SeedGenerator(seed)``, one call per number or probe,
-    in the algorithm's order (the only use of Keras in this module)."""
+    in the algorithm's order (the only use of Keras in this module).
 
-    def __init__(self, seed, dtype="float32"):
+    ``compiled``: drawn as a compiled step draws them. Only TensorFlow
+    differs: under XLA (``jit_compile=True``) its stateless generators
+    give other numbers from the same seed than its eager kernels.
+    """
+
+    def __init__(self, seed, dtype="float32", compiled=False):
         import keras
 
         self._keras = keras
         self._generator = keras.random.SeedGenerator(seed)
         self._dtype = dtype
+        self._normal = keras.random.normal
+        self._uniform = keras.random.uniform
+        if compiled and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._normal = tf.function(keras.random.normal, jit_compile=True)
+            self._uniform = tf.function(keras.random.uniform, jit_compile=True)
 
     def coin(self):
-        value = self._keras.random.uniform(
-            (), dtype="float32", seed=self._generator
-        )
+        value = self._uniform((), dtype="float32", seed=self._generator)
         return float(self._keras.ops.convert_to_numpy(value))
 
     def probe(self, shape):
-        value = self._keras.random.normal(
+        value = self._normal(
             tuple(shape), dtype=self._dtype, seed=self._generator
         )
         return np.asarray(self._keras.ops.convert_to_numpy(value), np.float64)
 
 
-def seeded(seed, **kwargs):
+def seeded(seed, compiled=False, **kwargs):
     """The oracle of ``PSGDKron(seed=seed, **kwargs)``, drawing what it
-    draws."""
+    draws (in a compiled step with ``compiled``)."""
     dtype = kwargs.get("preconditioner_dtype", "float32")
-    return PSGDKronOracle(KerasDraws(seed, dtype), **kwargs)
+    return PSGDKronOracle(KerasDraws(seed, dtype, compiled), **kwargs)
