@@ -163,7 +163,8 @@ class Reference:
 
     ``library`` is ``"torch"`` (a ``torch.optim`` class), ``"optax"`` (an
     ``optax`` function), ``"keras"`` (a ``keras.optimizers`` class) or the
-    authors' own torch package (``"madgrad"``, ``"prodigyopt"``);
+    authors' own torch package (``"madgrad"``, ``"prodigyopt"``) or
+    ``"pytorch_optimizer"``;
     ``name`` is the attribute there. ``ours`` are our arguments and
     ``theirs`` theirs; the learning rate is passed to both separately.
     """
@@ -1157,8 +1158,25 @@ SPECS: tuple[Spec, ...] = (
             },
         ),
         # pytorch-optimizer's Kron draws its probes with torch.randn_like:
-        # tests/test_psgd_kron.py feeds it ours.
-        references=(),
+        # tests/test_psgd_kron.py feeds it ours and compares whole runs.
+        # Here, without a fit (P = I), the rest of its step: the corrected
+        # momentum, the RMS clipping of the update.
+        references=(
+            Reference(
+                "pytorch_optimizer",
+                "Kron",
+                {
+                    "seed": 0,
+                    "beta_1": 0.5,
+                    "precond_update_prob": 0.0,
+                    "precond_update_prob_min": 0.0,
+                    "precond_update_schedule": "counter",
+                },
+                {"momentum": 0.5, "pre_conditioner_update_probability": 0.0},
+                # It preconditions in float32 even for float64 weights.
+                float32_state=True,
+            ),
+        ),
         search_space=space(
             "beta_1",
             "coupled_weight_decay",
@@ -1228,11 +1246,12 @@ _PREFIX = {
     "keras": "keras.optimizers.",
     "madgrad": "madgrad.",
     "prodigyopt": "prodigyopt.",
+    "pytorch_optimizer": "pytorch_optimizer.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
 #: authors' torch packages).
-TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt")
+TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt", "pytorch_optimizer")
 
 
 def markdown_references() -> str:

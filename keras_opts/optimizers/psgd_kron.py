@@ -333,6 +333,8 @@ class PSGDKron(Optimizer):
             self.seed, name=f"{self.name}_seed_generator"
         )
         keras_api.track_variable(self, self._seed_generator.state)
+        # Set by _begin_update at each step; False outside one.
+        self._fit_now = ops.convert_to_tensor(False)
 
     # The step.
 
