@@ -126,8 +126,9 @@ class PSGDKron(Optimizer):
         preconditioner_dtype: ``"float32"`` (default) or ``"float64"``,
             the dtype of $Q$, of the probes and of the matrix work; the
             update is cast to the variable's dtype.
-        seed: int or ``None`` (a random one), the initial state of the
-            probes' and the coin's generator.
+        seed: the initial state of the probes' and the coin's generator,
+            an int, or ``None`` for a random one. Default 0: runs are
+            reproducible, and two optimizers built alike agree.
         coupled_weight_decay: L2 coefficient added to the gradient.
             Default 0.
         **kwargs: the ``keras.optimizers.Optimizer`` arguments.
@@ -210,7 +211,7 @@ class PSGDKron(Optimizer):
         momentum_into_precond_update: bool = False,
         clip_update_rms: float | None = 1.1,
         preconditioner_dtype: str = "float32",
-        seed: int | None = None,
+        seed: int | None = 0,
         coupled_weight_decay: float = 0.0,
         name: str | None = None,
         **kwargs: Any,

@@ -96,8 +96,15 @@ class PSGDKronOracle:
         clip_update_rms=1.1,
         preconditioner_dtype="float32",
         coupled_weight_decay=0.0,
+        weight_decay=0.0,
+        weight_decay_mask=None,
     ):
+        # weight_decay (Keras' decoupled decay, applied before the step as
+        # the harness applies it) and weight_decay_mask (which parameters
+        # take either decay) only for the tests that exclude variables.
         self.draws = draws
+        self.wd = weight_decay
+        self.mask = weight_decay_mask
         self.b1 = beta_1
         self.mu = precond_lr
         self.scale = precond_init_scale
@@ -164,13 +171,17 @@ class PSGDKronOracle:
 
     def step_all(self, params, grads, states, lr, t):
         fit = self._fit_now(t)
+        mask = self.mask or [True] * len(params)
         return [
-            self._step(p, g, s, lr, t, fit)
-            for p, g, s in zip(params, grads, states)
+            self._step(p, g, s, lr, t, fit, decayed)
+            for p, g, s, decayed in zip(params, grads, states, mask)
         ]
 
-    def _step(self, param, grad, state, lr, t, fit):
-        g = grad + self.l2 * param
+    def _step(self, param, grad, state, lr, t, fit, decayed):
+        l2 = self.l2 if decayed else 0.0
+        if decayed and self.wd:
+            param = param - param * self.wd * lr
+        g = grad + l2 * param
         state["m"] = self.b1 * state["m"] + (1 - self.b1) * g
         m_hat = state["m"] / (1 - self.b1**t)
         v = np.asarray(self.draws.probe(param.shape), np.float64)
@@ -241,7 +252,7 @@ class KerasDraws:
         return np.asarray(self._keras.ops.convert_to_numpy(value), np.float64)
 
 
-def seeded(seed, compiled=False, **kwargs):
+def seeded(seed=0, compiled=False, **kwargs):
     """The oracle of ``PSGDKron(seed=seed, **kwargs)``, drawing what it
     draws (in a compiled step with ``compiled``)."""
     dtype = kwargs.get("preconditioner_dtype", "float32")
