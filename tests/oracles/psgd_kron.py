@@ -178,6 +178,8 @@ class PSGDKronOracle:
         ]
 
     def _step(self, param, grad, state, lr, t, fit, decayed):
+        if param.size == 0:  # nothing to update, no probe drawn
+            return param
         l2 = self.l2 if decayed else 0.0
         if decayed and self.wd:
             param = param - param * self.wd * lr
