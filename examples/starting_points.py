@@ -79,6 +79,7 @@ SWEEPS = {
     "prodigy": [0.3, 1.0, 3.0],
     "mars": [1e-3, 3e-3, 1e-2, 3e-2],
     "adammini": [3e-4, 1e-3, 3e-3, 1e-2],
+    "psgdkron": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
 
@@ -373,9 +374,9 @@ def main(argv=None):
     if not args.docs_only:
         start = time.perf_counter()
         entries = measure(args.optimizers, offline_digits())
-        if out.exists():  # keep the entries of the optimizers not measured
-            kept = json.loads(out.read_text()).get("optimizers", {})
-            entries = {**kept, **entries}
+        if out.exists():  # a subset measured: keep the others' entries
+            previous = json.loads(out.read_text())["optimizers"]
+            entries = {**previous, **entries}
         results = {
             "setup": setup(keras.backend.backend()),
             "optimizers": entries,

@@ -37,6 +37,7 @@ from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
+from keras_opts.optimizers.psgd_kron import PSGDKron
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
 from keras_opts.optimizers.sgd import SGD
@@ -69,6 +70,7 @@ from tests.oracles.mars import MARSOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
+from tests.oracles.psgd_kron import seeded as psgd_kron_oracle
 from tests.oracles.radam import RAdamOracle
 from tests.oracles.rmsprop import RMSpropOracle
 from tests.oracles.sgd import SGDOracle
@@ -165,7 +167,8 @@ class Reference:
 
     ``library`` is ``"torch"`` (a ``torch.optim`` class), ``"optax"`` (an
     ``optax`` function), ``"keras"`` (a ``keras.optimizers`` class) or the
-    authors' own torch package (``"madgrad"``, ``"prodigyopt"``);
+    authors' own torch package (``"madgrad"``, ``"prodigyopt"``) or
+    ``"pytorch_optimizer"``;
     ``name`` is the attribute there. ``ours`` are our arguments and
     ``theirs`` theirs; the learning rate is passed to both separately.
     """
@@ -212,6 +215,14 @@ class Spec:
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
     #: with a ValueError at build (Prodigy).
+    #: ``"random"``: the step draws random numbers (PSGD-Kron's probes)
+    #: from a seeded generator that is optimizer state; every test
+    #: configuration names a ``seed``, and the oracle (built with it) draws
+    #: the same numbers, so the shared tests stay deterministic. Two
+    #: optimizers agree only if they were given the same seed. Its oracle
+    #: takes ``compiled=True`` to draw as a compiled step does.
+    #: ``"factored_state"``: state not shaped like the variables (the
+    #: Kronecker factors of PSGD-Kron), besides per-variable slots.
     #: ``"path_blocks"``: the state's shape and the update depend on each
     #: variable's path (Adam-mini's blocks), so a variable renamed is
     #: updated differently.
@@ -1236,6 +1247,81 @@ SPECS: tuple[Spec, ...] = (
             "rosenbrock": ({"learning_rate": 0.001}, 4000),
         },
         capabilities=frozenset({"owns_weight_decay"}),
+    ),
+    Spec(
+        cls=PSGDKron,
+        paper="Li 2018, Preconditioned Stochastic Gradient Descent; Li "
+        "2024, Stochastic Hessian Fittings with Lie Groups",
+        paper_url="https://arxiv.org/abs/1512.04202",
+        oracle=psgd_kron_oracle,
+        lr=0.01,
+        # Short schedules, so that 50 steps see fitted and skipped steps.
+        test_configs=(
+            {"seed": 1},
+            {
+                "seed": 2,
+                "beta_1": 0.5,
+                "precond_update_prob_min": 0.3,
+                "precond_update_flat_steps": 5,
+                "precond_update_prob_decay": 0.2,
+                "memory_save_mode": "one_diag",
+                "merge_dims": True,
+                "min_ndim_triangular": 1,
+                "precond_init_scale": 0.5,
+                "precond_lr": 0.3,
+                "clip_update_rms": None,
+            },
+            {
+                "seed": 3,
+                "beta_1": 0.0,
+                "precond_update_schedule": "counter",
+                "precond_update_flat_steps": 3,
+                "precond_update_prob_decay": 0.3,
+                "momentum_into_precond_update": True,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        # pytorch-optimizer's Kron draws its probes with torch.randn_like:
+        # tests/test_psgd_kron.py feeds it ours and compares whole runs.
+        # Here, without a fit (P = I), the rest of its step: the corrected
+        # momentum, the RMS clipping of the update.
+        references=(
+            Reference(
+                "pytorch_optimizer",
+                "Kron",
+                {
+                    "seed": 0,
+                    "beta_1": 0.5,
+                    "precond_update_prob": 0.0,
+                    "precond_update_prob_min": 0.0,
+                    "precond_update_schedule": "counter",
+                },
+                {"momentum": 0.5, "pre_conditioner_update_probability": 0.0},
+                # It preconditions in float32 even for float64 weights.
+                float32_state=True,
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "coupled_weight_decay",
+            precond_lr=("logfloat", 1e-2, 1.0),
+            precond_update_schedule=("choice", ("random", "counter")),
+            memory_save_mode=(
+                "choice",
+                (None, "one_diag", "smart_one_diag", "all_diag"),
+            ),
+            merge_dims=("bool",),
+            momentum_into_precond_update=("bool",),
+        ),
+        decays_near_one=near_one("beta_1", seed=5),
+        convergence={
+            "parabola": ({"learning_rate": 0.01, "seed": 0}, 600),
+            "rosenbrock": (
+                {"learning_rate": 2e-3, "seed": 0, "min_ndim_triangular": 1},
+                4000,
+            ),
+        },
+        capabilities=frozenset({"global_state", "random", "factored_state"}),
     ),
 )
 

@@ -699,7 +699,10 @@ def test_no_direct_writes_to_non_scalar_variables(case):
     direct = []
 
     def variable_write(target, value):
-        if len(target.shape):
+        # A keras.random.SeedGenerator advances its own state (PSGD-Kron's
+        # probes): a counter, not a slot a sparse update would touch.
+        name = getattr(target, "name", "")
+        if len(target.shape) and "seed_generator_state" not in str(name):
             direct.append(getattr(target, "name", target))
 
     with (

@@ -4,7 +4,9 @@ checkpointing callbacks.
 Same backend, same device, same compiled program: bitwise equality.
 Across backends: equal to float32 round-off, because each backend's
 kernels round differently (tolerance: one float32 rounding of the largest
-weight per step of the continuation, as in test_parity).
+weight per step of the continuation, as in test_parity); an optimizer that
+draws random numbers (the ``"random"`` capability) continues with the other
+backend's generator, so there only the loading is checked.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ def test_every_backend_resumes_every_backends_file(tmp_path):
                 resumed = _load(
                     tmp_path / f"on-{target}" / f"{source}-{spec.name}.npz"
                 )
+                checked += 1
+                if "random" in spec.capabilities and target != source:
+                    # Each backend's generator draws its own numbers from
+                    # the restored seed state: loading is all there is to
+                    # check.
+                    assert all(np.all(np.isfinite(a)) for a in resumed)
+                    continue
                 for a, b in zip(resumed, straight):
                     np.testing.assert_allclose(
                         a,
@@ -103,7 +112,6 @@ def test_every_backend_resumes_every_backends_file(tmp_path):
                         atol=tol,
                         err_msg=f"{spec.name}: {source} -> {target}",
                     )
-                checked += 1
     for spec in registry.SPECS:
         straight = _load(tmp_path / "torch" / f"{spec.name}.straight.npz")
         _assert_bitwise(straight, tmp_path / "on-torch", "torch", spec)

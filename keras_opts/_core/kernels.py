@@ -101,12 +101,18 @@ class Single:
         return item
 
     def decay_(self, variables, weight_decay, learning_rate):
-        """Keras' decoupled decay ``w <- w - w * weight_decay * lr``, as
-        Keras writes it on TensorFlow and JAX."""
+        """Keras' decoupled decay as Keras writes it on this backend:
+        ``w <- w - w * weight_decay * lr`` on TensorFlow and JAX,
+        ``w <- w * (1 - weight_decay * lr)`` on torch."""
         for variable in variables:
-            self._optimizer.assign_sub(
-                variable, variable * weight_decay * learning_rate
-            )
+            if keras.backend.backend() == "torch":
+                self._optimizer.assign(
+                    variable, variable * (1 - weight_decay * learning_rate)
+                )
+            else:
+                self._optimizer.assign_sub(
+                    variable, variable * weight_decay * learning_rate
+                )
 
     def add_scaled(self, xs, ys, alpha):
         """``x + alpha * y`` for each pair, as new tensors."""

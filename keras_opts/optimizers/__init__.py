@@ -21,6 +21,7 @@ from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
+from keras_opts.optimizers.psgd_kron import PSGDKron
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
 from keras_opts.optimizers.sgd import SGD
@@ -43,6 +44,7 @@ __all__ = [
     "Nadam",
     "NovoGrad",
     "Prodigy",
+    "PSGDKron",
     "RAdam",
     "RMSprop",
     "Yogi",
