@@ -36,6 +36,9 @@ from keras_opts.optimizers import (
     Prodigy,
     RAdam,
     RMSprop,
+    ScheduleFreeAdamW,
+    ScheduleFreeRAdam,
+    ScheduleFreeSGD,
     Yogi,
 )
 from keras_opts.wrappers import SAM, SWA, Lookahead
@@ -60,6 +63,9 @@ __all__ = [
     "Prodigy",
     "RAdam",
     "RMSprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeRAdam",
+    "ScheduleFreeSGD",
     "Yogi",
     "get",
     "schedules",

@@ -163,6 +163,10 @@ def _run_torch(name, kwargs, lr, params, grad_steps):
         torch.optim if module == "torch" else importlib.import_module(module)
     )
     optimizer = getattr(library, attribute)(tensors, lr=lr, **kwargs)
+    if callable(getattr(optimizer, "train", None)):
+        # schedulefree's optimizers step only in train mode, where the
+        # parameters hold y, as the model's variables do under ours.
+        optimizer.train()
     history = []
     for grads in grad_steps:
         for t, g in zip(tensors, grads):
