@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from keras_opts import callbacks as callbacks  # the module, re-exported
 from keras_opts import schedules
 
 # generated:exports:begin

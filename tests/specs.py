@@ -217,7 +217,15 @@ class Spec:
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
     #: with a ValueError at build (Prodigy).
+    #: ``"float32_scalars"``: state shared by every variable is kept in
+    #: float32 whatever their dtype (the schedule-free averaging weights).
     capabilities: frozenset[str] = frozenset()
+    #: Arguments of the conformance tests' cases, which check that a few
+    #: steps move the weights: for an optimizer whose defaults take no step
+    #: at first (ScheduleFreeRAdam's silent phase).
+    conformance_kwargs: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def name(self) -> str:
@@ -1175,7 +1183,7 @@ SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
                 4000,
             ),
         },
-        capabilities=frozenset({"owns_weight_decay"}),
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
     ),
     Spec(
         cls=ScheduleFreeAdamW,
@@ -1224,7 +1232,7 @@ SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
             "parabola": ({"learning_rate": 0.1}, 600),
             "rosenbrock": ({"learning_rate": 0.03, "r": 1.0}, 4000),
         },
-        capabilities=frozenset({"owns_weight_decay"}),
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
     ),
     Spec(
         cls=ScheduleFreeRAdam,
@@ -1258,12 +1266,15 @@ SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
             **SCHEDULE_FREE_SPACE,
             silent_sgd_phase=("bool",),
         ),
-        decays_near_one=near_one("beta_1", "beta_2"),
+        # Without the silent phase: at beta_2 = 0.9999 the rectifier stays
+        # tiny for the whole run and the weights would barely move.
+        decays_near_one=near_one("beta_1", "beta_2", silent_sgd_phase=False),
         convergence={
             "parabola": ({"learning_rate": 0.3}, 600),
             "rosenbrock": ({"learning_rate": 0.1}, 6000),
         },
-        capabilities=frozenset({"owns_weight_decay"}),
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+        conformance_kwargs={"silent_sgd_phase": False},
     ),
 )
 

@@ -179,9 +179,7 @@ class ScheduleFreeAdamW(schedule_free.ScheduleFree):
         return ("z", "velocity")
 
     def _learning_rate_in_effect(self, learning_rate, t):
-        rate = learning_rate * schedule_free.warmup_factor(
-            self.warmup_steps, t
-        )
+        rate = learning_rate * schedule_free.warmup_factor(self.warmup_steps, t)
         if self.bias_correction_in == "learning_rate":
             rate = rate * ops.sqrt(formulas.bias_correction(self.beta_2, t))
         return rate
@@ -207,5 +205,3 @@ def second_moment_denominator(k, v, c, epsilon):
     if isinstance(c.second_moment_correction, float):
         return k.add_(k.sqrt(v), epsilon)
     return k.add_(k.sqrt_(k.div(v, c.second_moment_correction)), epsilon)
-
-

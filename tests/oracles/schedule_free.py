@@ -1,7 +1,8 @@
 """Schedule-free SGD, AdamW and RAdam, Defazio et al. (2024), Algorithm 1,
-in NumPy float64, in the paper's three sequences: x (the average) and z are
-kept, and each step returns y = (1 - beta_1) z + beta_1 x, what the model's
-variables hold during training.
+in NumPy float64, in the paper's three sequences: z is kept, x (the
+average) is read from the weights y = (1 - beta_1) z + beta_1 x, and each
+step returns the new y, what the model's variables hold during training;
+``state["x"]`` is the new x.
 
 The averaging weight is c_{t+1} = w_t / sum_{i <= t} w_i with
 w_t = t^r (max_{i <= t} gamma_t)^p, gamma_t the learning rate in effect.
@@ -34,10 +35,13 @@ class _ScheduleFreeOracle:
         raise NotImplementedError
 
     def step(self, param, grad, state, lr, t):
-        if state["x"] is None:  # x_1 = z_1 = the weights at the first step
-            state["x"], state["z"] = param.copy(), param.copy()
-        x, z = state["x"], state["z"]
-        y = (1 - self.b1) * z + self.b1 * x
+        if state["z"] is None:  # x_1 = z_1 = the weights at the first step
+            state["z"] = param.copy()
+        # The variables hold y = (1 - beta_1) z + beta_1 x: x is read from
+        # them, so that a change made to them between steps (Keras' EMA
+        # overwriting the weights) moves x, as it does in Keras.
+        y, z = param, state["z"]
+        x = (y - (1 - self.b1) * z) / self.b1
         g = grad + self.l2 * y
         direction, factor = self._direction(g, state, t)
         gamma = lr * factor
