@@ -1,30 +1,30 @@
-"""What the schedule-free optimizers share (Defazio et al., 2024).
+r"""What the schedule-free optimizers share (Defazio et al., 2024).
 
 Schedule-free training keeps three sequences: $z$, the base optimizer's
-iterate; $x$, a weighted average of the $z$'s; and $y = (1 - \\beta) z +
-\\beta x$, the point where the gradient is taken. The model's variables hold
+iterate; $x$, a weighted average of the $z$'s; and $y = (1 - \beta) z +
+\beta x$, the point where the gradient is taken. The model's variables hold
 $y$ during training, as in the authors' code and Keras' own
 ``ScheduleFreeAdamW``; $z$ is a slot, and $x$ is never stored: it is
-$(y - (1 - \\beta) z) / \\beta$, which :meth:`ScheduleFree.averaged` swaps
+$(y - (1 - \beta) z) / \beta$, which :meth:`ScheduleFree.averaged` swaps
 into the variables for evaluation.
 
 A step with gradient direction $u$ (the SGD, Adam or RAdam direction plus
-the decay $\\lambda y$), $\\gamma_t$ the learning rate in effect and
+the decay $\lambda y$), $\gamma_t$ the learning rate in effect and
 $c_{t+1}$ the averaging weight:
 
 $$
-\\begin{aligned}
-z_{t+1} &= z_t - \\gamma_t u_t \\\\
-x_{t+1} &= (1 - c_{t+1}) x_t + c_{t+1} z_{t+1} \\\\
-y_{t+1} &= (1 - \\beta) z_{t+1} + \\beta x_{t+1}
+\begin{aligned}
+z_{t+1} &= z_t - \gamma_t u_t \\
+x_{t+1} &= (1 - c_{t+1}) x_t + c_{t+1} z_{t+1} \\
+y_{t+1} &= (1 - \beta) z_{t+1} + \beta x_{t+1}
     = (1 - c_{t+1}) y_t + c_{t+1} z_t
-      + \\gamma_t \\big(\\beta (1 - c_{t+1}) - 1\\big) u_t
-\\end{aligned}
+      + \gamma_t \big(\beta (1 - c_{t+1}) - 1\big) u_t
+\end{aligned}
 $$
 
 The last form updates $y$ from $y_t$ and $z_t$ alone (no $x$), as the
-authors' code does. The averaging weight is $c_{t+1} = w_t / \\sum_{i \\le t}
-w_i$ with $w_t = t^r (\\max_{i \\le t} \\gamma_i)^p$; the running maximum
+authors' code does. The averaging weight is $c_{t+1} = w_t / \sum_{i \le t}
+w_i$ with $w_t = t^r (\max_{i \le t} \gamma_i)^p$; the running maximum
 and the sum are two float32 scalars of the optimizer, updated once per step.
 """
 
@@ -60,10 +60,10 @@ class ScheduleFreeCoefficients(NamedTuple):
 
 
 class ScheduleFree(Optimizer):
-    """Base class of the schedule-free optimizers.
+    r"""Base class of the schedule-free optimizers.
 
     A subclass names its slots after ``"z"`` (``_slot_names``), writes
-    ``_learning_rate_in_effect(learning_rate, t)`` ($\\gamma_t$ from the
+    ``_learning_rate_in_effect(learning_rate, t)`` ($\gamma_t$ from the
     base rate) and ``_kernel``, which forms the direction $u_t$ and ends
     with :func:`step_`.
     """
@@ -135,11 +135,11 @@ class ScheduleFree(Optimizer):
     # The learning rate in effect and the averaging weight.
 
     def _learning_rate_in_effect(self, learning_rate, t):
-        """$\\gamma_t$ from the base rate at step ``t`` (0-d tensors)."""
+        r"""$\gamma_t$ from the base rate at step ``t`` (0-d tensors)."""
         return learning_rate
 
     def _average_weight_term(self, lr_max, t):
-        """$w_t = t^r (\\max_{i \\le t} \\gamma_i)^p$ ($0^0 = 1$)."""
+        r"""$w_t = t^r (\max_{i \le t} \gamma_i)^p$ ($0^0 = 1$)."""
         weight = ops.ones_like(t)
         if self.r:
             weight = weight * ops.power(t, self.r)
@@ -182,16 +182,20 @@ class ScheduleFree(Optimizer):
 
     @contextlib.contextmanager
     def averaged(self) -> Iterator[None]:
-        """A context inside which the trained variables hold $x$, the
+        r"""A context inside which the trained variables hold $x$, the
         average the method returns, instead of the training point $y$.
 
-        $x = y + (1 - 1/\\beta)(z - y)$, computed from the variables and
-        the $z$ slots in the variables' dtype: two roundings off the exact
-        average, about ``(1 + |z - y| / (beta |y|))`` float32 roundings of
-        each weight. On exit (also through an exception) the variables get
-        $y$ back bit for bit (a copy is kept), so training continues as if
-        nothing happened. The optimizer's own variables are not touched, and
-        neither are non-trainable variables such as BatchNormalization's
+        $x = y + (1 - 1/\beta)(z - y)$ (from $y = (1 - \beta) z + \beta
+        x$), computed from the variables and the $z$ slots in the
+        variables' dtype. It rounds three times (the difference, the
+        product, the sum), so it is within about half a rounding of $|x|$
+        plus $(1 - \beta)/\beta$ roundings of $|z - y|$ of the $x$ that
+        $y$ and $z$ define (in float32 a rounding is $2^{-24}$ relative);
+        the authors' ``eval()`` computes the same expression. On exit
+        (also through an exception) the variables get $y$ back bit for bit
+        (a copy is kept), so training continues as if nothing happened.
+        The optimizer's own variables are not touched, and neither are
+        non-trainable variables such as BatchNormalization's
         moving statistics (see
         ``keras_opts.callbacks.recompute_batchnorm_statistics``). Before
         the first step $x = y$ and nothing changes.
@@ -229,7 +233,7 @@ def step_(k, p, z, u, c) -> None:
 
 
 def with_decay(k, p, u, c, decays: bool):
-    """$u + \\lambda y$: the decay taken at $y$, as the authors' code does
+    r"""$u + \lambda y$: the decay taken at $y$, as the authors' code does
     (a new temporary where there is a decay; ``u`` itself otherwise)."""
     if not decays:
         return u
@@ -237,7 +241,7 @@ def with_decay(k, p, u, c, decays: bool):
 
 
 def warmup_factor(warmup_steps: int, t):
-    """$\\min(1, t / T_{\\text{warmup}})$, 1 without warm-up."""
+    r"""$\min(1, t / T_{\text{warmup}})$, 1 without warm-up."""
     if not warmup_steps:
         return 1.0
     return ops.minimum(t / float(warmup_steps), 1.0)
