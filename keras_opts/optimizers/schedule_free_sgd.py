@@ -63,9 +63,10 @@ class ScheduleFreeSGD(schedule_free.ScheduleFree):
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable: $\gamma$.
-            Default 1.0 (the authors'; schedule-free SGD takes rates 1 to 10
-            times larger than SGD with momentum). A schedule is allowed (the
-            averaging weights then follow its running maximum).
+            Default 1.0 (the authors'; schedule-free SGD takes rates many
+            times larger than SGD with momentum: measure, see the docs'
+            starting point). A schedule is allowed (the averaging weights
+            then follow its running maximum).
         beta_1: $\beta$ in (0, 1), the interpolation between $z$ and $x$
             that acts as momentum. Default 0.9.
         weight_decay: $\lambda \ge 0$, or a schedule of the step. Default 0.
