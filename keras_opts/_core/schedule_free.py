@@ -144,7 +144,9 @@ class ScheduleFree(Optimizer):
         if self.r:
             weight = weight * ops.power(t, self.r)
         if self.weight_lr_power:
-            weight = weight * ops.power(lr_max, self.weight_lr_power)
+            # 0^p = 0 for every p > 0, also a p that float32 rounds to 0.
+            power = ops.power(lr_max, self.weight_lr_power)
+            weight = weight * ops.where(lr_max > 0, power, 0.0)
         return weight
 
     def _update_variables(self, grads, variables, learning_rate):
