@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from keras_opts import callbacks as callbacks  # the module, re-exported
 from keras_opts import schedules
 
 # generated:exports:begin
@@ -39,6 +40,9 @@ from keras_opts.optimizers import (
     PSGDKron,
     RAdam,
     RMSprop,
+    ScheduleFreeAdamW,
+    ScheduleFreeRAdam,
+    ScheduleFreeSGD,
     Yogi,
 )
 from keras_opts.wrappers import SAM, SWA, Lookahead
@@ -66,6 +70,9 @@ __all__ = [
     "PSGDKron",
     "RAdam",
     "RMSprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeRAdam",
+    "ScheduleFreeSGD",
     "Yogi",
     "get",
     "schedules",

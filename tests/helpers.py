@@ -168,6 +168,10 @@ def _run_torch(name, kwargs, lr, params, grad_steps):
         optimizer = library.Adam_mini(named, lr=lr, verbose=False, **kwargs)
     else:
         optimizer = getattr(library, attribute)(tensors, lr=lr, **kwargs)
+    if callable(getattr(optimizer, "train", None)):
+        # schedulefree's optimizers step only in train mode, where the
+        # parameters hold y, as the model's variables do under ours.
+        optimizer.train()
     history = []
     for grads in grad_steps:
         for t, g in zip(tensors, grads):

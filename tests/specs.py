@@ -40,6 +40,9 @@ from keras_opts.optimizers.prodigy import Prodigy
 from keras_opts.optimizers.psgd_kron import PSGDKron
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
+from keras_opts.optimizers.schedule_free_adamw import ScheduleFreeAdamW
+from keras_opts.optimizers.schedule_free_radam import ScheduleFreeRAdam
+from keras_opts.optimizers.schedule_free_sgd import ScheduleFreeSGD
 from keras_opts.optimizers.sgd import SGD
 from keras_opts.optimizers.yogi import Yogi
 from keras_opts.schedules.cyclical import Cyclical, OneCycle
@@ -73,6 +76,11 @@ from tests.oracles.prodigy import ProdigyOracle
 from tests.oracles.psgd_kron import seeded as psgd_kron_oracle
 from tests.oracles.radam import RAdamOracle
 from tests.oracles.rmsprop import RMSpropOracle
+from tests.oracles.schedule_free import (
+    ScheduleFreeAdamWOracle,
+    ScheduleFreeRAdamOracle,
+    ScheduleFreeSGDOracle,
+)
 from tests.oracles.sgd import SGDOracle
 from tests.oracles.yogi import YogiOracle
 
@@ -226,7 +234,15 @@ class Spec:
     #: ``"path_blocks"``: the state's shape and the update depend on each
     #: variable's path (Adam-mini's blocks), so a variable renamed is
     #: updated differently.
+    #: ``"float32_scalars"``: state shared by every variable is kept in
+    #: float32 whatever their dtype (the schedule-free averaging weights).
     capabilities: frozenset[str] = frozenset()
+    #: Arguments of the conformance tests' cases, which check that a few
+    #: steps move the weights: for an optimizer whose defaults take no step
+    #: at first (ScheduleFreeRAdam's silent phase).
+    conformance_kwargs: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def name(self) -> str:
@@ -1326,6 +1342,154 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
+#: The arguments the schedule-free optimizers share, with their ranges:
+#: beta_1 is an interpolation in (0, 1) (x is recovered by dividing by it).
+SCHEDULE_FREE_SPACE: Mapping[str, tuple] = {
+    "beta_1": ("float", 0.5, 0.99),
+    "r": ("float", 0.0, 2.0),
+    "weight_lr_power": ("float", 0.0, 4.0),
+    "weight_decay": ("float", 0.0, 0.5),
+}
+
+SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
+    Spec(
+        cls=ScheduleFreeSGD,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeSGDOracle,
+        lr=0.05,
+        test_configs=(
+            {},
+            {"beta_1": 0.5, "weight_decay": 0.1, "warmup_steps": 10},
+            {"r": 1.0, "weight_lr_power": 0.0, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "SGDScheduleFree",
+                {"weight_decay": 0.1, "warmup_steps": 5},
+                {"momentum": 0.9, "weight_decay": 0.1, "warmup_steps": 5},
+            ),
+            Reference(
+                "schedulefree",
+                "SGDScheduleFree",
+                {"beta_1": 0.5, "r": 1.0, "weight_lr_power": 0.0},
+                {"momentum": 0.5, "r": 1.0, "weight_lr_power": 0.0},
+            ),
+        ),
+        search_space=space(
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            warmup_steps=("choice", (0, 5)),
+        ),
+        decays_near_one=near_one("beta_1"),
+        convergence={
+            "parabola": ({"learning_rate": 0.3}, 600),
+            # Uniform averaging (r = 0) keeps the early iterates, far up the
+            # valley, in x for long; r = 1 weighs recent ones more.
+            "rosenbrock": (
+                {"learning_rate": 2e-3, "beta_1": 0.5, "r": 1.0},
+                4000,
+            ),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+    ),
+    Spec(
+        cls=ScheduleFreeAdamW,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeAdamWOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {
+                "bias_correction_in": "second_moment",
+                "warmup_steps": 10,
+                "weight_decay": 0.1,
+            },
+            {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3, "r": 1.0},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "AdamWScheduleFreePaper",
+                {"weight_decay": 0.1, "warmup_steps": 5},
+                {"weight_decay": 0.1, "warmup_steps": 5},
+            ),
+            Reference(
+                "schedulefree",
+                "AdamWScheduleFree",
+                {
+                    "bias_correction_in": "second_moment",
+                    "weight_decay": 0.1,
+                    "warmup_steps": 5,
+                    "r": 1.0,
+                },
+                {"weight_decay": 0.1, "warmup_steps": 5, "r": 1.0},
+            ),
+        ),
+        search_space=space(
+            "beta_2",
+            "epsilon",
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            warmup_steps=("choice", (0, 5)),
+            bias_correction_in=("choice", ("learning_rate", "second_moment")),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 600),
+            "rosenbrock": ({"learning_rate": 0.03, "r": 1.0}, 4000),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+    ),
+    Spec(
+        cls=ScheduleFreeRAdam,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeRAdamOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"silent_sgd_phase": False, "weight_decay": 0.1},
+            {"beta_2": 0.9, "r": 0.5, "weight_lr_power": 1.0},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "RAdamScheduleFree",
+                {"weight_decay": 0.1},
+                {"weight_decay": 0.1},
+            ),
+            Reference(
+                "schedulefree",
+                "RAdamScheduleFree",
+                {"silent_sgd_phase": False, "beta_2": 0.9, "r": 1.0},
+                {"silent_sgd_phase": False, "betas": (0.9, 0.9), "r": 1.0},
+            ),
+        ),
+        search_space=space(
+            "beta_2",
+            "epsilon",
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            silent_sgd_phase=("bool",),
+        ),
+        # Without the silent phase: at beta_2 = 0.9999 the rectifier stays
+        # tiny for the whole run and the weights would barely move.
+        decays_near_one=near_one("beta_1", "beta_2", silent_sgd_phase=False),
+        convergence={
+            "parabola": ({"learning_rate": 0.3}, 600),
+            "rosenbrock": ({"learning_rate": 0.1}, 6000),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+        conformance_kwargs={"silent_sgd_phase": False},
+    ),
+)
+
+SPECS = SPECS + SCHEDULE_FREE_SPECS
+
+
 #: The wrappers, in the order of the docs: of an optimizer (Lookahead, SWA,
 #: tested in tests/test_wrappers.py against their own NumPy transcriptions
 #: around the inner optimizer's) and of a model (SAM).
@@ -1372,6 +1536,7 @@ _PREFIX = {
     "prodigyopt": "prodigyopt.",
     "pytorch_optimizer": "pytorch_optimizer.",
     "adam_mini": "adam_mini.",
+    "schedulefree": "schedulefree.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
@@ -1382,6 +1547,7 @@ TORCH_LIBRARIES = (
     "prodigyopt",
     "pytorch_optimizer",
     "adam_mini",
+    "schedulefree",
 )
 
 

@@ -66,7 +66,7 @@ class Case:
 def _spec_case(spec):
     def make(name=None, **kwargs):
         kwargs.setdefault("learning_rate", spec.lr)
-        return spec.cls(name=name, **kwargs)
+        return spec.cls(name=name, **{**spec.conformance_kwargs, **kwargs})
 
     return Case(spec.name, make)
 

@@ -107,9 +107,9 @@ def test_dtype_is_kept_and_updates_stay_finite(
         assert v.dtype == dtype
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(v).astype("f4")))
     slots = optimizer.variables[2:]  # after iterations, learning_rate
-    if "factored_state" in spec.capabilities:
-        # Factors keep their own dtype; the slots shaped like a variable
-        # keep the variable's.
+    if spec.capabilities & {"factored_state", "float32_scalars"}:
+        # Factors and shared scalars keep their own dtype; the slots
+        # shaped like a variable keep the variable's.
         slots = [s for group in optimizer._slots.values() for s in group]
     for slot in slots:
         assert slot.dtype == dtype, slot.name

@@ -24,6 +24,9 @@ from keras_opts.optimizers.prodigy import Prodigy
 from keras_opts.optimizers.psgd_kron import PSGDKron
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
+from keras_opts.optimizers.schedule_free_adamw import ScheduleFreeAdamW
+from keras_opts.optimizers.schedule_free_radam import ScheduleFreeRAdam
+from keras_opts.optimizers.schedule_free_sgd import ScheduleFreeSGD
 from keras_opts.optimizers.sgd import SGD
 from keras_opts.optimizers.yogi import Yogi
 
@@ -47,5 +50,8 @@ __all__ = [
     "PSGDKron",
     "RAdam",
     "RMSprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeRAdam",
+    "ScheduleFreeSGD",
     "Yogi",
 ]
