@@ -101,6 +101,33 @@ def test_lazy_rows_are_refused():
         keras_opts.ScheduleFreeAdamW(lazy_rows=True)
 
 
+@pytest.mark.parametrize(
+    "cls",
+    [
+        keras_opts.ScheduleFreeSGD,
+        keras_opts.ScheduleFreeAdamW,
+        keras_opts.ScheduleFreeRAdam,
+    ],
+)
+def test_cautious_is_refused(cls):
+    """Masking y's step but not z's would break the x that averaged()
+    reads from the two."""
+    with pytest.raises(ValueError, match="Received: cautious=True"):
+        cls(cautious=True)
+
+
+def test_bfloat16_state_keeps_z_in_float32():
+    """z is a sequence of weights; only the second moment narrows, and
+    float16 (which cannot hold a squared gradient) is refused."""
+    optimizer = keras_opts.ScheduleFreeAdamW(state_dtype="bfloat16")
+    variable = keras.Variable(np.ones((3, 2), "float32"))
+    optimizer.build([variable])
+    assert optimizer._slots["z"][0].dtype == "float32"
+    assert optimizer._slots["velocity"][0].dtype == "bfloat16"
+    with pytest.raises(ValueError, match="Received: state_dtype="):
+        keras_opts.ScheduleFreeAdamW(state_dtype="float16")
+
+
 # Keras' own ScheduleFreeAdamW.
 
 KERAS_SETTINGS = {"warmup_steps": 5}

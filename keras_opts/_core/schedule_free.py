@@ -103,6 +103,15 @@ class ScheduleFree(Optimizer):
         self.r = r
         self.weight_lr_power = weight_lr_power
 
+    #: The step moves y and z together; masking y's part would break
+    #: x = (y - (1 - beta_1) z) / beta_1, which ``averaged()`` reads.
+    _cautious_refusal = (
+        "`cautious` would mask y's step but not z's, and x, the weights "
+        "`averaged()` gives, is read from the two."
+    )
+    #: z is a sequence of weights, not a moment: kept at full precision.
+    _full_precision_slots = ("z",)
+
     # State: z (a slot, z_1 = y_1) and two scalars.
 
     def _slot_names(self) -> tuple[str, ...]:

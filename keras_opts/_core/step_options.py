@@ -67,6 +67,8 @@ class Flags:
     #: False where the update has no momentum, so that its step always
     #: has the gradient's sign: ``cautious`` is refused.
     _has_momentum = True
+    #: Why ``cautious`` cannot apply, where it cannot for another reason.
+    _cautious_refusal = ""
     #: Slots holding squares of gradients (second moments), which float16
     #: cannot hold: ``state_dtype="float16"`` is refused where there is one.
     _square_slots: tuple[str, ...] = ()
@@ -93,6 +95,11 @@ def checked(optimizer, cautious, state_dtype, lazy_rows):
         raise ValueError(
             f"{cls} has no momentum: its step always has the gradient's "
             "sign, so `cautious` would mask nothing. "
+            f"Received: cautious={cautious!r}"
+        )
+    if cautious and optimizer._cautious_refusal:
+        raise ValueError(
+            f"{cls}: {optimizer._cautious_refusal} "
             f"Received: cautious={cautious!r}"
         )
     if cautious and lazy_rows:

@@ -208,6 +208,8 @@ class MARS(Optimizer):
         # Which of the two kinds of variable _run_kernel is updating.
         self._vectors = False
 
+    _square_slots = ("velocity",)
+
     def _slot_names(self):
         # The second moment of the AdamW steps: MARS-AdamW's, and plain
         # AdamW's of the rank-0/1 variables (none under MARS-Lion with

@@ -175,6 +175,8 @@ class ScheduleFreeAdamW(schedule_free.ScheduleFree):
         self.warmup_steps = warmup_steps
         self.bias_correction_in = bias_correction_in
 
+    _square_slots = ("velocity",)
+
     def _slot_names(self):
         return ("z", "velocity")
 

@@ -154,6 +154,8 @@ class ScheduleFreeRAdam(schedule_free.ScheduleFree):
         self.epsilon = epsilon
         self.silent_sgd_phase = silent_sgd_phase
 
+    _square_slots = ("velocity",)
+
     def _slot_names(self):
         return ("z", "velocity")
 
