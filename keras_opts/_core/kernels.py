@@ -265,9 +265,10 @@ class Single:
     def where(self, condition, x, y):
         """``x`` where the step's ``condition`` holds, else ``y`` (tensors,
         or a number)."""
-        return ops.where(
-            condition, ops.convert_to_tensor(x), ops.convert_to_tensor(y)
-        )
+        x = ops.convert_to_tensor(x)
+        if isinstance(y, (int, float)):  # a number takes x's dtype
+            return ops.where(condition, x, ops.convert_to_tensor(y, x.dtype))
+        return ops.where(condition, x, ops.convert_to_tensor(y))
 
     # Per-tensor reductions and scalars: under Single one 0-d tensor, under
     # Foreach a 1-D tensor with one entry per variable. Keras ops

@@ -201,3 +201,31 @@ def preconditioned(factors, triangular, g):
     for axis, (q, tri) in enumerate(zip(factors, triangular)):
         g = mode_product(q, g, axis, tri, transpose=True)
     return g
+
+
+def initial_factors(optimizer, shape, triangular, scale, dtype, prefix):
+    """The Kronecker factors of one variable, optimizer variables: ``scale``
+    times the identity for a triangular factor, ``scale`` everywhere for a
+    diagonal one (stored as a vector)."""
+    return [
+        optimizer.add_variable(
+            shape=(d, d) if tri else (d,),
+            initializer=(
+                keras.initializers.Identity(scale)
+                if tri
+                else keras.initializers.Constant(scale)
+            ),
+            dtype=dtype,
+            name=f"{prefix}_q{i}",
+        )
+        for i, (d, tri) in enumerate(zip(shape, triangular))
+    ]
+
+
+def update_probability(iterations, maximum, decay, flat_steps, minimum):
+    """$p_t$, the probability of fitting the preconditioner at this step,
+    from the count of earlier updates, in float32:
+    ``clip(maximum exp(-decay (t - flat_steps)), minimum, maximum)``."""
+    steps = ops.cast(iterations, "float32")
+    decayed = maximum * ops.exp(-decay * (steps - float(flat_steps)))
+    return ops.clip(decayed, minimum, maximum)

@@ -162,7 +162,7 @@ class AdamMini(Optimizer):
     def blocks(self, variable) -> tuple[int, ...]:
         """The axes one block of ``variable`` spans (``block_axes``, else
         the rule of the class docstring), each in ``[0, rank)``."""
-        path = _path(variable)
+        path = _variable_path(variable)
         rank = len(variable.shape)
         for pattern, axes in (self.block_axes or {}).items():
             if re.search(pattern, path):
@@ -193,7 +193,7 @@ class AdamMini(Optimizer):
                 shape=shape,
                 initializer="zeros",
                 dtype=variable.dtype,
-                name=f"{_path(variable).replace('/', '_')}_velocity",
+                name=f"{_variable_path(variable).replace('/', '_')}_velocity",
             )
             for variable, shape in zip(variables, shapes)
         ]
@@ -263,7 +263,7 @@ def default_blocks(path: str, rank: int) -> tuple[int, ...]:
     return every
 
 
-def _path(variable) -> str:
+def _variable_path(variable) -> str:
     if hasattr(variable, "path"):
         return variable.path
     return str(variable.name).split(":")[0]

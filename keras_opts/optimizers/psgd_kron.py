@@ -309,22 +309,16 @@ class PSGDKron(Optimizer):
                 memory_save_mode=self.memory_save_mode,
                 merge_dims=self.merge_dims,
             )
-            scale = self.precond_init_scale ** (1.0 / len(shape))
             self._layouts.append((shape, triangular))
             self._factors.append(
-                [
-                    self.add_variable(
-                        shape=(d, d) if tri else (d,),
-                        initializer=(
-                            keras.initializers.Identity(scale)
-                            if tri
-                            else keras.initializers.Constant(scale)
-                        ),
-                        dtype=self.preconditioner_dtype,
-                        name=f"{slot_prefix(variable)}_q{i}",
-                    )
-                    for i, (d, tri) in enumerate(zip(shape, triangular))
-                ]
+                kron.initial_factors(
+                    self,
+                    shape,
+                    triangular,
+                    self.precond_init_scale ** (1.0 / len(shape)),
+                    self.preconditioner_dtype,
+                    slot_prefix(variable),
+                )
             )
         self._update_counter = None
         if self.precond_update_schedule == "counter":
@@ -340,20 +334,15 @@ class PSGDKron(Optimizer):
 
     # The step.
 
-    def _update_probability(self):
-        """$p_t$, from the count of earlier updates, in float32."""
-        steps = ops.cast(self.iterations, "float32")
-        decayed = self.precond_update_prob * ops.exp(
-            -self.precond_update_prob_decay
-            * (steps - float(self.precond_update_flat_steps))
-        )
-        return ops.clip(
-            decayed, self.precond_update_prob_min, self.precond_update_prob
-        )
-
     def _begin_update(self):
         # One decision per step, for every variable.
-        probability = self._update_probability()
+        probability = kron.update_probability(
+            self.iterations,
+            self.precond_update_prob,
+            self.precond_update_prob_decay,
+            self.precond_update_flat_steps,
+            self.precond_update_prob_min,
+        )
         if self.precond_update_schedule == "random":
             coin = keras.random.uniform(
                 (), dtype="float32", seed=self._seed_generator
