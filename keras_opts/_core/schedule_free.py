@@ -120,6 +120,7 @@ class ScheduleFree(Optimizer):
     def build(self, variables):
         if self.built:
             return
+        _refuse_several_replicas(self)
         super().build(variables)
         # float32 whatever the variables' dtype; "only_first_replica": one
         # value for all replicas, updated once per step.
@@ -270,3 +271,24 @@ def _no_grad():
 
         return torch.no_grad()
     return contextlib.nullcontext()
+
+
+def _refuse_several_replicas(optimizer) -> None:
+    """A ``tf.distribute`` strategy with several replicas is refused: the
+    weights it trains differ from a single-device run's (its per-replica
+    update of y, z and the shared averaging scalars is not checked yet),
+    and a wrong result must not pass silently."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy():
+        return
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        raise NotImplementedError(
+            f"{type(optimizer).__name__} does not run under a "
+            "tf.distribute strategy with several replicas yet; use one "
+            "device, or keras.distribution on JAX. Received: a strategy "
+            f"with num_replicas_in_sync={replicas}"
+        )
