@@ -6,11 +6,43 @@ float64 NumPy arrays, one per parameter.
 
 from __future__ import annotations
 
+import os
+import zlib
+
 import keras
 import numpy as np
 import pytest
 
 BACKEND = keras.backend.backend()
+BACKENDS = ("tensorflow", "jax", "torch")
+
+#: ``KERAS_OPTS_EVERY_BACKEND=1`` runs every shared case on every backend.
+EVERY_BACKEND = bool(os.environ.get("KERAS_OPTS_EVERY_BACKEND"))
+
+
+def shared(cases, test: str, backends=BACKENDS) -> list:
+    """The cases of ``cases`` (pytest params, or specs) that this
+    backend's pass runs, for a test of what the base class does the same
+    way for every optimizer (a Keras feature, saving, mixed precision).
+
+    Each case runs on one of ``backends``, picked by a hash of the test's
+    name and the case's id: the passes together run every case once, and
+    every optimizer meets every backend across such tests. What differs
+    per backend per optimizer (the oracle parity, the references, the
+    cross-backend resume) runs on every backend. Set
+    ``KERAS_OPTS_EVERY_BACKEND=1`` to run every case everywhere.
+    """
+    kept = []
+    for case in cases:
+        case_id = getattr(case, "id", None) or getattr(case, "name", None)
+        if case_id is None:  # a pytest.param of a spec, without an id
+            case_id = case.values[0].name
+        index = zlib.crc32(f"{test}/{case_id}".encode()) % len(backends)
+        if EVERY_BACKEND or backends[index] == BACKEND:
+            kept.append(case)
+    return kept
+
+
 SHAPES = ((7,), (3, 4), (2, 3, 2))
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 

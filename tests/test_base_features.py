@@ -46,6 +46,14 @@ CASES = [
     )
     and (not compiled or feature in TRACED)
 ]
+#: Each (optimizer, feature) on one backend; compiled on one that traces.
+CASES = helpers.shared(
+    [c for c in CASES if not c.values[2]], "feature_matches_harness"
+) + helpers.shared(
+    [c for c in CASES if c.values[2]],
+    "feature_matches_harness",
+    backends=("tensorflow", "jax"),
+)
 
 
 def _with_decoupled_decay(spec, kwargs, weight_decay):
@@ -268,7 +276,12 @@ def _run_setting_each_step_decay(spec, kwargs, params, grads, schedule):
     return history
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(
+        SPECS, "weight_decay_schedule_equals_its_values_set_each_step"
+    ),
+)
 def test_weight_decay_schedule_equals_its_values_set_each_step(spec):
     """Keras' decoupled decay, AdamW's own and the in-kernel decay of
     NovoGrad, LARS and Prodigy all read the schedule at ``iterations``:
@@ -291,7 +304,14 @@ def test_weight_decay_schedule_equals_its_values_set_each_step(spec):
     assert helpers.max_abs_difference(ours, constant) > 0
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(
+        SPECS,
+        "weight_decay_schedule_is_traced_once",
+        backends=("tensorflow", "jax"),
+    ),
+)
 def test_weight_decay_schedule_is_traced_once(spec):
     """Compiled as ``fit()`` compiles it: the schedule is traced with the
     step (no retrace as ``iterations`` grows) and gives the eager result

@@ -54,7 +54,7 @@ def minimise(spec, problem):
     return np.asarray(variable.numpy()), losses
 
 
-@pytest.mark.parametrize("spec, problem", CASES)
+@pytest.mark.parametrize("spec, problem", helpers.shared(CASES, "converges"))
 def test_converges(spec, problem):
     _, start, minimiser, tolerance = PROBLEMS[problem]
     tolerance = (*spec.convergence[problem], tolerance)[2]

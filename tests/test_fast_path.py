@@ -216,7 +216,15 @@ def test_state_bytes_per_parameter(name, kwargs, bytes_per_parameter):
 @pytest.mark.skipif(
     helpers.BACKEND == "torch", reason="torch runs eagerly: nothing to trace"
 )
-@pytest.mark.parametrize("spec", registry.SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(
+        registry.SPECS,
+        "fit_traces_the_train_step_once",
+        backends=("tensorflow", "jax"),
+    ),
+    ids=lambda s: s.name,
+)
 def test_fit_traces_the_train_step_once(spec):
     """After the first epoch, four more epochs of ``fit()`` with a schedule
     trace the loss (hence the train step) no more: no hyperparameter or

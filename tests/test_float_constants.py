@@ -44,7 +44,12 @@ def test_every_spec_has_decays_near_one():
         assert spec.decays_near_one, spec.name
 
 
-@pytest.mark.parametrize("spec", spec_params())
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(
+        spec_params(), "float32_follows_the_float64_oracle_at_decays_near_one"
+    ),
+)
 def test_float32_follows_the_float64_oracle_at_decays_near_one(spec):
     kwargs = dict(spec.decays_near_one)
     params, grads = helpers.random_problem(seed=4, steps=STEPS)

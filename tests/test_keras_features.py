@@ -23,7 +23,12 @@ def _kwargs(spec):
     return kwargs
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(
+        SPECS, "accumulating_four_batches_is_one_step_on_their_union"
+    ),
+)
 def test_accumulating_four_batches_is_one_step_on_their_union(spec):
     """Keras averages the k accumulated gradients, and the loss is a mean,
     so 4 batches of 8 accumulated give the gradient of the batch of 32:
@@ -63,7 +68,9 @@ def _oracle_steps(spec, kwargs, params, grads, lr):
     return step
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "ema_overwrites_the_weights_every_k_steps")
+)
 def test_ema_overwrites_the_weights_every_k_steps(spec):
     """Keras' EMA: the average starts at the first step's weights, then
     ``a <- 0.9 a + 0.1 w``; after every 4th step the weights become the
@@ -119,7 +126,9 @@ def _multi(first, second):
     return keras.optimizers.MultiOptimizer(optimizer_map)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "multi_optimizer_applies_each_to_its_layer")
+)
 def test_multi_optimizer_applies_each_to_its_layer(spec):
     """With fixed gradients each layer's trajectory is its own optimizer's
     alone: compare with the two optimizers run separately, bitwise."""
@@ -157,7 +166,9 @@ def test_multi_optimizer_applies_each_to_its_layer(spec):
         )
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "multi_optimizer_saves_and_resumes")
+)
 def test_multi_optimizer_saves_and_resumes(spec, tmp_path):
     first, second = _pair(spec)
     x, y = common.data(batches=4)

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests import helpers
 from tests.distributed import common
 
 SPECS = [pytest.param(s, id=s.name) for s in common.SPECS]
@@ -38,7 +39,9 @@ _FLOAT32_LOSSES = {}  # one float32 run per optimizer, for both policies
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "mixed_precision_trains_like_float32")
+)
 def test_mixed_precision_trains_like_float32(spec, policy):
     model, losses = _train(spec, policy)
     if spec.name not in _FLOAT32_LOSSES:

@@ -31,7 +31,9 @@ def _assert_unchanged(before, after):
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "skip_nonfinite_leaves_everything_untouched")
+)
 @COMPILED
 def test_skip_nonfinite_leaves_everything_untouched(spec, value, compiled):
     params, grads = helpers.random_problem(seed=12, steps=4)
@@ -48,7 +50,9 @@ def test_skip_nonfinite_leaves_everything_untouched(spec, value, compiled):
     assert int(optimizer.iterations) == 2
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "skip_nonfinite_does_not_change_finite_steps")
+)
 @COMPILED
 def test_skip_nonfinite_does_not_change_finite_steps(spec, compiled):
     params, grads = helpers.random_problem(seed=13, steps=10)
@@ -60,7 +64,10 @@ def test_skip_nonfinite_does_not_change_finite_steps(spec, compiled):
     helpers.assert_histories_close(b, a, 0.0, "finite steps")
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(SPECS, "loss_scale_optimizer_overflow_step_is_skipped"),
+)
 @COMPILED
 def test_loss_scale_optimizer_overflow_step_is_skipped(spec, compiled):
     """As ``mixed_float16`` wraps it: a step whose scaled gradients

@@ -60,7 +60,9 @@ def test_every_spec_has_a_search_space():
         assert spec.search_space, spec.name
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "float32_agrees_with_the_oracle")
+)
 @given(data=st.data(), shape_list=shapes, seed=st.integers(0, 2**31))
 def test_float32_agrees_with_the_oracle(spec, data, shape_list, seed):
     kwargs = data.draw(hyperparameters(spec))
@@ -77,7 +79,9 @@ def test_float32_agrees_with_the_oracle(spec, data, shape_list, seed):
 # test_float32_agrees_with_the_oracle, and their slots' dtype by
 # test_mixed_precision.
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "dtype_is_kept_and_updates_stay_finite")
+)
 @given(data=st.data(), shape_list=shapes, seed=st.integers(0, 2**31))
 def test_dtype_is_kept_and_updates_stay_finite(
     spec, dtype, data, shape_list, seed

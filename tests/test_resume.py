@@ -59,30 +59,14 @@ def _assert_bitwise(straight, out, source, spec):
 
 
 @pytest.mark.skipif(
-    helpers.BACKEND == "torch",
-    reason="torch -> torch is the diagonal of the cross-backend matrix, "
-    "which checks it bitwise",
-)
-def test_resume_in_a_fresh_process_is_bitwise(tmp_path):
-    """Every registry optimizer, on this backend: .keras and .weights.h5
-    saved by one process, continued by another."""
-    backend = helpers.BACKEND
-    saved = tmp_path / backend
-    _worker(backend, "save", str(saved))
-    _worker(backend, "continue", str(tmp_path / "out"), str(saved))
-    for spec in registry.SPECS:
-        straight = _load(saved / f"{spec.name}.straight.npz")
-        _assert_bitwise(straight, tmp_path / "out", backend, spec)
-
-
-@pytest.mark.skipif(
     helpers.BACKEND != "torch",
     reason="the 3 x 3 matrix starts its own processes; run it once",
 )
 def test_every_backend_resumes_every_backends_file(tmp_path):
-    """Files of each backend continued on each backend: within float32
-    roundings across backends, bitwise on the same one (torch -> torch
-    here; the other two in test_resume_in_a_fresh_process_is_bitwise)."""
+    """Every registry optimizer's .keras and .weights.h5 files, saved by a
+    process of each backend, continued by a fresh process of each backend:
+    bitwise on the same backend (the diagonal), within float32 roundings
+    across backends."""
     for backend in BACKENDS:
         _worker(backend, "save", str(tmp_path / backend))
     sources = [str(tmp_path / b) for b in BACKENDS]
@@ -112,9 +96,10 @@ def test_every_backend_resumes_every_backends_file(tmp_path):
                         atol=tol,
                         err_msg=f"{spec.name}: {source} -> {target}",
                     )
-    for spec in registry.SPECS:
-        straight = _load(tmp_path / "torch" / f"{spec.name}.straight.npz")
-        _assert_bitwise(straight, tmp_path / "on-torch", "torch", spec)
+    for backend in BACKENDS:
+        for spec in registry.SPECS:
+            straight = _load(tmp_path / backend / f"{spec.name}.straight.npz")
+            _assert_bitwise(straight, tmp_path / f"on-{backend}", backend, spec)
     assert checked == 9 * len(registry.SPECS)
 
 
@@ -153,7 +138,10 @@ class _StopAfter(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec",
+    helpers.shared(SPECS, "backup_and_restore_resumes_an_interrupted_fit"),
+)
 def test_backup_and_restore_resumes_an_interrupted_fit(spec, tmp_path):
     x, y = resume_worker.data()
     total = resume_worker.FIRST + resume_worker.MORE
@@ -173,7 +161,9 @@ def test_backup_and_restore_resumes_an_interrupted_fit(spec, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "model_checkpoint_file_resumes")
+)
 def test_model_checkpoint_file_resumes(spec, tmp_path):
     x, y = resume_worker.data()
     kwargs = {"batch_size": resume_worker.BATCH, "shuffle": False, "verbose": 0}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_opts
-from tests import resume_worker
+from tests import helpers, resume_worker
 from tests import specs as registry
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
@@ -23,7 +23,7 @@ def _trained(spec, tmp_path):
     return model, path
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", helpers.shared(SPECS, "loads_with_safe_mode"))
 def test_loads_with_safe_mode(spec, tmp_path):
     """The optimizer and its nested schedules (Warmup of GeometricDecay)
     hold no lambdas or pickled code."""

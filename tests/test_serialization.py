@@ -212,7 +212,9 @@ def _model(optimizer):
     return model
 
 
-@pytest.mark.parametrize("spec", spec_params())
+@pytest.mark.parametrize(
+    "spec", helpers.shared(spec_params(), "fit_reduces_loss")
+)
 def test_fit_reduces_loss(spec):
     x, y = _data()
     model = _model(spec.cls(**spec.convergence["parabola"][0]))
@@ -222,7 +224,9 @@ def test_fit_reduces_loss(spec):
     assert losses[-1] < 0.5 * losses[0]
 
 
-@pytest.mark.parametrize("spec", spec_params())
+@pytest.mark.parametrize(
+    "spec", helpers.shared(spec_params(), "saved_model_resumes_exactly")
+)
 def test_saved_model_resumes_exactly(spec, tmp_path):
     """2 epochs, save, load (no custom_objects), 2 more == 4 epochs straight.
 

@@ -84,7 +84,9 @@ def test_the_embedding_gradient_is_indexed_slices_on_tensorflow():
     [{}, {"skip_nonfinite": True, "gradient_centralization": True}],
     ids=["plain", "skip-centralize"],
 )
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(
+    "spec", helpers.shared(SPECS, "embedding_matches_its_dense_equivalent")
+)
 def test_embedding_matches_its_dense_equivalent(spec, extra):
     x, y = _data(1)
     sparse, dense = _model(), _model(dense=True)
