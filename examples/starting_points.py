@@ -77,6 +77,7 @@ SWEEPS = {
     "lars": [0.3, 1.0, 3.0, 10.0],
     "madgrad": [3e-4, 1e-3, 3e-3, 1e-2],
     "prodigy": [0.3, 1.0, 3.0],
+    "shampoo": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
 
@@ -371,9 +372,11 @@ def main(argv=None):
     if not args.docs_only:
         start = time.perf_counter()
         entries = measure(args.optimizers, offline_digits())
+        # Entries of the optimizers not measured this time are kept.
+        kept = json.loads(out.read_text())["optimizers"] if out.exists() else {}
         results = {
             "setup": setup(keras.backend.backend()),
-            "optimizers": entries,
+            "optimizers": {**kept, **entries},
         }
         out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {out} in {time.perf_counter() - start:.0f} s")

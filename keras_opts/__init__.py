@@ -36,6 +36,7 @@ from keras_opts.optimizers import (
     Prodigy,
     RAdam,
     RMSprop,
+    Shampoo,
     Yogi,
 )
 from keras_opts.wrappers import SAM, SWA, Lookahead
@@ -60,6 +61,7 @@ __all__ = [
     "Prodigy",
     "RAdam",
     "RMSprop",
+    "Shampoo",
     "Yogi",
     "get",
     "schedules",

@@ -22,6 +22,7 @@ from keras_opts.optimizers.prodigy import Prodigy
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
 from keras_opts.optimizers.sgd import SGD
+from keras_opts.optimizers.shampoo import Shampoo
 from keras_opts.optimizers.yogi import Yogi
 
 __all__ = [
@@ -41,5 +42,6 @@ __all__ = [
     "Prodigy",
     "RAdam",
     "RMSprop",
+    "Shampoo",
     "Yogi",
 ]
