@@ -78,6 +78,7 @@ SWEEPS = {
     "madgrad": [3e-4, 1e-3, 3e-3, 1e-2],
     "prodigy": [0.3, 1.0, 3.0],
     "shampoo": [3e-4, 1e-3, 3e-3, 1e-2],
+    "soap": [1e-3, 3e-3, 1e-2],
 }
 
 

@@ -116,6 +116,21 @@ def power_iteration_qr(a, basis, dtype):
     basis = ops.cast(basis, dtype)
     quotients = ops.sum(basis * ops.matmul(a, basis), axis=-2)
     order = ops.argsort(-quotients, axis=-1)
-    basis = ops.take_along_axis(basis, ops.expand_dims(order, -2), axis=-1)
+    basis = ops.take(basis, order, axis=-1)
     q, _ = ops.qr(ops.matmul(a, basis))
     return q, order
+
+
+def merged_shape(shape, max_dim: int) -> tuple[int, ...]:
+    """``shape`` with runs of consecutive dimensions merged while their
+    product stays at most ``max_dim`` (``(3, 3, 64, 128)`` with 1024 is
+    ``(576, 128)``)."""
+    merged, product = [], 1
+    for d in (int(d) for d in shape):
+        if product * d > max_dim and product > 1:
+            merged.append(product)
+            product = d
+        else:
+            product *= d
+    merged.append(product)
+    return tuple(merged)

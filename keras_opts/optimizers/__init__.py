@@ -23,6 +23,7 @@ from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
 from keras_opts.optimizers.sgd import SGD
 from keras_opts.optimizers.shampoo import Shampoo
+from keras_opts.optimizers.soap import SOAP
 from keras_opts.optimizers.yogi import Yogi
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "LARS",
     "MADGRAD",
     "SGD",
+    "SOAP",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
