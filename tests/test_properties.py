@@ -106,5 +106,8 @@ def test_dtype_is_kept_and_updates_stay_finite(
     for v in variables:
         assert v.dtype == dtype
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(v).astype("f4")))
-    for slot in optimizer.variables[2:]:  # after iterations, learning_rate
+    slots = optimizer.variables[2:]  # after iterations, learning_rate
+    if "matrix_state" in spec.capabilities:  # factors: preconditioner_dtype
+        slots = [x for n in optimizer._slot_names() for x in optimizer._slots[n]]
+    for slot in slots:
         assert slot.dtype == dtype, slot.name

@@ -258,7 +258,7 @@ class Shampoo(Optimizer):
         """The shapes of ``L``, ``R`` and their roots for a variable of
         ``shape`` (stacked blocks), or None for a scalar or vector."""
         merged = mx.matrix_shape(shape)
-        if merged is None:
+        if merged is None or 0 in merged:  # nothing to precondition
             return None
         (i, bm), (j, bn) = (mx.blocks(d, self.block_size) for d in merged)
         left, right = (i, j, bm, bm), (i, j, bn, bn)

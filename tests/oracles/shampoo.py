@@ -46,7 +46,7 @@ class ShampooOracle:
 
     def init(self, param):
         state = {"m": np.zeros_like(param), "a": np.zeros_like(param)}
-        if param.ndim >= 2:
+        if param.ndim >= 2 and param.size:
             rows, cols = int(np.prod(param.shape[:-1])), param.shape[-1]
             state["blocks"] = [
                 {
@@ -75,10 +75,12 @@ class ShampooOracle:
         return g / np.sqrt(state["a"] + self.eps)
 
     def step(self, param, grad, state, lr, t):
+        if param.size == 0:
+            return param
         g = grad + self.l2 * param
         graft = self._graft(g, state, t)
         u = graft
-        if param.ndim >= 2:
+        if "blocks" in state:
             matrix = g.reshape(-1, g.shape[-1])
             graft_matrix = graft.reshape(matrix.shape)
             shampoo = np.zeros_like(matrix)

@@ -73,6 +73,8 @@ class SOAPOracle:
         return state
 
     def step(self, param, grad, state, lr, t):
+        if param.size == 0:
+            return param
         g = grad + self.l2 * param
         shape = state.get("shape")
         G = g.reshape(shape) if shape is not None else g
