@@ -14,7 +14,11 @@ medians:
   parameters in 10 variables and of 1M in 200;
 - ``fit mlp3`` and ``fit mlp60``: one ``fit()`` step (per-step time of an
   epoch of 16 batches of 128) of a 784-512-512-10 MLP and of a 60-layer
-  MLP 64 units wide.
+  MLP 64 units wide;
+- ``fit transformer``: one ``fit()`` step (an epoch of 16 batches of 16
+  sequences) of the character Transformer of ``benchmarks/workloads.py``,
+  whose 38 variables mix embeddings, attention kernels of rank 3, dense
+  kernels, biases and LayerNormalization vectors.
 
 Beside ours, where they exist: Keras' built-in under matching settings
 (the registry's ``keras`` reference); the native library on its own
@@ -42,11 +46,17 @@ import sys
 import tempfile
 import time
 
-# The reference settings live with the tests (tests/specs.py).
+# The reference settings live with the tests (tests/specs.py); the
+# Transformer with benchmarks/workloads.py.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SHAPES = {"10M/10": (10_000_000, 10), "1M/200": (1_000_000, 200)}
-MODELS = {"mlp3": (784, [512, 512], 10), "mlp60": (64, [64] * 59, 10)}
+MODELS = {
+    "mlp3": (784, [512, 512], 10),
+    "mlp60": (64, [64] * 59, 10),
+    "transformer": None,  # benchmarks/workloads.py's
+}
 FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}  # torch 2.13's fused kernels
 BATCH, BATCHES = 128, 16
 
@@ -156,27 +166,44 @@ def _optax_runner(reference, values, grads):
     return run
 
 
+def _transformer(optimizer):
+    """(model, x, y, batch size): the workloads' Transformer, compiled, on
+    the first 16 batches of its first seed."""
+    import workloads  # benchmarks/workloads.py, beside this file
+
+    workload = workloads.Transformer(workloads.FULL)
+    model = workload.model()
+    workload.compile(model, optimizer)
+    x, y = workload.batches(0)
+    count = workload.batch_size * BATCHES
+    return model, x[:count], y[:count], workload.batch_size
+
+
 def _fit_runner(optimizer, model_name):
     import keras
     import numpy as np
 
-    inputs, hidden, classes = MODELS[model_name]
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.Input((inputs,))]
-        + [keras.layers.Dense(n, activation="relu") for n in hidden]
-        + [keras.layers.Dense(classes)]
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH * BATCHES, inputs)).astype("float32")
-    y = rng.integers(0, classes, BATCH * BATCHES)
+    if model_name == "transformer":
+        model, x, y, batch = _transformer(optimizer)
+    else:
+        inputs, hidden, classes = MODELS[model_name]
+        model = keras.Sequential(
+            [keras.Input((inputs,))]
+            + [keras.layers.Dense(n, activation="relu") for n in hidden]
+            + [keras.layers.Dense(classes)]
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((BATCH * BATCHES, inputs)).astype("float32")
+        y = rng.integers(0, classes, BATCH * BATCHES)
+        batch = BATCH
 
     def run():
-        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
 
     run()  # compile and warm up
     return run

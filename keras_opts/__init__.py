@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from keras_opts import callbacks as callbacks  # the module, re-exported
 from keras_opts import schedules
 
 # generated:exports:begin
@@ -23,20 +24,26 @@ from keras_opts.optimizers import (
     ADOPT,
     LARS,
     MADGRAD,
+    MARS,
     SGD,
     SOAP,
     AdaBelief,
     Adadelta,
     Adagrad,
     Adam,
+    AdamMini,
     AdamW,
     Adan,
     AdEMAMix,
     Nadam,
     NovoGrad,
     Prodigy,
+    PSGDKron,
     RAdam,
     RMSprop,
+    ScheduleFreeAdamW,
+    ScheduleFreeRAdam,
+    ScheduleFreeSGD,
     Shampoo,
     Yogi,
 )
@@ -46,6 +53,7 @@ __all__ = [
     "ADOPT",
     "LARS",
     "MADGRAD",
+    "MARS",
     "SAM",
     "SGD",
     "SOAP",
@@ -54,6 +62,7 @@ __all__ = [
     "Adadelta",
     "Adagrad",
     "Adam",
+    "AdamMini",
     "AdamW",
     "Adan",
     "AdEMAMix",
@@ -61,8 +70,12 @@ __all__ = [
     "Nadam",
     "NovoGrad",
     "Prodigy",
+    "PSGDKron",
     "RAdam",
     "RMSprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeRAdam",
+    "ScheduleFreeSGD",
     "Shampoo",
     "Yogi",
     "get",

@@ -34,6 +34,8 @@ OPTIMIZERS: dict[str, type] = {
 ALIASES: dict[str, str] = {
     "rectified_adam": "radam",
     "rectifiedadam": "radam",
+    "kron": "psgdkron",
+    "psgd_kron": "psgdkron",
 }
 
 

@@ -150,7 +150,8 @@ def run_reference(reference, lr, params, grad_steps):
 
 def _run_torch(name, kwargs, lr, params, grad_steps):
     """A torch optimizer (``torch.SGD`` is torch.optim's, ``madgrad.MADGRAD``
-    the authors' package's) in float64 on the CPU."""
+    the authors' package's) in float64 on the CPU. ``adam_mini.Adam_mini``
+    takes named parameters: those of ``make_variables``, ``p0``, ``p1``..."""
     import importlib
 
     import torch
@@ -162,7 +163,15 @@ def _run_torch(name, kwargs, lr, params, grad_steps):
     library = (
         torch.optim if module == "torch" else importlib.import_module(module)
     )
-    optimizer = getattr(library, attribute)(tensors, lr=lr, **kwargs)
+    if module == "adam_mini":  # named parameters: the variables' names
+        named = [(f"p{i}", t) for i, t in enumerate(tensors)]
+        optimizer = library.Adam_mini(named, lr=lr, verbose=False, **kwargs)
+    else:
+        optimizer = getattr(library, attribute)(tensors, lr=lr, **kwargs)
+    if callable(getattr(optimizer, "train", None)):
+        # schedulefree's optimizers step only in train mode, where the
+        # parameters hold y, as the model's variables do under ours.
+        optimizer.train()
     history = []
     for grads in grad_steps:
         for t, g in zip(tensors, grads):

@@ -26,17 +26,23 @@ from keras_opts.optimizers.adabelief import AdaBelief
 from keras_opts.optimizers.adadelta import Adadelta
 from keras_opts.optimizers.adagrad import Adagrad
 from keras_opts.optimizers.adam import Adam
+from keras_opts.optimizers.adam_mini import AdamMini
 from keras_opts.optimizers.adamw import AdamW
 from keras_opts.optimizers.adan import Adan
 from keras_opts.optimizers.ademamix import AdEMAMix
 from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
+from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
+from keras_opts.optimizers.psgd_kron import PSGDKron
 from keras_opts.optimizers.radam import RAdam
 from keras_opts.optimizers.rmsprop import RMSprop
+from keras_opts.optimizers.schedule_free_adamw import ScheduleFreeAdamW
+from keras_opts.optimizers.schedule_free_radam import ScheduleFreeRAdam
+from keras_opts.optimizers.schedule_free_sgd import ScheduleFreeSGD
 from keras_opts.optimizers.sgd import SGD
 from keras_opts.optimizers.shampoo import Shampoo
 from keras_opts.optimizers.soap import SOAP
@@ -58,17 +64,25 @@ from tests.oracles.adabelief import AdaBeliefOracle
 from tests.oracles.adadelta import AdadeltaOracle
 from tests.oracles.adagrad import AdagradOracle
 from tests.oracles.adam import AdamOracle
+from tests.oracles.adam_mini import AdamMiniOracle
 from tests.oracles.adamw import AdamWOracle
 from tests.oracles.adan import AdanOracle
 from tests.oracles.ademamix import AdEMAMixOracle
 from tests.oracles.adopt import ADOPTOracle
 from tests.oracles.lars import LARSOracle
 from tests.oracles.madgrad import MADGRADOracle
+from tests.oracles.mars import MARSOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
+from tests.oracles.psgd_kron import seeded as psgd_kron_oracle
 from tests.oracles.radam import RAdamOracle
 from tests.oracles.rmsprop import RMSpropOracle
+from tests.oracles.schedule_free import (
+    ScheduleFreeAdamWOracle,
+    ScheduleFreeRAdamOracle,
+    ScheduleFreeSGDOracle,
+)
 from tests.oracles.sgd import SGDOracle
 from tests.oracles.shampoo import ShampooOracle
 from tests.oracles.soap import SOAPOracle
@@ -171,7 +185,8 @@ class Reference:
 
     ``library`` is ``"torch"`` (a ``torch.optim`` class), ``"optax"`` (an
     ``optax`` function), ``"keras"`` (a ``keras.optimizers`` class) or the
-    authors' own torch package (``"madgrad"``, ``"prodigyopt"``);
+    authors' own torch package (``"madgrad"``, ``"prodigyopt"``) or
+    ``"pytorch_optimizer"``;
     ``name`` is the attribute there. ``ours`` are our arguments and
     ``theirs`` theirs; the learning rate is passed to both separately.
     """
@@ -217,10 +232,29 @@ class Spec:
     #: ``"zero_epsilon"``: ``epsilon = 0`` is allowed (the paper's value,
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
-    #: with a ValueError at build (Prodigy).
     #: ``"matrix_state"``: state beyond one tensor per slot and variable
     #: (Shampoo's statistics and roots, one square matrix per block).
+    #: with a ValueError at build (Prodigy).
+    #: ``"random"``: the step draws random numbers (PSGD-Kron's probes)
+    #: from a seeded generator that is optimizer state; every test
+    #: configuration names a ``seed``, and the oracle (built with it) draws
+    #: the same numbers, so the shared tests stay deterministic. Two
+    #: optimizers agree only if they were given the same seed. Its oracle
+    #: takes ``compiled=True`` to draw as a compiled step does.
+    #: ``"factored_state"``: state not shaped like the variables (the
+    #: Kronecker factors of PSGD-Kron), besides per-variable slots.
+    #: ``"path_blocks"``: the state's shape and the update depend on each
+    #: variable's path (Adam-mini's blocks), so a variable renamed is
+    #: updated differently.
+    #: ``"float32_scalars"``: state shared by every variable is kept in
+    #: float32 whatever their dtype (the schedule-free averaging weights).
     capabilities: frozenset[str] = frozenset()
+    #: Arguments of the conformance tests' cases, which check that a few
+    #: steps move the weights: for an optimizer whose defaults take no step
+    #: at first (ScheduleFreeRAdam's silent phase).
+    conformance_kwargs: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def name(self) -> str:
@@ -1126,6 +1160,198 @@ SPECS: tuple[Spec, ...] = (
         ),
     ),
     Spec(
+        cls=AdamMini,
+        paper="Zhang et al. 2024, Adam-mini: Use Fewer Learning Rates To "
+        "Gain More",
+        paper_url="https://arxiv.org/abs/2406.16793",
+        oracle=AdamMiniOracle,
+        lr=0.01,
+        # The shared problem's variables are p0 (7,), p1 (3, 4) and p2
+        # (2, 3, 2): unnamed, one block each by default; block_axes gives
+        # them the other partitions (tests/test_adam_mini.py has the
+        # layers' own).
+        test_configs=(
+            {},
+            {"block_axes": {"p0": [], "p1": [0], "p2": [0, 2]}},
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "coupled_weight_decay": 0.1,
+                # Also the sparse tests' embedding and its dense twin
+                # (a variable named "table"): one block per token each.
+                "block_axes": {"p1": [1], "p2": [-1], "embeddings|table": [1]},
+            },
+        ),
+        references=(
+            Reference(
+                "adam_mini",
+                "Adam_mini",
+                {"weight_decay": 0.1},
+                {"weight_decay": 0.1},
+            ),
+        ),
+        search_space=space("beta_1", "beta_2", "epsilon"),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+        capabilities=frozenset({"path_blocks"}),
+    ),
+    Spec(
+        cls=MARS,
+        paper="Yuan et al. 2024, MARS: Unleashing the Power of Variance "
+        "Reduction for Training Large Models",
+        paper_url="https://arxiv.org/abs/2411.10438",
+        oracle=MARSOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"mars_type": "lion", "weight_decay": 0.1},
+            {
+                "optimize_1d": True,
+                "previous_gradient_init": "zeros",
+                "epsilon_mode": "uncorrected",
+                "epsilon": 1e-3,
+                "weight_decay": 0.1,
+            },
+            # The richest: the shared base-feature tests take it, and its
+            # rank-1 variable has no decay of its own (weight_decay_1d),
+            # so that excluding it from Keras' decay leaves none.
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "gamma": 0.5,
+                "learning_rate_1d_scale": 0.5,
+                "beta_1_1d": 0.5,
+                "beta_2_1d": 0.9,
+                "weight_decay_1d": 0.0,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        references=(
+            # epsilon 1e-2: pytorch-optimizer also adds 1e-15 to v under
+            # the root, which at epsilon 1e-8 moves its float64 trajectory
+            # 6e-12 from the oracle's (4e-14 at 1e-2, under the 1e-12 of
+            # test_reference_settings_match_oracle).
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "weight_decay": 0.1,
+                    "epsilon": 1e-2,
+                    "epsilon_mode": "uncorrected",
+                    "previous_gradient_init": "zeros",
+                },
+                {"lr_1d": 0.01, "weight_decay": 0.1, "eps": 1e-2},
+            ),
+            Reference(
+                "pytorch_optimizer",
+                "MARS",
+                {
+                    "mars_type": "lion",
+                    "optimize_1d": True,
+                    "gamma": 0.1,
+                    "previous_gradient_init": "zeros",
+                },
+                {"mars_type": "lion", "optimize_1d": True, "gamma": 0.1},
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "epsilon",
+            "weight_decay",
+            gamma=("float", 0.0, 1.0),
+            mars_type=("choice", ("adamw", "lion")),
+            optimize_1d=("bool",),
+            previous_gradient_init=("choice", ("first", "zeros")),
+        ),
+        decays_near_one=near_one(
+            "beta_1", "beta_2", beta_1_1d=0.999, beta_2_1d=0.9999
+        ),
+        convergence={
+            "parabola": ({"learning_rate": 0.01}, 600),
+            "rosenbrock": ({"learning_rate": 0.001}, 4000),
+        },
+        capabilities=frozenset({"owns_weight_decay"}),
+    ),
+    Spec(
+        cls=PSGDKron,
+        paper="Li 2018, Preconditioned Stochastic Gradient Descent; Li "
+        "2024, Stochastic Hessian Fittings with Lie Groups",
+        paper_url="https://arxiv.org/abs/1512.04202",
+        oracle=psgd_kron_oracle,
+        lr=0.01,
+        # Short schedules, so that 50 steps see fitted and skipped steps.
+        test_configs=(
+            {"seed": 1},
+            {
+                "seed": 2,
+                "beta_1": 0.5,
+                "precond_update_prob_min": 0.3,
+                "precond_update_flat_steps": 5,
+                "precond_update_prob_decay": 0.2,
+                "memory_save_mode": "one_diag",
+                "merge_dims": True,
+                "min_ndim_triangular": 1,
+                "precond_init_scale": 0.5,
+                "precond_lr": 0.3,
+                "clip_update_rms": None,
+            },
+            {
+                "seed": 3,
+                "beta_1": 0.0,
+                "precond_update_schedule": "counter",
+                "precond_update_flat_steps": 3,
+                "precond_update_prob_decay": 0.3,
+                "momentum_into_precond_update": True,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        # pytorch-optimizer's Kron draws its probes with torch.randn_like:
+        # tests/test_psgd_kron.py feeds it ours and compares whole runs.
+        # Here, without a fit (P = I), the rest of its step: the corrected
+        # momentum, the RMS clipping of the update.
+        references=(
+            Reference(
+                "pytorch_optimizer",
+                "Kron",
+                {
+                    "seed": 0,
+                    "beta_1": 0.5,
+                    "precond_update_prob": 0.0,
+                    "precond_update_prob_min": 0.0,
+                    "precond_update_schedule": "counter",
+                },
+                {"momentum": 0.5, "pre_conditioner_update_probability": 0.0},
+                # It preconditions in float32 even for float64 weights.
+                float32_state=True,
+            ),
+        ),
+        search_space=space(
+            "beta_1",
+            "coupled_weight_decay",
+            precond_lr=("logfloat", 1e-2, 1.0),
+            precond_update_schedule=("choice", ("random", "counter")),
+            memory_save_mode=(
+                "choice",
+                (None, "one_diag", "smart_one_diag", "all_diag"),
+            ),
+            merge_dims=("bool",),
+            momentum_into_precond_update=("bool",),
+        ),
+        decays_near_one=near_one("beta_1", seed=5),
+        convergence={
+            "parabola": ({"learning_rate": 0.01, "seed": 0}, 600),
+            "rosenbrock": (
+                {"learning_rate": 2e-3, "seed": 0, "min_ndim_triangular": 1},
+                4000,
+            ),
+        },
+        capabilities=frozenset({"global_state", "random", "factored_state"}),
+    ),
+    Spec(
         cls=Shampoo,
         paper="Gupta, Koren & Singer 2018, Shampoo: Preconditioned "
         "Stochastic Tensor Optimization; Anil et al. 2020, Scalable Second "
@@ -1244,6 +1470,154 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
+#: The arguments the schedule-free optimizers share, with their ranges:
+#: beta_1 is an interpolation in (0, 1) (x is recovered by dividing by it).
+SCHEDULE_FREE_SPACE: Mapping[str, tuple] = {
+    "beta_1": ("float", 0.5, 0.99),
+    "r": ("float", 0.0, 2.0),
+    "weight_lr_power": ("float", 0.0, 4.0),
+    "weight_decay": ("float", 0.0, 0.5),
+}
+
+SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
+    Spec(
+        cls=ScheduleFreeSGD,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeSGDOracle,
+        lr=0.05,
+        test_configs=(
+            {},
+            {"beta_1": 0.5, "weight_decay": 0.1, "warmup_steps": 10},
+            {"r": 1.0, "weight_lr_power": 0.0, "coupled_weight_decay": 0.1},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "SGDScheduleFree",
+                {"weight_decay": 0.1, "warmup_steps": 5},
+                {"momentum": 0.9, "weight_decay": 0.1, "warmup_steps": 5},
+            ),
+            Reference(
+                "schedulefree",
+                "SGDScheduleFree",
+                {"beta_1": 0.5, "r": 1.0, "weight_lr_power": 0.0},
+                {"momentum": 0.5, "r": 1.0, "weight_lr_power": 0.0},
+            ),
+        ),
+        search_space=space(
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            warmup_steps=("choice", (0, 5)),
+        ),
+        decays_near_one=near_one("beta_1"),
+        convergence={
+            "parabola": ({"learning_rate": 0.3}, 600),
+            # Uniform averaging (r = 0) keeps the early iterates, far up the
+            # valley, in x for long; r = 1 weighs recent ones more.
+            "rosenbrock": (
+                {"learning_rate": 2e-3, "beta_1": 0.5, "r": 1.0},
+                4000,
+            ),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+    ),
+    Spec(
+        cls=ScheduleFreeAdamW,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeAdamWOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {
+                "bias_correction_in": "second_moment",
+                "warmup_steps": 10,
+                "weight_decay": 0.1,
+            },
+            {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3, "r": 1.0},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "AdamWScheduleFreePaper",
+                {"weight_decay": 0.1, "warmup_steps": 5},
+                {"weight_decay": 0.1, "warmup_steps": 5},
+            ),
+            Reference(
+                "schedulefree",
+                "AdamWScheduleFree",
+                {
+                    "bias_correction_in": "second_moment",
+                    "weight_decay": 0.1,
+                    "warmup_steps": 5,
+                    "r": 1.0,
+                },
+                {"weight_decay": 0.1, "warmup_steps": 5, "r": 1.0},
+            ),
+        ),
+        search_space=space(
+            "beta_2",
+            "epsilon",
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            warmup_steps=("choice", (0, 5)),
+            bias_correction_in=("choice", ("learning_rate", "second_moment")),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2"),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 600),
+            "rosenbrock": ({"learning_rate": 0.03, "r": 1.0}, 4000),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+    ),
+    Spec(
+        cls=ScheduleFreeRAdam,
+        paper="Defazio et al. 2024, The Road Less Scheduled",
+        paper_url="https://arxiv.org/abs/2405.15682",
+        oracle=ScheduleFreeRAdamOracle,
+        lr=0.01,
+        test_configs=(
+            {},
+            {"silent_sgd_phase": False, "weight_decay": 0.1},
+            {"beta_2": 0.9, "r": 0.5, "weight_lr_power": 1.0},
+        ),
+        references=(
+            Reference(
+                "schedulefree",
+                "RAdamScheduleFree",
+                {"weight_decay": 0.1},
+                {"weight_decay": 0.1},
+            ),
+            Reference(
+                "schedulefree",
+                "RAdamScheduleFree",
+                {"silent_sgd_phase": False, "beta_2": 0.9, "r": 1.0},
+                {"silent_sgd_phase": False, "betas": (0.9, 0.9), "r": 1.0},
+            ),
+        ),
+        search_space=space(
+            "beta_2",
+            "epsilon",
+            "coupled_weight_decay",
+            **SCHEDULE_FREE_SPACE,
+            silent_sgd_phase=("bool",),
+        ),
+        # Without the silent phase: at beta_2 = 0.9999 the rectifier stays
+        # tiny for the whole run and the weights would barely move.
+        decays_near_one=near_one("beta_1", "beta_2", silent_sgd_phase=False),
+        convergence={
+            "parabola": ({"learning_rate": 0.3}, 600),
+            "rosenbrock": ({"learning_rate": 0.1}, 6000),
+        },
+        capabilities=frozenset({"owns_weight_decay", "float32_scalars"}),
+        conformance_kwargs={"silent_sgd_phase": False},
+    ),
+)
+
+SPECS = SPECS + SCHEDULE_FREE_SPECS
+
+
 #: The wrappers, in the order of the docs: of an optimizer (Lookahead, SWA,
 #: tested in tests/test_wrappers.py against their own NumPy transcriptions
 #: around the inner optimizer's) and of a model (SAM).
@@ -1288,11 +1662,21 @@ _PREFIX = {
     "keras": "keras.optimizers.",
     "madgrad": "madgrad.",
     "prodigyopt": "prodigyopt.",
+    "pytorch_optimizer": "pytorch_optimizer.",
+    "adam_mini": "adam_mini.",
+    "schedulefree": "schedulefree.",
 }
 
 #: Libraries whose optimizers run on torch tensors (``torch.optim`` and the
 #: authors' torch packages).
-TORCH_LIBRARIES = ("torch", "madgrad", "prodigyopt")
+TORCH_LIBRARIES = (
+    "torch",
+    "madgrad",
+    "prodigyopt",
+    "pytorch_optimizer",
+    "adam_mini",
+    "schedulefree",
+)
 
 
 def markdown_references() -> str:

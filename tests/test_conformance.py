@@ -66,7 +66,7 @@ class Case:
 def _spec_case(spec):
     def make(name=None, **kwargs):
         kwargs.setdefault("learning_rate", spec.lr)
-        return spec.cls(name=name, **kwargs)
+        return spec.cls(name=name, **{**spec.conformance_kwargs, **kwargs})
 
     return Case(spec.name, make)
 
@@ -699,7 +699,10 @@ def test_no_direct_writes_to_non_scalar_variables(case):
     direct = []
 
     def variable_write(target, value):
-        if len(target.shape):
+        # A keras.random.SeedGenerator advances its own state (PSGD-Kron's
+        # probes): a counter, not a slot a sparse update would touch.
+        name = getattr(target, "name", "")
+        if len(target.shape) and "seed_generator_state" not in str(name):
             direct.append(getattr(target, "name", target))
 
     with (
@@ -757,17 +760,19 @@ def test_stateless_apply_equals_apply(case):
 @pytest.mark.parametrize("case", ALL)
 def test_raw_tf_variables_next_to_keras_variables(case):
     """A plain ``tf.Variable`` trains as a ``keras.Variable`` does, and a
-    missing gradient for it only warns."""
+    missing gradient for it only warns. The raw variable comes first, so
+    that an optimizer drawing random numbers per variable (PSGD-Kron's
+    probes) gives it the draw the reference's only variable gets."""
     import tensorflow as tf
 
     v, raw, w = keras.Variable(X), tf.Variable(X), keras.Variable(X)
     optimizer, reference = case.make(), case.make()
-    _step(optimizer, [G, G], [v, raw])
+    _step(optimizer, [G, G], [raw, v])
     _step(reference, [G], [w])
     assert _int(optimizer.iterations) == 1
     np.testing.assert_array_equal(raw.numpy(), _np(w))
     with pytest.warns(UserWarning, match="Gradients do not exist"):
-        _step(optimizer, [G, None], [v, raw])
+        _step(optimizer, [None, G], [raw, v])
     assert _int(optimizer.iterations) == 2
     np.testing.assert_array_equal(raw.numpy(), _np(w))
 

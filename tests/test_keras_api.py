@@ -34,6 +34,7 @@ PRIVATE_FUNCTIONS = [
 OPTIMIZER_METHODS = {
     "_use_weight_decay": ("variable",),
     "_get_variable_index": ("variable",),
+    "_track_variable": ("variable",),
 }
 
 

@@ -101,8 +101,13 @@ def test_ema_overwrites_the_weights_every_k_steps(spec):
 
 
 def _pair(spec):
-    """``spec`` and another registry optimizer for the other layer."""
-    others = [s for s in registry.SPECS if s is not spec]
+    """``spec`` and another registry optimizer for the other layer (one
+    whose update does not depend on the variables' paths)."""
+    others = [
+        s
+        for s in registry.SPECS
+        if s is not spec and "path_blocks" not in s.capabilities
+    ]
     return spec, others[registry.SPECS.index(spec) % len(others)]
 
 
@@ -118,6 +123,8 @@ def _multi(first, second):
 def test_multi_optimizer_applies_each_to_its_layer(spec):
     """With fixed gradients each layer's trajectory is its own optimizer's
     alone: compare with the two optimizers run separately, bitwise."""
+    if "path_blocks" in spec.capabilities:
+        pytest.skip("run alone, the layers' variables have other paths")
     first, second = _pair(spec)
     model = common.model()
     multi = _multi(first, second)

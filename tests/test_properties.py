@@ -107,7 +107,9 @@ def test_dtype_is_kept_and_updates_stay_finite(
         assert v.dtype == dtype
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(v).astype("f4")))
     slots = optimizer.variables[2:]  # after iterations, learning_rate
-    if "matrix_state" in spec.capabilities:  # factors: preconditioner_dtype
-        slots = [x for n in optimizer._slot_names() for x in optimizer._slots[n]]
+    if spec.capabilities & {"factored_state", "float32_scalars", "matrix_state"}:
+        # Factors and shared scalars keep their own dtype; the slots
+        # shaped like a variable keep the variable's.
+        slots = [s for group in optimizer._slots.values() for s in group]
     for slot in slots:
         assert slot.dtype == dtype, slot.name

@@ -25,7 +25,7 @@ BAD = [
     ("learning_rate", math.nan, ValueError, r"`learning_rate` must be finite"),
     ("learning_rate", math.inf, ValueError, r"learning_rate=inf"),
     ("learning_rate", "fast", TypeError, r"learning_rate='fast'"),
-    ("beta_1", 1.0, ValueError, r"`beta_1` must be in \[0, 1\)"),
+    ("beta_1", 1.0, ValueError, r"`beta_1` must be in [\[(]0, 1\)"),
     ("beta_1", -0.1, ValueError, r"Received: beta_1=-0.1"),
     ("beta_2", 1.5, ValueError, r"Received: beta_2=1.5"),
     ("beta_2", None, TypeError, r"`beta_2` must be a real number"),
@@ -78,6 +78,12 @@ BAD = [
     ("grad_averaging", 1, TypeError, r"`grad_averaging` must be a bool"),
     ("bias_correction", "no", TypeError, r"bias_correction='no'"),
     ("lazy_rows", "yes", TypeError, r"Received: lazy_rows='yes'"),
+    ("warmup_steps", -1, ValueError, r"Received: warmup_steps=-1"),
+    ("warmup_steps", 2.5, TypeError, r"`warmup_steps` must be an integer"),
+    ("r", -1.0, ValueError, r"`r` must be in \[0, inf\)"),
+    ("weight_lr_power", math.nan, ValueError, r"weight_lr_power.* finite"),
+    ("bias_correction_in", "v", ValueError, r"bias_correction_in='v'"),
+    ("silent_sgd_phase", 0, TypeError, r"silent_sgd_phase=0 of type int"),
 ]
 
 CASES = [

@@ -18,6 +18,7 @@ What it adds to ``keras.optimizers.Optimizer``:
   step with a NaN or an infinity in its gradients changes nothing, as
   under ``LossScaleOptimizer``; ``lazy_rows``, only the rows with a
   non-zero gradient change, as tensorflow-addons' LazyAdam.
+- ``cautious`` and ``state_dtype``: ``keras_opts._core.step_options``.
 - **The update, written once** (``_kernel``, ``keras_opts._core.kernels``):
   per variable through ``keras.ops`` on TensorFlow and JAX, over all
   variables at once through ``torch._foreach_*`` on torch, each prepared by
@@ -40,6 +41,7 @@ from keras_opts._core import (
     gradients,
     keras_api,
     kernels,
+    step_options,
     weight_decay,
 )
 from keras_opts._core.config import (
@@ -63,8 +65,8 @@ class LearningRate(NamedTuple):
     learning_rate: Any
 
 
-class Optimizer(keras_api.Hooks):
-    """Base class. A subclass
+class Optimizer(step_options.Flags, keras_api.Hooks):
+    r"""Base class. A subclass
 
     - checks its arguments (``keras_opts._core.checks``), calls
       ``super().__init__``, assigns them as attributes of the same names
@@ -79,7 +81,13 @@ class Optimizer(keras_api.Hooks):
     Optional: ``_variable_coefficients`` (numbers that differ between
     variables), ``_fused`` (torch's fused kernel), ``_begin_update`` and
     ``_end_update`` (once per step), ``_weight_decay_factor``; the flags
-    ``_elementwise`` and ``_decay_in_kernel``.
+    ``_elementwise`` and ``_decay_in_kernel``; ``step_options.Flags``.
+
+    Arguments of every optimizer beside Keras': ``coupled_weight_decay``,
+    ``skip_nonfinite``, ``gradient_centralization``, ``lazy_rows`` (above),
+    ``cautious`` (the step masked where it disagrees in sign with the
+    gradient, Liang et al. 2024) and ``state_dtype`` (slots in bfloat16 or
+    float16, stochastically rounded): ``keras_opts._core.step_options``.
     """
 
     #: Set to False to run the per-variable ``keras.ops`` loop on torch too.
@@ -106,6 +114,8 @@ class Optimizer(keras_api.Hooks):
         skip_nonfinite: bool = False,
         gradient_centralization: bool = False,
         lazy_rows: bool = False,
+        cautious: bool = False,
+        state_dtype: str | None = None,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -124,6 +134,9 @@ class Optimizer(keras_api.Hooks):
         coupled = checks.non_negative(
             "coupled_weight_decay", coupled_weight_decay
         )
+        cautious, state_dtype = step_options.checked(
+            self, cautious, state_dtype, lazy_rows
+        )
         # Keras checks ema_momentum, ema_overwrite_frequency and
         # gradient_accumulation_steps itself, before creating variables.
         for key, check in _BASE_CHECKS.items():
@@ -136,6 +149,8 @@ class Optimizer(keras_api.Hooks):
         self.skip_nonfinite = skip_nonfinite
         self.gradient_centralization = centralize
         self.lazy_rows = lazy_rows
+        self.cautious = cautious
+        self.state_dtype = state_dtype
 
     # Gradients: centralized, and a non-finite step skipped.
 
@@ -204,18 +219,17 @@ class Optimizer(keras_api.Hooks):
             return
         super().build(variables)
         self._slots = {
-            name: self.add_optimizer_variables(
-                variables, name, initializer=self._slot_initializer(name)
-            )
+            name: step_options.add_slots(self, variables, name)
             for name in self._slot_names()
         }
+        self._rounding_seed = step_options.seed(self, variables)
         for name in self._scalar_slot_names:
             self._slots[name] = [
                 self.add_variable(
                     shape=(),
                     initializer=self._slot_initializer(name),
                     dtype=variable.dtype,
-                    name=f"{_slot_prefix(variable)}_{name}",
+                    name=f"{step_options.slot_prefix(variable)}_{name}",
                 )
                 for variable in variables
             ]
@@ -326,23 +340,26 @@ class Optimizer(keras_api.Hooks):
             )
             for i, value in zip(chosen, added):
                 g[i] = value
-        if k.fuses and self._fused(
-            p, g, s, learning_rate, t, l2 if every else 0.0
-        ):
-            return  # the fused kernel applied any L2 term itself
-        if l2 and every:
-            g = k.add_scaled(g, p, l2)
-        c = self._coefficients(learning_rate, t)
-        values = [self._variable_coefficients(v) for v in variables]
-        if values[0]:
-            c = c._replace(
-                **{
-                    name: k.per_variable([v[name] for v in values], p[0])
-                    for name in values[0]
-                }
-            )
-        s = kernels.Slots({name: k.form(x) for name, x in s.items()})
-        self._kernel(k, k.form(p), k.form(g), s, c)
+        g, l2 = step_options.prepare(self, k, p, g, l2 if every else 0.0)
+        narrowed = step_options.widen(k, s, dtype)
+        if not (
+            k.fuses
+            and self._fused(p, g, s, learning_rate, t, l2 if every else 0.0)
+        ):  # else the fused kernel applied any L2 term itself
+            if l2 and every:
+                g = k.add_scaled(g, p, l2)
+            c = self._coefficients(learning_rate, t)
+            values = [self._variable_coefficients(v) for v in variables]
+            if values[0]:
+                c = c._replace(
+                    **{
+                        name: k.per_variable([v[name] for v in values], p[0])
+                        for name in values[0]
+                    }
+                )
+            formed = k.slots({name: k.form(x) for name, x in s.items()})
+            self._kernel(k, k.form(p), k.form(g), formed, c)
+        step_options.finish(self, k, p, g, narrowed, indices)
 
     def _t(self, dtype):
         """``t``, the 1-based count of this update, in ``dtype``.
@@ -398,14 +415,6 @@ class Optimizer(keras_api.Hooks):
         config["skip_nonfinite"] = self.skip_nonfinite
         config["gradient_centralization"] = self.gradient_centralization
         config["lazy_rows"] = self.lazy_rows
+        config.update(cautious=self.cautious, state_dtype=self.state_dtype)
         config.update(declared_config(self))
         return config
-
-
-def _slot_prefix(variable) -> str:
-    """The name a slot of ``variable`` starts with, as Keras'
-    ``add_variable_from_reference`` writes it: from ``path``, or from
-    ``name`` for a plain ``tf.Variable``, which has no path."""
-    if hasattr(variable, "path"):
-        return variable.path.replace("/", "_")
-    return str(variable.name).replace("/", "_").replace(":", "_")

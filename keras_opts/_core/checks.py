@@ -126,6 +126,24 @@ def weight_decay(name: str, value: Any) -> Any:
     return non_negative(name, value)
 
 
+def state_dtype(value: Any) -> str | None:
+    """``None`` or a dtype name optimizer slots may be stored in."""
+    if value is None:
+        return None
+    return choice("state_dtype", value, ("bfloat16", "float16"))
+
+
+def cautious_momentum(cautious: Any, momentum: float) -> None:
+    """``cautious=True`` needs momentum (SGD's, RMSprop's): without it the
+    step always has the gradient's sign."""
+    if cautious is True and not momentum:
+        raise ValueError(
+            "`cautious` needs momentum: without it the step always has "
+            "the gradient's sign, so the mask would keep everything. "
+            f"Received: cautious={cautious!r}, momentum={momentum!r}"
+        )
+
+
 def integer(name: str, value: Any, low: int) -> int:
     """An integer (not a bool) that is at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -5,7 +5,7 @@ kernel through it."""
 
 from __future__ import annotations
 
-from keras_opts._core import keras_api
+from keras_opts._core import keras_api, kernels, rounding
 
 
 class Foreach:
@@ -27,6 +27,8 @@ class Foreach:
         import torch
 
         self._torch = torch
+        self._widened: dict = {}
+        self._before = None
         # Outside a stateless scope, the stored tensor itself: the
         # in-place kernels must write to it.
         if keras_api.in_stateless_scope():
@@ -64,6 +66,60 @@ class Foreach:
                 for v in values
             ]
         )
+
+    def slots(self, values):
+        return kernels.Slots(values)
+
+    # state_dtype: the kernel updates float copies in place.
+
+    def widen(self, name, items, dtype):
+        copies = [x.to(keras_dtype_to_torch(dtype)) for x in items]
+        self._widened[name] = copies
+        return copies
+
+    def widened(self, name):
+        return self._widened[name]
+
+    def store_rounded_(self, slots, values, seed):
+        from keras import backend
+
+        rounded = [
+            rounding.stochastic_round(
+                value, backend.standardize_dtype(slot.dtype), seed
+            )
+            for slot, value in zip(slots, values)
+        ]
+        self._torch._foreach_copy_(slots, rounded)
+
+    # cautious.
+
+    def snapshot(self, tensors):
+        self._before = [x.clone() for x in tensors]
+        return self._before
+
+    def update_begins(self, p):
+        if self._before is not None:
+            self.snapshot(p)
+        return p
+
+    def cautious_(self, tensors, grads):
+        """As ``kernels.Single.cautious_``, over every tensor at once."""
+        torch = self._torch
+        before = self._before
+        u = torch._foreach_sub(before, tensors)
+        masks = [
+            torch.gt(product, 0).to(product.dtype)
+            for product in torch._foreach_mul(u, grads)
+        ]
+        counts = torch.stack([m.sum() for m in masks])
+        sizes = torch.tensor(
+            [float(max(1, m.numel())) for m in masks],
+            dtype=counts.dtype,
+            device=counts.device,
+        )
+        masks = self.scale(masks, sizes / (counts + 1.0))
+        torch._foreach_sub_(before, torch._foreach_mul(u, masks))
+        torch._foreach_copy_(tensors, before)
 
     # The kernel's vocabulary.
 
@@ -238,6 +294,12 @@ class Foreach:
         if factors.device.type == "cpu":  # as numbers: no device round trip
             return self._torch._foreach_mul(x, factors.tolist())
         return self._torch._foreach_mul(x, list(factors.unbind(0)))
+
+
+def keras_dtype_to_torch(dtype):
+    import torch
+
+    return getattr(torch, str(dtype).removeprefix("torch."))
 
 
 def _scope_value(variable):

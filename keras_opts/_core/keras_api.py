@@ -94,6 +94,20 @@ def variable_index(optimizer, variable) -> int:
     return optimizer._get_variable_index(variable)
 
 
+def track_variable(optimizer, variable) -> None:
+    """Adds ``variable`` to the optimizer's ``variables``
+    (``_track_variable``), so that it is saved, loaded and threaded
+    through ``stateless_apply``: a ``keras.random.SeedGenerator``'s state,
+    which ``add_variable`` cannot create."""
+    optimizer._track_variable(variable)
+
+
+def layout(variable) -> Any:
+    """A variable's distribution layout (``_layout``), which Keras'
+    ``add_variable_from_reference`` gives a slot too; None where none."""
+    return getattr(variable, "_layout", None)
+
+
 def own_iterations(optimizer):
     """The optimizer's own step counter variable (``_iterations``): a
     wrapper answers ``iterations`` with its inner optimizer's and counts

@@ -28,21 +28,46 @@ Rules that make one text correct for both:
 
 Besides the kernel's vocabulary, each class has the few list operations
 the base class' ``_run_kernel`` prepares a step with (``tensor``,
-``gradient``, ``form``, ``decay_``, ``add_scaled``, ``per_variable``), so
-that the preparation is written once for both paths.
+``gradient``, ``form``, ``decay_``, ``add_scaled``, ``per_variable``) and
+finishes it with (``widen``, ``widened``, ``store_rounded_`` for the slots
+``state_dtype`` narrows; ``snapshot`` and ``cautious_`` for ``cautious``),
+so that the preparation is written once for both paths.
+
+``update_begins(p)`` is the one op of the vocabulary that computes nothing:
+a kernel that applies a decoupled weight decay itself calls it after the
+decay, so that ``cautious`` masks only the step that follows (Prodigy).
 """
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
-from keras_opts._core import gradients
+from keras_opts._core import gradients, rounding
 
 
 class Slots(dict):
     """Slots by name, also readable as attributes (``s.momentum``)."""
 
     __getattr__ = dict.__getitem__
+
+
+class _LiveSlots(Slots):
+    """:class:`Slots` where a widened slot reads as its latest value: under
+    :class:`Single` a widened slot is a tensor, which an in-place op cannot
+    overwrite, so ``s.momentum`` after ``k.lerp_(s.momentum, ...)`` must
+    name the op's result, as it would for a variable."""
+
+    def __init__(self, values, latest):
+        super().__init__(values)
+        self._latest = latest
+
+    def __getitem__(self, name):
+        if name in self._latest:
+            return self._latest[name]
+        return dict.__getitem__(self, name)
+
+    __getattr__ = __getitem__
 
 
 class Single:
@@ -53,6 +78,13 @@ class Single:
 
     def __init__(self, optimizer):
         self._optimizer = optimizer
+        # Widened slots: id of each value one stood for -> its name; the
+        # latest value by name; and the values, kept alive so that their
+        # ids are not reused during the step.
+        self._widened_ids: dict[int, str] = {}
+        self._latest: dict = {}
+        self._kept: list = []
+        self._before = None
 
     # Preparation: lists of one.
 
@@ -69,12 +101,18 @@ class Single:
         return item
 
     def decay_(self, variables, weight_decay, learning_rate):
-        """Keras' decoupled decay ``w <- w - w * weight_decay * lr``, as
-        Keras writes it on TensorFlow and JAX."""
+        """Keras' decoupled decay as Keras writes it on this backend:
+        ``w <- w - w * weight_decay * lr`` on TensorFlow and JAX,
+        ``w <- w * (1 - weight_decay * lr)`` on torch."""
         for variable in variables:
-            self._optimizer.assign_sub(
-                variable, variable * weight_decay * learning_rate
-            )
+            if keras.backend.backend() == "torch":
+                self._optimizer.assign(
+                    variable, variable * (1 - weight_decay * learning_rate)
+                )
+            else:
+                self._optimizer.assign_sub(
+                    variable, variable * weight_decay * learning_rate
+                )
 
     def add_scaled(self, xs, ys, alpha):
         """``x + alpha * y`` for each pair, as new tensors."""
@@ -84,6 +122,68 @@ class Single:
         (value,) = values
         return value
 
+    def slots(self, values):
+        """The kernel's ``s``: ``values`` by name, a widened slot read as
+        its latest value."""
+        return _LiveSlots(values, self._latest)
+
+    # state_dtype: slots stored narrower than the variable.
+
+    def _track(self, name, value):
+        self._widened_ids[id(value)] = name
+        self._latest[name] = value
+        self._kept.append(value)
+
+    def widen(self, name, items, dtype):
+        """The slot ``name`` (a list of one variable stored in a narrower
+        dtype) as a tensor of ``dtype`` for the kernel; the kernel's
+        in-place ops on it are followed (:meth:`widened`)."""
+        (item,) = items
+        value = ops.cast(item, dtype)
+        self._track(name, value)
+        return [value]
+
+    def widened(self, name):
+        """The latest value of the widened slot ``name``, as a list."""
+        return [self._latest[name]]
+
+    def store_rounded_(self, slots, values, seed):
+        """Each slot variable (all of one dtype, the variable's narrowed
+        slots) gets its value stochastically rounded to the slot's dtype
+        (``keras_opts._core.rounding``), from one draw for all."""
+        dtype = keras.backend.standardize_dtype(slots[0].dtype)
+        rounded = rounding.stochastic_round(ops.stack(values), dtype, seed)
+        for i, slot in enumerate(slots):
+            self._optimizer.assign(slot, rounded[i])
+
+    # cautious: the step masked where it disagrees with the gradient.
+
+    def snapshot(self, variables):
+        """Copies of the variables' values now, for :meth:`cautious_`."""
+        self._before = [ops.copy(ops.convert_to_tensor(v)) for v in variables]
+        return self._before
+
+    def update_begins(self, p):
+        """Marks where the kernel's update ``u`` starts (see the module
+        docstring); returns ``p``."""
+        if self._before is not None:
+            self.snapshot([p])
+        return p
+
+    def cautious_(self, variables, grads):
+        """Liang et al. (2024): with ``u = before - p`` the step each
+        variable took since :meth:`snapshot`, the mask
+        ``phi = (u * g > 0)`` keeps the entries where ``-u`` descends
+        along the gradient ``g``, and ``p = before - u * phi * n /
+        (sum(phi) + 1)``, ``n`` the variable's size: the kept entries
+        scaled up by about the inverse of the kept fraction."""
+        for variable, before, grad in zip(variables, self._before, grads):
+            u = before - ops.convert_to_tensor(variable)
+            mask = ops.cast(u * grad > 0, u.dtype)
+            size = float(max(1, _size(u.shape)))
+            scale = size / (ops.sum(mask) + 1.0)
+            self._optimizer.assign(variable, before - u * (mask * scale))
+
     # The kernel's vocabulary.
 
     def _out(self, x, value):
@@ -92,6 +192,9 @@ class Single:
         if hasattr(x, "assign"):
             self._optimizer.assign(x, value)
             return x
+        name = self._widened_ids.get(id(x))
+        if name is not None:  # a widened slot: its new value
+            self._track(name, value)
         return value
 
     def lerp_(self, x, y, weight):
@@ -162,9 +265,10 @@ class Single:
     def where(self, condition, x, y):
         """``x`` where the step's ``condition`` holds, else ``y`` (tensors,
         or a number)."""
-        return ops.where(
-            condition, ops.convert_to_tensor(x), ops.convert_to_tensor(y)
-        )
+        x = ops.convert_to_tensor(x)
+        if isinstance(y, (int, float)):  # a number takes x's dtype
+            return ops.where(condition, x, ops.convert_to_tensor(y, x.dtype))
+        return ops.where(condition, x, ops.convert_to_tensor(y))
 
     # Per-tensor reductions and scalars: under Single one 0-d tensor, under
     # Foreach a 1-D tensor with one entry per variable. Keras ops
@@ -193,6 +297,13 @@ class Single:
     def scale(self, x, factors):
         """Each tensor times its own per-tensor factor."""
         return x * factors
+
+
+def _size(shape) -> int:
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    return size
 
 
 def _is_one(alpha) -> bool:

@@ -91,6 +91,7 @@ class AdaBelief(Optimizer):
         authors' code: https://github.com/juntang-zhuang/Adabelief-Optimizer
     """
 
+    _square_slots = ("belief", "max_belief")
     _config_keys = (
         "beta_1",
         "beta_2",

@@ -63,6 +63,8 @@ class Adadelta(Optimizer):
         https://arxiv.org/abs/1212.5701
     """
 
+    _has_momentum = False
+    _square_slots = ("accumulated_grad", "accumulated_delta_var")
     _config_keys = ("rho", "epsilon")
 
     def __init__(

@@ -71,6 +71,8 @@ class Adagrad(Optimizer):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
+    _has_momentum = False
+    _square_slots = ("accumulator",)
     _config_keys = (
         "initial_accumulator_value",
         "epsilon",

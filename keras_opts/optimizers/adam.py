@@ -82,6 +82,7 @@ class Adam(Optimizer):
         https://openreview.net/forum?id=ryQu7f-RZ
     """
 
+    _square_slots = ("velocity", "velocity_hat")
     _config_keys = ("beta_1", "beta_2", "epsilon", "amsgrad", "epsilon_mode")
 
     def __init__(

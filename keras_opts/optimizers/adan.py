@@ -80,6 +80,7 @@ class Adan(Optimizer):
         https://github.com/sail-sg/Adan
     """
 
+    _square_slots = ("velocity",)
     _config_keys = ("beta_1", "beta_2", "beta_3", "epsilon", "bias_correction")
 
     def __init__(

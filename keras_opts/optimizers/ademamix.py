@@ -78,6 +78,7 @@ class AdEMAMix(Optimizer):
         Faster, Older", ICLR 2025, https://arxiv.org/abs/2409.03137
     """
 
+    _square_slots = ("velocity",)
     _config_keys = (
         "beta_1",
         "beta_2",

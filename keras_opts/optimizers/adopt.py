@@ -79,6 +79,7 @@ class ADOPT(Optimizer):
         https://github.com/iShohei220/adopt
     """
 
+    _square_slots = ("velocity",)
     _config_keys = ("beta_1", "beta_2", "epsilon", "clipping")
 
     def __init__(

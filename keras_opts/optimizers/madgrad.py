@@ -84,6 +84,8 @@ class MADGRAD(Optimizer):
         authors' code: https://github.com/facebookresearch/madgrad
     """
 
+    _square_slots = ("squared_sum",)
+    _full_precision_slots = ("initial",)
     _config_keys = ("momentum", "epsilon")
 
     def __init__(

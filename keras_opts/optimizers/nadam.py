@@ -85,6 +85,7 @@ class Nadam(Optimizer):
         workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
 
+    _square_slots = ("velocity",)
     _config_keys = ("beta_1", "beta_2", "epsilon", "momentum_decay")
 
     def __init__(

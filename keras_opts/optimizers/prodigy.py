@@ -102,6 +102,8 @@ class Prodigy(Optimizer):
 
     _decay_in_kernel = True
     _elementwise = False
+    _square_slots = ("velocity",)
+    _full_precision_slots = ("initial",)
     _config_keys = (
         "beta_1",
         "beta_2",
@@ -213,6 +215,7 @@ class Prodigy(Optimizer):
         v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, c.velocity_weight)
         if self.weight_decay:
             k.sub_(p, k.scale(p, c.step_size * c.weight_decay))
+        p = k.update_begins(p)  # cautious masks the step, not the decay
         d = k.add_(k.sqrt(v), c.epsilon)
         k.addcdiv_(p, m, d, -c.step_size)
 

@@ -102,6 +102,7 @@ class RAdam(Optimizer):
         https://github.com/LiyuanLucasLiu/RAdam
     """
 
+    _square_slots = ("velocity",)
     _config_keys = (
         "beta_1",
         "beta_2",

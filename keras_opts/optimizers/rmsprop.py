@@ -85,6 +85,7 @@ class RMSprop(Optimizer):
         https://arxiv.org/abs/1308.0850 (eq. 38-41, centered form)
     """
 
+    _square_slots = ("velocity",)
     _config_keys = (
         "rho",
         "momentum",
@@ -109,6 +110,7 @@ class RMSprop(Optimizer):
     ) -> None:
         rho = checks.decay_rate("rho", rho)
         momentum = checks.decay_rate("momentum", momentum)
+        checks.cautious_momentum(kwargs.get("cautious"), momentum)
         epsilon = checks.positive("epsilon", epsilon)
         centered = checks.boolean("centered", centered)
         epsilon_mode = checks.choice(

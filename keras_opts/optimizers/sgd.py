@@ -120,6 +120,7 @@ class SGD(Optimizer):
         **kwargs: Any,
     ) -> None:
         momentum = checks.real("momentum", momentum, low=0.0, high=1.0)
+        checks.cautious_momentum(kwargs.get("cautious"), momentum)
         dampening = checks.decay_rate("dampening", dampening)
         nesterov = checks.boolean("nesterov", nesterov)
         momentum_form = checks.choice(

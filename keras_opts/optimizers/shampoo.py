@@ -9,7 +9,8 @@ from keras import ops
 
 from keras_opts._core import checks, formulas
 from keras_opts._core import matrix as mx
-from keras_opts._core.base import Optimizer, _slot_prefix
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step_options import slot_prefix
 
 GRAFTINGS = ("adagrad", "adam", "sgd", None)
 PRECONDITIONER_DTYPES = ("float32", "float64")
@@ -250,7 +251,7 @@ class Shampoo(Optimizer):
                         shape=shape,
                         initializer="zeros",
                         dtype=self.preconditioner_dtype,
-                        name=f"{_slot_prefix(variable)}_{name}",
+                        name=f"{slot_prefix(variable)}_{name}",
                     )
                 )
 

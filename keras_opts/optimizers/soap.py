@@ -9,7 +9,8 @@ from keras import ops
 
 from keras_opts._core import checks, formulas, keras_api
 from keras_opts._core import matrix as mx
-from keras_opts._core.base import Optimizer, _slot_prefix
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step_options import slot_prefix
 
 PRECONDITIONER_DTYPES = ("float32", "float64")
 
@@ -238,7 +239,7 @@ class SOAP(Optimizer):
                             shape=(d, d),
                             initializer="zeros",
                             dtype=self.preconditioner_dtype,
-                            name=f"{_slot_prefix(variable)}_{kind}_{axis}",
+                            name=f"{slot_prefix(variable)}_{kind}_{axis}",
                         )
                         for kind in ("factor", "basis")
                     )

@@ -74,6 +74,7 @@ class Yogi(Optimizer):
         https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
     """
 
+    _square_slots = ("velocity",)
     _config_keys = (
         "beta_1",
         "beta_2",

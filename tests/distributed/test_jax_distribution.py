@@ -93,6 +93,11 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
             slot = slots[index]
             if len(slot.shape) == 0:  # per-variable scalar (NovoGrad's v)
                 continue
+            if tuple(slot.shape) != tuple(variable.shape):
+                # Adam-mini's block moments, the variable's shape reduced
+                # over its blocks: replicated, not sharded (yet).
+                assert "path_blocks" in spec.capabilities, (name, slot.path)
+                continue
             assert slot.value.sharding.is_equivalent_to(
                 variable.value.sharding, len(variable.shape)
             ), (name, variable.path)

@@ -13,13 +13,24 @@ import keras
 import numpy as np
 import pytest
 
+from keras_opts._core.schedule_free import ScheduleFree
 from tests.distributed import common
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="TensorFlow only"
 )
 
-SPECS = [pytest.param(s, id=s.name) for s in common.SPECS]
+#: Schedule-free training refuses several replicas (tested below).
+SPECS = [
+    pytest.param(s, id=s.name)
+    for s in common.SPECS
+    if not issubclass(s.cls, ScheduleFree)
+]
+SCHEDULE_FREE = [
+    pytest.param(s, id=s.name)
+    for s in common.SPECS
+    if issubclass(s.cls, ScheduleFree)
+]
 
 
 def _strategy():
@@ -86,3 +97,13 @@ def test_save_and_reload_under_the_strategy(spec, tmp_path):
     _fit(loaded, x[len(x) // 2 :], y[len(y) // 2 :])
     for a, b in zip(common.weights(loaded), common.weights(model)):
         np.testing.assert_array_equal(a, b, err_msg=spec.name)
+
+
+@pytest.mark.parametrize("spec", SCHEDULE_FREE)
+def test_schedule_free_refuses_several_replicas(spec):
+    """Its mirrored fit did not match one device: refused at build with
+    a clear error rather than trained wrongly."""
+    x, y = common.data()
+    model = _compiled(spec, _strategy())
+    with pytest.raises(NotImplementedError, match="num_replicas_in_sync=2"):
+        _fit(model, x, y)

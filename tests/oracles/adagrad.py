@@ -1,4 +1,5 @@
-"""Adagrad, Duchi et al. (2011) diagonal form; seed 001's epsilon."""
+"""Adagrad, Duchi et al. (2011) diagonal form, epsilon in or out of the
+root."""
 
 import numpy as np
 
@@ -25,6 +26,6 @@ class AdagradOracle:
         g = grad + self.l2 * param
         state["s"] = state["s"] + g * g
         lr = lr / (1 + (t - 1) * self.lr_decay)
-        if self.inside:  # seed 001: alpha / sqrt(eps + s_t)
+        if self.inside:  # epsilon inside: alpha / sqrt(eps + s_t)
             return param - lr * g / np.sqrt(self.eps + state["s"])
         return param - lr * g / (np.sqrt(state["s"]) + self.eps)

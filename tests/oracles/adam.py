@@ -10,7 +10,7 @@ def denominator_factor(v, t, beta_2, epsilon, mode):
         return 1.0 / (np.sqrt(v / c) + epsilon)
     if mode == "uncorrected":  # section 2: alpha_t m / (sqrt(v) + eps_hat)
         return np.sqrt(c) / (np.sqrt(v) + epsilon)
-    return np.sqrt(c / (v + epsilon))  # seed 000: sqrt((1-b2^t)/(v+eps))
+    return np.sqrt(c / (v + epsilon))  # epsilon inside the root
 
 
 class AdamOracle:

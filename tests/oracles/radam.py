@@ -1,4 +1,4 @@
-"""RAdam, Liu et al. (2019) Algorithm 2, as seed 000 writes its math."""
+"""RAdam, Liu et al. (2019) Algorithm 2."""
 
 import math
 

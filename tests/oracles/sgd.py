@@ -1,4 +1,4 @@
-"""SGD with momentum, from seed 001 and Sutskever et al. (2013)."""
+"""SGD with momentum, Sutskever et al. (2013)."""
 
 import numpy as np
 

@@ -1,0 +1,2 @@
+"""The workload suite of ``benchmarks/workloads.py``: the problems, the
+runs and the report."""

@@ -1,0 +1,312 @@
+"""Adam-mini: Adam with one second moment per block of parameters."""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_opts._core import checks, formulas
+from keras_opts._core.base import Optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class AdamMini(Optimizer):
+    r"""Adam-mini (Zhang et al., 2024), Algorithms 1 and 3.
+
+    Adam keeps one adaptive learning rate $1/\sqrt{v}$ per weight. The
+    Hessian of a neural network is close to block-diagonal, with one dense
+    block per output neuron (per attention head for queries and keys), and
+    within such a block a single, well-chosen learning rate does as well as
+    Adam's many. Adam-mini keeps Adam's first moment but replaces $v$ by
+    one number per block, the moving average of the *mean* squared
+    gradient over the block, which removes nearly all of Adam's second
+    moment (about half of its state).
+
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$ =
+    ``beta_1, beta_2``, $\epsilon$ = ``epsilon``; $b$ a block of $|b|$
+    entries of a variable, $g_{t,b}$ its gradient; $m_0 = v_0 = 0$;
+    $t = 1, 2, \dots$.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    v_{t,b} &= \beta_2 v_{t-1,b}
+        + (1 - \beta_2)\, \tfrac{1}{|b|} \textstyle\sum_{i \in b} g_{t,i}^2
+        \\
+    \theta_{t,b} &= \theta_{t-1,b} - \eta\,
+        \frac{m_{t,b} / (1 - \beta_1^t)}
+             {\sqrt{v_{t,b} / (1 - \beta_2^t)} + \epsilon}
+    \end{aligned}
+    $$
+
+    **Blocks.** The optimizer sees variables, not layers, so it reads the
+    layer structure from each variable's ``path`` and shape (the paper's
+    Algorithm 3, Keras' layouts). A block is given by the axes it spans:
+    one $v$ per index of the other axes.
+
+    The first rule that fits a variable (by the end of its ``path``)
+    gives its blocks:
+
+    - ``query/kernel``, ``key/kernel`` of rank 3 (``MultiHeadAttention``'s
+      ``(d, heads, head_dim)``): one block per attention head, axes
+      ``(0, 2)``;
+    - ``value/kernel`` of rank 3: one per output neuron, axis ``(0,)``;
+    - ``embeddings`` of rank 2 (``Embedding``'s ``(tokens, d)``): one per
+      token, axis ``(1,)``;
+    - ``kernel`` of rank 2 or more (``Dense``, convolutions, the
+      attention's output projection): one per output neuron or channel
+      (the last axis), every axis but the last;
+    - ``bias``, and ``beta`` (a normalisation's offset, which the authors'
+      code names ``bias``): one per entry, Adam, axes ``()``;
+    - anything else (normalisation scales, unnamed variables): the whole
+      variable, every axis.
+
+    So a ``Dense`` output layer over a vocabulary gets one $v$ per token,
+    as the embedding does, as in the authors' package 1.1.1 (the paper's
+    first version kept Adam's per-weight $v$ for both). ``block_axes``
+    overrides the rule: a mapping from regular expressions, searched in
+    each variable's ``path`` in order, to the axes of its blocks; the
+    first that matches wins, the rule above applies to a variable that
+    none matches. ``optimizer.blocks(variable)`` tells the axes chosen.
+
+    Keras' ``weight_decay`` is the decoupled decay of the authors' code
+    (AdamW's, applied before the step); their code exempts variables whose
+    name contains ``norm``, ``ln`` or ``bias``, which
+    ``exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])``
+    does for Keras' layers.
+
+    State: the first moment (one number per weight) and one number per
+    block, against Adam's two numbers per weight. A ``Dense`` kernel of
+    $n$ inputs keeps $1 + 1/n$ numbers per weight; the tiny transformer
+    block of ``tests/test_adam_mini.py`` (width 8, 723 weights) keeps
+    849, 1.17 per weight, where Adam keeps 1,446.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001.
+        beta_1: first-moment decay in [0, 1). Default 0.9.
+        beta_2: second-moment decay in [0, 1). Default 0.999.
+        epsilon: positive stabiliser, outside the corrected root. Default
+            1e-8.
+        block_axes: mapping of regular expression (searched in a
+            variable's ``path``) to the axes its blocks span (a list of
+            ints, ``[]`` for one block per entry). Default None: the rule
+            above.
+        coupled_weight_decay: L2 coefficient added to the gradient.
+            Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - The authors' ``adam_mini.Adam_mini(model.named_parameters(), lr,
+      betas=(b1, b2), eps=e, weight_decay=w, dim=d, n_heads=h)`` =
+      ``AdamMini(lr, beta_1=b1, beta_2=b2, epsilon=e, weight_decay=w)``
+      with ``exclude_from_weight_decay(var_names=["bias", "gamma",
+      "beta"])``, where their names find the same blocks (``q_proj``,
+      ``k_proj`` per head; ``v_proj``, ``o_proj``, MLP, ``embed`` and
+      ``lm_head`` per output row; ``bias`` per entry; other names one
+      block per tensor). A torch weight ``(out, in)`` is a Keras kernel
+      ``(in, out)``: their rows are our columns.
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([[1.0, -2.0]])
+    >>> opt = keras_opts.AdamMini(learning_rate=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([[3.0, -4.0]])], [w])
+    >>> # One block: v = mean(g^2) = 12.5, so the step is 0.1 g / 3.54.
+    >>> [round(float(x), 4) for x in w.numpy()[0]]
+    [0.9151, -1.8869]
+
+    References:
+        Zhang, Chen, Li, Ding, Wu, Kingma, Ye, Luo & Sun, "Adam-mini: Use
+        Fewer Learning Rates To Gain More", ICLR 2025,
+        https://arxiv.org/abs/2406.16793; authors' code:
+        https://github.com/zyushun/Adam-mini
+    """
+
+    _elementwise = False  # a block's v depends on its whole block
+    _config_keys = ("beta_1", "beta_2", "epsilon", "block_axes")
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        block_axes: Mapping[str, Any] | None = None,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        epsilon = checks.positive("epsilon", epsilon)
+        block_axes = _checked_block_axes(block_axes)
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.block_axes = block_axes
+
+    def blocks(self, variable) -> tuple[int, ...]:
+        """The axes one block of ``variable`` spans (``block_axes``, else
+        the rule of the class docstring), each in ``[0, rank)``."""
+        path = _variable_path(variable)
+        rank = len(variable.shape)
+        for pattern, axes in (self.block_axes or {}).items():
+            if re.search(pattern, path):
+                if any(not -rank <= a < rank for a in axes):
+                    raise ValueError(
+                        f"`block_axes` maps {pattern!r} to axes {axes} that "
+                        f"variable {path!r} of shape {tuple(variable.shape)} "
+                        f"does not have. Received: block_axes="
+                        f"{self.block_axes!r}"
+                    )
+                return tuple(sorted({a % rank for a in axes}))
+        return default_blocks(path, rank)
+
+    def build(self, variables):
+        if self.built:
+            return
+        shapes = []
+        for variable in variables:  # every check before any variable
+            axes = self.blocks(variable)
+            shapes.append(
+                tuple(
+                    1 if i in axes else n for i, n in enumerate(variable.shape)
+                )
+            )
+        super().build(variables)
+        self._slots["velocity"] = [
+            self.add_variable(
+                shape=shape,
+                initializer="zeros",
+                dtype=variable.dtype,
+                name=f"{_variable_path(variable).replace('/', '_')}_velocity",
+            )
+            for variable, shape in zip(variables, shapes)
+        ]
+
+    def _slot_names(self):
+        return ("momentum",)  # the block second moments: build
+
+    def _coefficients(self, learning_rate, t):
+        return formulas.adam_coefficients(
+            learning_rate,
+            t,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            "corrected",
+        )
+
+    def _kernel(self, k, p, g, s, c):
+        m = formulas.ema_(k, s.momentum, g, self.beta_1)
+        square = _each(_block_mean_square, g, s.velocity)
+        v = k.add_(k.mul_(s.velocity, self.beta_2), square, 1.0 - self.beta_2)
+        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        if isinstance(p, list):
+            # torch's multi-tensor ops take operands of one shape: each
+            # block's denominator as a view of its variable's shape.
+            d = [x.expand_as(y) for x, y in zip(d, p)]
+        k.addcdiv_(p, m, d, -c.step_size)
+
+
+def _each(function, x, y):
+    """``function(x, y)``, for each pair on torch's multi-tensor path (where
+    the kernel's operands are lists)."""
+    if isinstance(x, list):
+        return [function(a, b) for a, b in zip(x, y)]
+    return function(x, y)
+
+
+def _block_mean_square(gradient, velocity):
+    """The mean of ``gradient**2`` over each block: over the axes where the
+    block second moment ``velocity`` has length 1."""
+    square = gradient * gradient
+    axes = tuple(
+        i
+        for i, (n, b) in enumerate(zip(gradient.shape, velocity.shape))
+        if b == 1 and n != 1
+    )
+    if not axes:
+        return square
+    return ops.mean(square, axis=axes, keepdims=True)
+
+
+def default_blocks(path: str, rank: int) -> tuple[int, ...]:
+    """The axes one block spans for a variable at ``path`` of rank
+    ``rank``, from Keras' layer layouts (the table of :class:`AdamMini`)."""
+    every = tuple(range(rank))
+    name = path.rsplit("/", 1)[-1]
+    if name in ("bias", "beta"):  # a normalisation's offset is a bias
+        return ()
+    if rank == 3 and re.search(r"(^|/)(query|key)/kernel$", path):
+        return (0, 2)  # (d, heads, head_dim): one block per head
+    if rank == 3 and re.search(r"(^|/)value/kernel$", path):
+        return (0,)  # one block per output neuron (head, head_dim)
+    if name == "embeddings" and rank == 2:
+        return (1,)  # one block per token
+    if name == "kernel" and rank >= 2:
+        return every[:-1]  # one block per output neuron or channel
+    return every
+
+
+def _variable_path(variable) -> str:
+    if hasattr(variable, "path"):
+        return variable.path
+    return str(variable.name).split(":")[0]
+
+
+def _checked_block_axes(value):
+    """``block_axes`` as ``{pattern: [axis, ...]}`` (lists: what a saved
+    config holds), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise checks.ArgumentTypeError(
+            "`block_axes` must be a mapping of regular expression to a "
+            f"list of axes, or None. Received: block_axes={value!r}"
+        )
+    checked = {}
+    for pattern, axes in value.items():
+        if not isinstance(pattern, str):
+            raise checks.ArgumentTypeError(
+                f"`block_axes` keys must be strings (regular expressions). "
+                f"Received: block_axes={value!r}"
+            )
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(
+                f"`block_axes` key {pattern!r} is not a regular expression "
+                f"({error}). Received: block_axes={value!r}"
+            ) from None
+        if isinstance(axes, (str, bytes)) or not isinstance(
+            axes, (list, tuple)
+        ):
+            raise checks.ArgumentTypeError(
+                f"`block_axes` values must be lists of axes (ints). "
+                f"Received: block_axes={value!r}"
+            )
+        if any(
+            isinstance(a, bool) or not isinstance(a, numbers.Integral)
+            for a in axes
+        ):
+            raise checks.ArgumentTypeError(
+                f"`block_axes` values must be lists of axes (ints). "
+                f"Received: block_axes={value!r}"
+            )
+        checked[pattern] = [int(a) for a in axes]
+    return checked

@@ -1,0 +1,418 @@
+"""PSGD-Kron: preconditioned SGD with a Kronecker-factored preconditioner
+fitted on the Lie group of triangular matrices."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_opts._core import checks, formulas, keras_api, kron
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step_options import slot_prefix
+
+_SCHEDULES = ("random", "counter")
+_DTYPES = ("float32", "float64")
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class PSGDKron(Optimizer):
+    r"""PSGD-Kron (Li, 2018; 2024), preconditioned SGD with the
+    Kronecker-factored gradient-whitening preconditioner.
+
+    Adam divides each entry by its own scale; PSGD-Kron learns a full
+    (Kronecker-factored) matrix $P$ that also undoes the correlations
+    between entries: for a weight matrix, one factor mixes its rows and
+    one its columns, as Shampoo does. Unlike Shampoo, $P$ is not computed
+    from accumulated statistics by an eigendecomposition or an inverse
+    root: $P = Q^T Q$ is *fitted*, a few small gradient steps on $Q$ at a
+    time, so that $P$ whitens the gradients ($P\,E[h h^T]\,P \approx I$,
+    i.e. $P \approx E[h h^T]^{-1/2}$). Each step of the fit needs only a
+    random probe $v \sim N(0, I)$, matrix products and triangular solves;
+    once the fit has settled it is run on a few percent of the steps.
+
+    Symbols: $\eta$ = ``learning_rate``, $\beta$ = ``beta_1``, $\mu$ =
+    ``precond_lr``, $Q_i$ the factors of $Q = Q_1 \otimes \dots \otimes
+    Q_k$ (one per axis of the variable: upper triangular, or diagonal for
+    a large axis), $X_{(i)}$ the unfolding of a tensor with axis $i$ as
+    rows, $p_t$ the probability of a preconditioner update at step $t$
+    (below). With $Q_i = s^{1/k} I$ ($s$ = ``precond_init_scale``),
+    $m_0 = 0$:
+
+    $$
+    \begin{aligned}
+    m_t &= \beta m_{t-1} + (1 - \beta) g_t, \qquad
+        \hat m_t = m_t / (1 - \beta^t) \\
+    &\text{with probability } p_t \text{, for } h = g_t
+        \text{ and a probe } v \sim N(0, I): \\
+    &\qquad A = Q h, \quad B = Q^{-T} v, \quad
+        T_i = A_{(i)} A_{(i)}^T, \quad S_i = B_{(i)} B_{(i)}^T \\
+    &\qquad Q_i \leftarrow Q_i - \frac{\mu}{\lVert T_i + S_i \rVert_2}
+        \operatorname{triu}(T_i - S_i)\, Q_i \\
+    u_t &= Q^T Q\, \hat m_t, \qquad
+        u_t \leftarrow u_t \min\!\left(1,
+        \frac{c}{\operatorname{rms}(u_t) + 10^{-6}}\right) \\
+    \theta_t &= \theta_{t-1} - \eta\, u_t
+    \end{aligned}
+    $$
+
+    A diagonal factor keeps the diagonals of $T_i$ and $S_i$ and is
+    normalized by $\max |T_i + S_i|$. $\lVert\cdot\rVert_2$ is Li's
+    lower bound of the spectral norm (one product with the heaviest row),
+    which keeps the step on the group within its trust region. $c$ =
+    ``clip_update_rms`` (Evan Walters' ``kron_torch``, followed by
+    pytorch-optimizer: 1.1, an update about as large as Adam's; ``None``
+    for none). The $Q_i$ are rebalanced to equal largest entries before
+    each fit (their product, hence $P$, is unchanged). The Keras
+    ``weight_decay`` is decoupled, $\theta \leftarrow \theta - \eta
+    \lambda \theta$.
+
+    **Update schedule.** $p_t = \mathrm{clip}(p_{\max}
+    e^{-\delta (t - 1 - t_0)}, p_{\min}, p_{\max})$ with $p_{\max}$ =
+    ``precond_update_prob``, $p_{\min}$ = ``precond_update_prob_min``,
+    $\delta$ = ``precond_update_prob_decay``, $t_0$ =
+    ``precond_update_flat_steps`` (``kron_torch``'s schedule: every step
+    for the first 500, then decaying to 3% of the steps over about 3,500
+    more). Set ``precond_update_prob = precond_update_prob_min = p`` for a
+    constant probability. With ``precond_update_schedule="random"`` (Li's
+    form) a coin decides each step; with ``"counter"`` (``kron_torch``,
+    pytorch-optimizer) the fit runs whenever $1/p_t$ steps have passed
+    since the last one. The coin and the probes come from a
+    ``keras.random.SeedGenerator`` that is part of the optimizer's
+    variables (saved, so a resumed run draws what the uninterrupted one
+    would have), and the fit is switched on and off by ``keras.ops.cond``
+    (one compiled step for both). A probe is drawn at every step, fitted
+    or not.
+
+    **Shapes.** A vector (rank below ``min_ndim_triangular``) gets a
+    diagonal $Q$, as does any axis of size 1 or above
+    ``max_size_triangular``; ``memory_save_mode`` makes more axes diagonal
+    (``"one_diag"``: the largest axis; ``"smart_one_diag"``: the largest
+    axis when it is strictly the largest; ``"all_diag"``: every axis). A
+    tensor of rank 3 or more gets one factor per axis, or with
+    ``merge_dims=True`` is treated as the matrix of its last axis against
+    all the others (a convolution kernel: its output channels against its
+    receptive field). State per variable: the momentum ($n$ numbers) and
+    the factors ($\sum_i d_i^2$ or $d_i$ numbers, in
+    ``preconditioner_dtype``).
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable. Default
+            0.001 (the update's RMS is at most ``clip_update_rms``, so
+            Adam's learning rates carry over).
+        beta_1: momentum decay in [0, 1); 0 preconditions the gradient
+            itself. Default 0.9.
+        precond_lr: $\mu$, the step size of the fit, in (0, 1]. Default
+            0.1.
+        precond_init_scale: $s$, the initial $P = s^2 I$. Default 1.
+        precond_update_prob: $p_{\max}$, in [0, 1]. Default 1.
+        precond_update_prob_min: $p_{\min}$, in [0, ``precond_update_prob``].
+            Default 0.03.
+        precond_update_prob_decay: $\delta \ge 0$. Default 0.001.
+        precond_update_flat_steps: $t_0 \ge 0$. Default 500.
+        precond_update_schedule: ``"random"`` (default) or ``"counter"``.
+        max_size_triangular: largest axis with a triangular factor.
+            Default 8192.
+        min_ndim_triangular: smallest rank with triangular factors.
+            Default 2.
+        memory_save_mode: ``None`` (default), ``"one_diag"``,
+            ``"smart_one_diag"`` or ``"all_diag"``.
+        merge_dims: see *Shapes*. Default False.
+        momentum_into_precond_update: fit $P$ to the bias-corrected
+            momentum $\hat m_t$ instead of the gradient (``kron_torch``'s
+            and pytorch-optimizer's default). Default False (Li's: the
+            preconditioner whitens the gradient).
+        clip_update_rms: $c > 0$, or ``None``. Default 1.1.
+        preconditioner_dtype: ``"float32"`` (default) or ``"float64"``,
+            the dtype of $Q$, of the probes and of the matrix work; the
+            update is cast to the variable's dtype.
+        seed: the initial state of the probes' and the coin's generator,
+            an int, or ``None`` for a random one. Default 0: runs are
+            reproducible, and two optimizers built alike agree.
+        coupled_weight_decay: L2 coefficient added to the gradient.
+            Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - pytorch-optimizer's ``Kron(lr, momentum=b, weight_decay=wd,
+      pre_conditioner_update_probability=None, max_size_triangular=n,
+      min_ndim_triangular=r, memory_save_mode=m)`` (the same as Evan
+      Walters' ``kron_torch.Kron``) = ``PSGDKron(lr, beta_1=b,
+      weight_decay=wd, precond_update_schedule="counter",
+      momentum_into_precond_update=True, max_size_triangular=n,
+      min_ndim_triangular=r, memory_save_mode=m)``, with
+      ``exclude_from_weight_decay`` naming the vectors (it decays only
+      tensors of rank >= 2); its ``weight_decouple=False`` is
+      ``coupled_weight_decay``. Its probes come from ``torch.randn_like``
+      and it rebalances the factors on 1% of the fits, chosen by
+      ``numpy.random``: the trajectories agree given the same probes, up
+      to float32 rounding.
+    - Li's ``psgd_torch`` Kron: ``precond_update_schedule="random"`` with
+      a constant probability ($p_{\max} = p_{\min}$); his
+      ``grad_clip_max_norm`` is Keras' ``global_clipnorm``, and his
+      default has no update clipping (``clip_update_rms=None``).
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([[1.0, -2.0], [0.5, 3.0]])
+    >>> opt = keras_opts.PSGDKron(learning_rate=0.1, seed=1)
+    >>> opt.apply([keras.ops.ones((2, 2))], [w])
+    >>> bool(keras.ops.all(w < [[1.0, -2.0], [0.5, 3.0]]))
+    True
+
+    References:
+        Li, "Preconditioned Stochastic Gradient Descent", IEEE
+        Transactions on Neural Networks and Learning Systems 29(5), 2018,
+        https://arxiv.org/abs/1512.04202; Li, "Stochastic Hessian Fittings
+        with Lie Groups", 2024, https://arxiv.org/abs/2402.11858; the
+        author's code: https://github.com/lixilinx/psgd_torch; Evan
+        Walters' ``kron_torch``: https://github.com/evanatyourservice/kron_torch
+    """
+
+    # Q differs in shape from the variable: one variable at a time.
+    use_foreach = False
+    _elementwise = False
+    _config_keys = (
+        "beta_1",
+        "precond_lr",
+        "precond_init_scale",
+        "precond_update_prob",
+        "precond_update_prob_min",
+        "precond_update_prob_decay",
+        "precond_update_flat_steps",
+        "precond_update_schedule",
+        "max_size_triangular",
+        "min_ndim_triangular",
+        "memory_save_mode",
+        "merge_dims",
+        "momentum_into_precond_update",
+        "clip_update_rms",
+        "preconditioner_dtype",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        precond_lr: float = 0.1,
+        precond_init_scale: float = 1.0,
+        precond_update_prob: float = 1.0,
+        precond_update_prob_min: float = 0.03,
+        precond_update_prob_decay: float = 0.001,
+        precond_update_flat_steps: int = 500,
+        precond_update_schedule: str = "random",
+        max_size_triangular: int = 8192,
+        min_ndim_triangular: int = 2,
+        memory_save_mode: str | None = None,
+        merge_dims: bool = False,
+        momentum_into_precond_update: bool = False,
+        clip_update_rms: float | None = 1.1,
+        preconditioner_dtype: str = "float32",
+        seed: int | None = 0,
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        precond_lr = checks.real(
+            "precond_lr", precond_lr, low=0.0, high=1.0, low_open=True
+        )
+        precond_init_scale = checks.positive(
+            "precond_init_scale", precond_init_scale
+        )
+        precond_update_prob = checks.real(
+            "precond_update_prob", precond_update_prob, low=0.0, high=1.0
+        )
+        precond_update_prob_min = checks.real(
+            "precond_update_prob_min",
+            precond_update_prob_min,
+            low=0.0,
+            high=precond_update_prob,
+        )
+        precond_update_prob_decay = checks.non_negative(
+            "precond_update_prob_decay", precond_update_prob_decay
+        )
+        precond_update_flat_steps = checks.integer(
+            "precond_update_flat_steps", precond_update_flat_steps, 0
+        )
+        precond_update_schedule = checks.choice(
+            "precond_update_schedule", precond_update_schedule, _SCHEDULES
+        )
+        max_size_triangular = checks.integer(
+            "max_size_triangular", max_size_triangular, 1
+        )
+        min_ndim_triangular = checks.integer(
+            "min_ndim_triangular", min_ndim_triangular, 1
+        )
+        if memory_save_mode is not None:
+            memory_save_mode = checks.choice(
+                "memory_save_mode",
+                memory_save_mode,
+                tuple(m for m in kron.MEMORY_SAVE_MODES if m),
+            )
+        merge_dims = checks.boolean("merge_dims", merge_dims)
+        momentum_into_precond_update = checks.boolean(
+            "momentum_into_precond_update", momentum_into_precond_update
+        )
+        if clip_update_rms is not None:
+            clip_update_rms = checks.positive(
+                "clip_update_rms", clip_update_rms
+            )
+        preconditioner_dtype = checks.choice(
+            "preconditioner_dtype", preconditioner_dtype, _DTYPES
+        )
+        if seed is not None:
+            seed = checks.integer("seed", seed, 0)
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = beta_1
+        self.precond_lr = precond_lr
+        self.precond_init_scale = precond_init_scale
+        self.precond_update_prob = precond_update_prob
+        self.precond_update_prob_min = precond_update_prob_min
+        self.precond_update_prob_decay = precond_update_prob_decay
+        self.precond_update_flat_steps = precond_update_flat_steps
+        self.precond_update_schedule = precond_update_schedule
+        self.max_size_triangular = max_size_triangular
+        self.min_ndim_triangular = min_ndim_triangular
+        self.memory_save_mode = memory_save_mode
+        self.merge_dims = merge_dims
+        self.momentum_into_precond_update = momentum_into_precond_update
+        self.clip_update_rms = clip_update_rms
+        self.preconditioner_dtype = preconditioner_dtype
+        self.seed = seed
+
+    # State.
+
+    def _slot_names(self):
+        return ("momentum",) if self.beta_1 else ()
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._layouts = []
+        self._factors = []
+        for variable in variables:
+            shape, triangular = kron.layout(
+                tuple(variable.shape),
+                max_size_triangular=self.max_size_triangular,
+                min_ndim_triangular=self.min_ndim_triangular,
+                memory_save_mode=self.memory_save_mode,
+                merge_dims=self.merge_dims,
+            )
+            self._layouts.append((shape, triangular))
+            self._factors.append(
+                kron.initial_factors(
+                    self,
+                    shape,
+                    triangular,
+                    self.precond_init_scale ** (1.0 / len(shape)),
+                    self.preconditioner_dtype,
+                    slot_prefix(variable),
+                )
+            )
+        self._update_counter = None
+        if self.precond_update_schedule == "counter":
+            self._update_counter = self.add_variable(
+                shape=(), dtype="int32", name="precond_update_counter"
+            )
+        self._seed_generator = keras.random.SeedGenerator(
+            self.seed, name=f"{self.name}_seed_generator"
+        )
+        keras_api.track_variable(self, self._seed_generator.state)
+        # Set by _begin_update at each step; False outside one.
+        self._fit_now = ops.convert_to_tensor(False)
+
+    # The step.
+
+    def _begin_update(self):
+        # One decision per step, for every variable.
+        probability = kron.update_probability(
+            self.iterations,
+            self.precond_update_prob,
+            self.precond_update_prob_decay,
+            self.precond_update_flat_steps,
+            self.precond_update_prob_min,
+        )
+        if self.precond_update_schedule == "random":
+            coin = keras.random.uniform(
+                (), dtype="float32", seed=self._seed_generator
+            )
+            self._fit_now = coin < probability
+            return
+        count = self._update_counter + 1
+        self._fit_now = ops.logical_and(
+            probability > 0.0, ops.cast(count, "float32") >= 1.0 / probability
+        )
+        self.assign(
+            self._update_counter,
+            ops.where(self._fit_now, ops.zeros_like(count), count),
+        )
+
+    def _coefficients(self, learning_rate, t):
+        correction = 1.0
+        if self.beta_1:
+            correction = formulas.bias_correction(self.beta_1, t)
+        return PSGDKronCoefficients(learning_rate, correction, self._fit_now)
+
+    def _kernel(self, k, p, g, s, c):
+        index = keras_api.variable_index(self, p)
+        shape, triangular = self._layouts[index]
+        factors = self._factors[index]
+        dtype = self.preconditioner_dtype
+        momentum = g
+        if self.beta_1:
+            momentum = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
+        # Drawn at every step, so that the stream does not depend on the
+        # coin.
+        probe = keras.random.normal(
+            tuple(p.shape), dtype=dtype, seed=self._seed_generator
+        )
+        corrected = ops.reshape(ops.cast(momentum / c.correction, dtype), shape)
+        fitted_to = ops.reshape(ops.cast(g, dtype), shape)
+        if self.momentum_into_precond_update:
+            fitted_to = corrected
+        current = tuple(ops.convert_to_tensor(q) for q in factors)
+
+        def fit():
+            return tuple(
+                kron.fitted(
+                    kron.balanced(current),
+                    triangular,
+                    fitted_to,
+                    ops.reshape(probe, shape),
+                    self.precond_lr,
+                )
+            )
+
+        new = kron.cond(c.fit_now, fit, lambda: current)
+        for variable, value in zip(factors, new):
+            self.assign(variable, value)
+        update = kron.preconditioned(new, triangular, corrected)
+        if self.clip_update_rms is not None:
+            rms = ops.sqrt(ops.mean(update * update))
+            update = update * ops.minimum(
+                1.0, self.clip_update_rms / (rms + 1e-6)
+            )
+        update = ops.cast(ops.reshape(update, tuple(p.shape)), p.dtype)
+        k.sub_(p, update, c.learning_rate)
+
+
+class PSGDKronCoefficients(NamedTuple):
+    """The scalars of PSGD-Kron's step ``t``."""
+
+    learning_rate: Any
+    #: ``1 - beta_1^t``, the momentum's bias correction (1 without one).
+    correction: Any
+    #: Whether the preconditioner is fitted at this step (a boolean
+    #: scalar, the same for every variable).
+    fit_now: Any
