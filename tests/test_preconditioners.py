@@ -83,9 +83,7 @@ PYTORCH_OPTIMIZER = [
 def test_shampoo_matches_pytorch_optimizer_on_matrices(reference):
     pytest.importorskip("pytorch_optimizer")
     lr = 0.01
-    params, grads = helpers.random_problem(
-        seed=4, steps=STEPS, shapes=MATRICES
-    )
+    params, grads = helpers.random_problem(seed=4, steps=STEPS, shapes=MATRICES)
     optimizer = Shampoo(learning_rate=lr, **reference.ours)
     ours = helpers.run_keras_optimizer(optimizer, params, grads)
     theirs = helpers.run_reference(reference, lr, params, grads)
@@ -131,7 +129,9 @@ def test_jitted_step_traces_once_across_refreshes():
 
     params, grads = helpers.random_problem(seed=6, steps=7, shapes=((6, 4),))
     optimizer = Shampoo(
-        learning_rate=0.01, precondition_frequency=3, start_preconditioning_step=1
+        learning_rate=0.01,
+        precondition_frequency=3,
+        start_preconditioning_step=1,
     )
     (variable,) = helpers.make_variables(params)
     optimizer.build([variable])
@@ -163,9 +163,7 @@ def test_jitted_step_traces_once_across_refreshes():
 def test_higher_rank_is_the_merged_matrix():
     """A (2, 3, 2) variable steps as the (6, 2) matrix of its last
     dimension against the others (a convolution kernel's rule)."""
-    params, grads = helpers.random_problem(
-        seed=7, steps=6, shapes=((2, 3, 2),)
-    )
+    params, grads = helpers.random_problem(seed=7, steps=6, shapes=((2, 3, 2),))
     kwargs = {"start_preconditioning_step": 1, "precondition_frequency": 2}
     tensor = helpers.run_keras_optimizer(
         Shampoo(learning_rate=0.05, **kwargs), params, grads
@@ -183,9 +181,7 @@ def test_higher_rank_is_the_merged_matrix():
     helpers.BACKEND == "jax", reason="float64 needs jax_enable_x64"
 )
 def test_float64_preconditioner_matches_oracle():
-    params, grads = helpers.random_problem(
-        seed=8, steps=STEPS, shapes=MATRICES
-    )
+    params, grads = helpers.random_problem(seed=8, steps=STEPS, shapes=MATRICES)
     kwargs = {
         "block_size": 4,
         "precondition_frequency": 2,
@@ -284,9 +280,7 @@ def test_soap_without_skipping_the_first_step_matches_oracle():
 
 def test_soap_merge_dims_is_the_merged_tensor():
     """(2, 2, 4) with max_precond_dim=4 steps as the (4, 4) matrix."""
-    params, grads = helpers.random_problem(
-        seed=7, steps=8, shapes=((2, 2, 4),)
-    )
+    params, grads = helpers.random_problem(seed=7, steps=8, shapes=((2, 2, 4),))
     kwargs = {"precondition_frequency": 2, "max_precond_dim": 4}
     merged = helpers.run_keras_optimizer(
         SOAP(learning_rate=0.05, merge_dims=True, **kwargs), params, grads

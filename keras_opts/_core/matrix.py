@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import math
 
+import keras
 from keras import ops
+
+from keras_opts._core import kron
 
 
 def matrix_shape(shape) -> tuple[int, int] | None:
@@ -134,3 +137,40 @@ def merged_shape(shape, max_dim: int) -> tuple[int, ...]:
             product *= d
     merged.append(product)
     return tuple(merged)
+
+
+def refresh(optimizer, condition, compute, targets) -> list:
+    """Stores ``compute()`` (a list of tensors, one per variable of
+    ``targets``) into ``targets`` where the scalar ``condition`` holds and
+    keeps them otherwise; returns their values after.
+
+    One traced program for both cases under ``jax.jit`` and
+    ``tf.function`` (``kron.cond``). On TensorFlow the branch assigns the
+    variables itself: a ``tf.cond`` that returns an eigendecomposition
+    inside the while loop of Keras' uncompiled ``fit()`` is rewritten by
+    TensorFlow 2.21's graph optimizer into a loop whose outputs are
+    swapped (``OptionalHasValue ... expected to be a variant tensor``).
+    """
+    if keras.backend.backend() == "tensorflow":
+
+        def assign():
+            for target, value in zip(targets, compute()):
+                optimizer.assign(target, ops.cast(value, target.dtype))
+            return ops.zeros((), "int32")
+
+        kron.cond(condition, assign, lambda: ops.zeros((), "int32"))
+        return [ops.convert_to_tensor(target) for target in targets]
+
+    def kept():
+        return [ops.convert_to_tensor(target) for target in targets]
+
+    def computed():
+        return [
+            ops.cast(value, target.dtype)
+            for target, value in zip(targets, compute())
+        ]
+
+    values = kron.cond(condition, computed, kept)
+    for target, value in zip(targets, values):
+        optimizer.assign(target, value)
+    return values

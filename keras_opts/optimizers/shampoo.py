@@ -337,15 +337,9 @@ class Shampoo(Optimizer):
                 mx.inverse_root(right, 4.0, self.epsilon, dtype),
             )
 
-        def kept():
-            return (
-                ops.convert_to_tensor(s.left_root),
-                ops.convert_to_tensor(s.right_root),
-            )
-
-        left_root, right_root = ops.cond(refresh, roots, kept)
-        self.assign(s.left_root, left_root)
-        self.assign(s.right_root, right_root)
+        left_root, right_root = mx.refresh(
+            self, refresh, roots, [s.left_root, s.right_root]
+        )
         shampoo = ops.matmul(ops.matmul(left_root, blocks), right_root)
         shampoo = ops.cast(shampoo, "float32")
         if self.grafting is not None:

@@ -259,7 +259,9 @@ class SOAP(Optimizer):
                 * ops.sqrt(formulas.bias_correction(self.beta_2, t))
                 / formulas.bias_correction(self.beta_1, t)
             )
-        return SOAPCoefficients(learning_rate=learning_rate, step_size=step_size)
+        return SOAPCoefficients(
+            learning_rate=learning_rate, step_size=step_size
+        )
 
     def _kernel(self, k, p, g, s, c):
         factors = self._factors[keras_api.variable_index(self, p)]
@@ -287,10 +289,10 @@ class SOAP(Optimizer):
                 mx.eigenbasis(st, dtype) for st in started if st is not None
             ]
 
-        def kept():
-            return [ops.convert_to_tensor(f[1]) for f in factors if f]
-
-        bases = _expand(ops.cond(first, eigenbases, kept), factors)
+        basis_variables = [f[1] for f in factors if f is not None]
+        bases = _expand(
+            mx.refresh(self, first, eigenbases, basis_variables), factors
+        )
         velocity = self._adam(k, p, g, s, c, first, bases)
         # The factors with this step's gradient (at step 1 the same ones the
         # first basis came from), then the refresh.
@@ -310,17 +312,13 @@ class SOAP(Optimizer):
                 q, order = mx.power_iteration_qr(st, q, dtype)
                 new.append(q)
                 v = ops.take(v, order, axis=axis)
-            return new, ops.cast(ops.reshape(v, p.shape), velocity.dtype)
+            return [*new, ops.reshape(v, p.shape)]
 
-        def unchanged():
-            return [q for q in bases if q is not None], velocity
-
-        new_bases, velocity = ops.cond(refresh, refreshed, unchanged)
         self.assign(s.velocity, velocity)
-        for f, st, q in zip(factors, stats, _expand(new_bases, factors)):
+        mx.refresh(self, refresh, refreshed, [*basis_variables, s.velocity])
+        for f, st in zip(factors, stats):
             if f is not None:
                 self.assign(f[0], st)
-                self.assign(f[1], ops.cast(q, f[1].dtype))
 
     def _adam(self, k, p, g, s, c, first, bases):
         """Adam's step in the basis ``bases`` (None: the identity);
