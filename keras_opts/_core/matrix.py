@@ -64,6 +64,15 @@ def from_blocks(x, shape: tuple[int, int]):
     return x
 
 
+def matmul(a, b):
+    """``a @ b`` of each pair of matrices of two batches, in their dtype.
+
+    Through ``einsum``: Keras 3.15's torch ``matmul`` and ``tensordot``
+    take their result dtype from a promotion lattice that, beside a JAX
+    without ``jax_enable_x64``, makes two float64 operands float32."""
+    return ops.einsum("...ij,...jk->...ik", a, b)
+
+
 def transpose(x):
     """The transpose of each matrix of a batch (the last two axes)."""
     return ops.swapaxes(x, -1, -2)
@@ -71,12 +80,12 @@ def transpose(x):
 
 def gram_left(x):
     """``X X^T`` of each matrix of a batch."""
-    return ops.matmul(x, transpose(x))
+    return matmul(x, transpose(x))
 
 
 def gram_right(x):
     """``X^T X`` of each matrix of a batch."""
-    return ops.matmul(transpose(x), x)
+    return matmul(transpose(x), x)
 
 
 def symmetric_eigh(a, dtype):
@@ -97,9 +106,11 @@ def inverse_root(a, root: float, epsilon: float, dtype):
     can make one slightly negative, and its root would be NaN.
     """
     values, vectors = symmetric_eigh(a, dtype)
-    values = ops.maximum(values, 0.0) + epsilon
+    # A zero tensor of the values' dtype: Keras 3.15's torch maximum with
+    # a Python 0.0 returns float32, which would round float64 roots.
+    values = ops.maximum(values, ops.zeros((), values.dtype)) + epsilon
     scaled = vectors * ops.expand_dims(ops.power(values, -1.0 / root), -2)
-    return ops.cast(ops.matmul(scaled, transpose(vectors)), a.dtype)
+    return ops.cast(matmul(scaled, transpose(vectors)), a.dtype)
 
 
 def eigenbasis(a, dtype):
@@ -117,10 +128,10 @@ def power_iteration_qr(a, basis, dtype):
     integer tensor over the last axis)."""
     a = ops.cast(a, dtype)
     basis = ops.cast(basis, dtype)
-    quotients = ops.sum(basis * ops.matmul(a, basis), axis=-2)
+    quotients = ops.sum(basis * matmul(a, basis), axis=-2)
     order = ops.argsort(-quotients, axis=-1)
     basis = ops.take(basis, order, axis=-1)
-    q, _ = ops.qr(ops.matmul(a, basis))
+    q, _ = ops.qr(matmul(a, basis))
     return q, order
 
 

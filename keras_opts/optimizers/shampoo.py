@@ -340,7 +340,7 @@ class Shampoo(Optimizer):
         left_root, right_root = mx.refresh(
             self, refresh, roots, [s.left_root, s.right_root]
         )
-        shampoo = ops.matmul(ops.matmul(left_root, blocks), right_root)
+        shampoo = mx.matmul(mx.matmul(left_root, blocks), right_root)
         shampoo = ops.cast(shampoo, "float32")
         if self.grafting is not None:
             target = mx.to_blocks(ops.reshape(graft, merged), rows, cols)

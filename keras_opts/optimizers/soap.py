@@ -357,8 +357,8 @@ class SOAP(Optimizer):
 def _gram(x, axis):
     """``X_(axis) X_(axis)^T``: the product of ``x`` with itself over every
     axis but ``axis``."""
-    others = [i for i in range(len(x.shape)) if i != axis]
-    return ops.tensordot(x, x, axes=(others, others))
+    unfolded = ops.reshape(ops.moveaxis(x, axis, 0), (x.shape[axis], -1))
+    return mx.matmul(unfolded, mx.transpose(unfolded))
 
 
 def _expand(bases, factors):
@@ -378,7 +378,9 @@ def _project(x, bases, optimizer, back=False):
         if q is None:  # the identity: move the axis to the end
             y = ops.transpose(y, (*range(1, rank), 0))
         else:
-            y = ops.tensordot(y, q, axes=([0], [1 if back else 0]))
+            # tensordot over y's first axis, in the operands' dtype
+            # (mx.matmul).
+            y = ops.einsum("i...,ji->...j" if back else "i...,ij->...j", y, q)
     return ops.reshape(y, shape)
 
 
