@@ -1,18 +1,22 @@
 """The cost of the matrix preconditioners beside Adam: step time and state.
 
     KERAS_BACKEND=jax python benchmarks/preconditioners.py
-    KERAS_BACKEND=jax python benchmarks/preconditioners.py --json out.json
+    KERAS_BACKEND=torch python benchmarks/preconditioners.py --json out.json
 
 For each optimizer (at its defaults, learning rate aside) and each model it
-times the isolated update, ``jax.jit`` of ``stateless_apply`` (as ``fit()``
-compiles it) on fixed gradients, one step at a time, over
-``--periods`` whole refresh periods, and reports:
+times the isolated update on fixed gradients, one step at a time, over
+``--periods`` whole refresh periods, compiled as ``fit()`` compiles it:
+``jax.jit`` of ``stateless_apply`` on JAX, a ``tf.function`` of ``apply``
+with XLA on TensorFlow (``jit_compile=True``, the default of ``fit()``),
+and ``apply`` as it runs eagerly on torch. It reports:
 
 - ``step_ms``: the median step without a refresh of the preconditioner;
 - ``refresh_ms``: the median step with one (Shampoo's roots, SOAP's
   eigenbasis);
 - ``amortized_ms``: the mean step over a refresh period
   (``(refresh_ms + (f - 1) step_ms) / f`` at the default frequency ``f``);
+  PSGD-Kron fits its preconditioner on a random fraction of steps, so its
+  one figure is the median over all steps;
 - each of those over Adam's step on the same model (``*_vs_adam``);
 - ``state_bytes_per_param``: the optimizer's variables (scalars aside)
   over the number of parameters.
@@ -42,7 +46,7 @@ MODELS = {
 def _optimizers():
     import keras_opts
 
-    names = ["Adam", "Shampoo", "SOAP"]
+    names = ["Adam", "Shampoo", "SOAP", "PSGDKron"]
     return {n: getattr(keras_opts, n) for n in names if hasattr(keras_opts, n)}
 
 
@@ -50,41 +54,77 @@ def _frequency(optimizer) -> int:
     return int(getattr(optimizer, "precondition_frequency", 1))
 
 
+def _stepper(optimizer, variables, grads):
+    """A function that takes one step, as ``fit()`` runs it on this
+    backend, and waits for it to finish."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def step(optimizer_values, values):
+            return optimizer.stateless_apply(optimizer_values, grads, values)
+
+        state = {
+            "optimizer": [v.value for v in optimizer.variables],
+            "values": [v.value for v in variables],
+        }
+
+        def run():
+            state["values"], state["optimizer"] = step(
+                state["optimizer"], state["values"]
+            )
+            jax.block_until_ready(state["values"])
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        step = tf.function(
+            lambda: optimizer.apply(grads, variables), jit_compile=True
+        )
+
+        def run():
+            step()
+            _ = variables[0].numpy()
+
+        return run
+
+    def run():  # torch: eager, as Keras runs it
+        optimizer.apply(grads, variables)
+        _ = keras.ops.convert_to_numpy(variables[0][..., :1])
+
+    return run
+
+
 def measure(name, cls, shapes, periods, seed=0):
-    import jax
     import keras
     import numpy as np
 
     rng = np.random.default_rng(seed)
     values = [rng.standard_normal(s).astype("float32") * 0.05 for s in shapes]
     grads = [
-        jax.numpy.asarray(rng.standard_normal(s).astype("float32") * 1e-2)
+        keras.ops.convert_to_tensor(
+            rng.standard_normal(s).astype("float32") * 1e-2
+        )
         for s in shapes
     ]
     variables = [keras.Variable(v) for v in values]
     optimizer = cls(learning_rate=1e-3)
     optimizer.build(variables)
     frequency = _frequency(optimizer)
-
-    @jax.jit
-    def step(optimizer_values, grads, values):
-        return optimizer.stateless_apply(optimizer_values, grads, values)
-
-    optimizer_values = [v.value for v in optimizer.variables]
-    values = [v.value for v in variables]
+    run = _stepper(optimizer, variables, grads)
     # Compile, and go past any start step.
-    for _ in range(max(2 * frequency, 12)):
-        values, optimizer_values = step(optimizer_values, grads, values)
-    jax.block_until_ready(values)
-    index = [v.path for v in optimizer.variables].index(
-        optimizer.iterations.path
-    )
-    iterations = int(optimizer_values[index])
+    warm = max(2 * frequency, 12)
+    for _ in range(warm):
+        run()
+    iterations = warm
     plain, refresh = [], []
     for _ in range(periods * frequency):
         start = time.perf_counter()
-        values, optimizer_values = step(optimizer_values, grads, values)
-        jax.block_until_ready((values, optimizer_values))
+        run()
         elapsed = 1e3 * (time.perf_counter() - start)
         is_refresh = frequency > 1 and iterations % frequency == 0
         (refresh if is_refresh else plain).append(elapsed)
@@ -99,6 +139,7 @@ def measure(name, cls, shapes, periods, seed=0):
     )
     return {
         "optimizer": name,
+        "backend": keras.backend.backend(),
         "frequency": frequency,
         "step_ms": step_ms,
         "refresh_ms": refresh_ms,
@@ -115,8 +156,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import keras
 
-    if keras.backend.backend() != "jax":
-        raise SystemExit("Run with KERAS_BACKEND=jax.")
+    print(f"backend: {keras.backend.backend()}")
     rows = []
     for model in args.models:
         results = [
