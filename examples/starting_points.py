@@ -85,6 +85,8 @@ SWEEPS = {
     "schedulefreesgd": [0.1, 0.3, 1.0, 3.0],
     "schedulefreeadamw": [1e-3, 2.5e-3, 1e-2, 3e-2],
     "schedulefreeradam": [1e-3, 2.5e-3, 1e-2, 3e-2],
+    "shampoo": [1e-3, 3e-3],
+    "soap": [3e-3],
 }
 
 

@@ -26,6 +26,7 @@ from keras_opts.optimizers import (
     MADGRAD,
     MARS,
     SGD,
+    SOAP,
     AdaBelief,
     Adadelta,
     Adagrad,
@@ -43,6 +44,7 @@ from keras_opts.optimizers import (
     ScheduleFreeAdamW,
     ScheduleFreeRAdam,
     ScheduleFreeSGD,
+    Shampoo,
     Yogi,
 )
 from keras_opts.wrappers import SAM, SWA, Lookahead
@@ -54,6 +56,7 @@ __all__ = [
     "MARS",
     "SAM",
     "SGD",
+    "SOAP",
     "SWA",
     "AdaBelief",
     "Adadelta",
@@ -73,6 +76,7 @@ __all__ = [
     "ScheduleFreeAdamW",
     "ScheduleFreeRAdam",
     "ScheduleFreeSGD",
+    "Shampoo",
     "Yogi",
     "get",
     "schedules",

@@ -44,6 +44,8 @@ from keras_opts.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from keras_opts.optimizers.schedule_free_radam import ScheduleFreeRAdam
 from keras_opts.optimizers.schedule_free_sgd import ScheduleFreeSGD
 from keras_opts.optimizers.sgd import SGD
+from keras_opts.optimizers.shampoo import Shampoo
+from keras_opts.optimizers.soap import SOAP
 from keras_opts.optimizers.yogi import Yogi
 from keras_opts.schedules.cyclical import Cyclical, OneCycle
 from keras_opts.schedules.decays import (
@@ -82,6 +84,8 @@ from tests.oracles.schedule_free import (
     ScheduleFreeSGDOracle,
 )
 from tests.oracles.sgd import SGDOracle
+from tests.oracles.shampoo import ShampooOracle
+from tests.oracles.soap import SOAPOracle
 from tests.oracles.yogi import YogiOracle
 
 #: Argument name -> its valid range for the property tests, as data:
@@ -123,6 +127,12 @@ RANGES: dict[str, tuple] = {
     "alpha": ("float", 0.0, 10.0),
     "trust_coefficient": ("logfloat", 1e-4, 1e-1),
     "d0": ("logfloat", 1e-3, 1e-1),
+    "grafting": ("choice", ("adagrad", "adam", "sgd", None)),
+    "block_size": ("choice", (2, 3, 512)),
+    "precondition_frequency": ("choice", (1, 3, 20)),
+    "start_preconditioning_step": ("choice", (1, 2, 10)),
+    "shampoo_beta": ("float", 0.5, 0.999),
+    "max_precond_dim": ("choice", (3, 10000)),
 }
 
 #: The epsilon modes of the optimizers that divide by a root alone
@@ -222,6 +232,8 @@ class Spec:
     #: ``"zero_epsilon"``: ``epsilon = 0`` is allowed (the paper's value,
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
+    #: ``"matrix_state"``: state beyond one tensor per slot and variable
+    #: (Shampoo's statistics and roots, one square matrix per block).
     #: with a ValueError at build (Prodigy).
     #: ``"random"``: the step draws random numbers (PSGD-Kron's probes)
     #: from a seeded generator that is optimizer state; every test
@@ -1338,6 +1350,130 @@ SPECS: tuple[Spec, ...] = (
             ),
         },
         capabilities=frozenset({"global_state", "random", "factored_state"}),
+    ),
+    Spec(
+        cls=Shampoo,
+        paper="Gupta, Koren & Singer 2018, Shampoo: Preconditioned "
+        "Stochastic Tensor Optimization; Anil et al. 2020, Scalable Second "
+        "Order Optimization for Deep Learning",
+        paper_url="https://arxiv.org/abs/1802.09568",
+        oracle=ShampooOracle,
+        lr=0.01,
+        # Small blocks (2, 3) cut the (3, 4) and (2, 3, 2) -> (6, 2)
+        # variables of the parity problem into padded blocks; frequencies
+        # 3 and 4 put kept roots between refreshes. Worst error measured
+        # against the oracle over 50 steps: 0.19 of the parity bound.
+        test_configs=(
+            {},
+            {
+                "block_size": 2,
+                "precondition_frequency": 3,
+                "start_preconditioning_step": 2,
+            },
+            # The richest config, which the base-feature tests take.
+            # epsilon 1e-4, not the default 1e-6: without a graft the step
+            # is scaled by (lambda + epsilon)^(-1/4), and the zero
+            # eigenvalues of a rank-deficient statistic come out of eigh
+            # as float32 noise (about 1e-7 of the largest) that differs
+            # between runs summing a batch in different orders (gradient
+            # accumulation, the distributed tests).
+            {
+                "grafting": None,
+                "beta_1": 0.0,
+                "beta_2": 1.0,
+                "start_preconditioning_step": 1,
+                "precondition_frequency": 1,
+                "epsilon": 1e-4,
+            },
+            {"grafting": "adagrad", "beta_2": 0.9, "block_size": 3},
+            {
+                "grafting": "sgd",
+                "beta_1": 0.5,
+                "precondition_frequency": 4,
+                "start_preconditioning_step": 1,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        # pytorch-optimizer's Shampoo and ScalableShampoo precondition
+        # tensors of every rank with one factor per dimension, so they
+        # match on matrices only: tests/test_preconditioners.py.
+        references=(),
+        search_space=space(
+            "beta_1",
+            "epsilon",
+            "grafting",
+            "block_size",
+            "precondition_frequency",
+            "start_preconditioning_step",
+            "coupled_weight_decay",
+            beta_2=("float", 0.5, 0.9999),
+        ),
+        # beta_1 = 0.99, not 0.999: Shampoo's momentum has no bias
+        # correction, and at 0.999 the weights move too little in 50 steps
+        # for the test's measure.
+        decays_near_one=near_one("beta_2", beta_1=0.99),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+        capabilities=frozenset({"matrix_state", "zero_epsilon"}),
+    ),
+    Spec(
+        cls=SOAP,
+        paper="Vyas et al. 2025, SOAP: Improving and Stabilizing Shampoo "
+        "using Adam",
+        paper_url="https://arxiv.org/abs/2409.11321",
+        oracle=SOAPOracle,
+        lr=0.01,
+        # Refreshes every 2 to 10 steps; max_precond_dim=3 leaves the
+        # 4-wide dimension of the (3, 4) variable unrotated. Worst error
+        # measured against the oracle over 50 steps: 0.055 of the parity
+        # bound. merge_dims is tested on a square result in
+        # tests/test_preconditioners.py: merged (2, 3, 2) -> (6, 2) factors
+        # of rank 2 leave a 4-dimensional eigenspace whose basis is
+        # arbitrary, and Adam in it depends on that choice.
+        test_configs=(
+            {},
+            {"precondition_frequency": 3, "beta_1": 0.9, "beta_2": 0.99},
+            # The richest config, which the base-feature tests take: with
+            # gradient centralization the (3, 4) gradient has rank 2, and
+            # only a 3 x 3 factor keeps its eigenvectors unique. Its null
+            # direction (the column means) then carries only rounding
+            # noise, which Adam in the eigenbasis divides by its own size:
+            # epsilon 1e-3 keeps that noise (about 1e-8 after clipnorm)
+            # from becoming an O(1) step, as the float64 oracle's does.
+            {
+                "precondition_frequency": 2,
+                "max_precond_dim": 3,
+                "shampoo_beta": 0.8,
+                "beta_1": 0.9,
+                "epsilon": 1e-3,
+            },
+            {
+                "precondition_frequency": 3,
+                "bias_correction": False,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        # pytorch-optimizer's SOAP matches on matrices whose factors have
+        # no repeated eigenvalue: tests/test_preconditioners.py.
+        references=(),
+        search_space=space(
+            "beta_1",
+            "beta_2",
+            "shampoo_beta",
+            "precondition_frequency",
+            "max_precond_dim",
+            "bias_correction",
+            "coupled_weight_decay",
+            epsilon=("logfloat", 1e-8, 1e-2),
+        ),
+        decays_near_one=near_one("beta_1", "beta_2", shampoo_beta=0.999),
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.05}, 2000),
+        },
+        capabilities=frozenset({"matrix_state"}),
     ),
 )
 

@@ -11,7 +11,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests import helpers
@@ -60,18 +60,63 @@ def test_every_spec_has_a_search_space():
         assert spec.search_space, spec.name
 
 
+#: Shampoo and SOAP take eigendecompositions of their statistics, whose
+#: float32 eigenvalues are off by about 1e-7 of the largest: near epsilon
+#: that changes the inverse roots by far more than a float32 rounding per
+#: step, for any float32 implementation. Here they compute in float64
+#: (``preconditioner_dtype``), so the rest of the step is held to the
+#: float32 bound; the parity tests check the float32 roots on the shared
+#: problems, against the same bound.
+MATRIX_ARGUMENTS = {"preconditioner_dtype": "float64"}
+#: Two roundings per step: Shampoo's graft adds a float32 norm ratio.
+MATRIX_FACTOR = 2
+
+
+def _unique_eigenbasis(spec, kwargs, shape) -> bool:
+    """Whether every factor SOAP rotates with has full rank from the first
+    gradient on: a dimension d of n entries in all has rank min(d, n / d).
+    Otherwise its null space has no unique basis, eigh picks one, and Adam
+    in that basis depends on the pick (SOAP's own arbitrariness, not an
+    error of either implementation)."""
+    if spec.name != "soap" or 0 in shape:
+        return True
+    oracle = spec.oracle(**kwargs)
+    merged = oracle._shape(shape)
+    total = math.prod(shape)
+    return merged is None or all(
+        d > oracle.max_dim or d * d <= total for d in merged
+    )
+
+
 @pytest.mark.parametrize(
-    "spec", helpers.shared(SPECS, "float32_agrees_with_the_oracle")
+    "spec",
+    helpers.shared(
+        [s for s in SPECS if "matrix_state" not in s.values[0].capabilities],
+        "float32_agrees_with_the_oracle",
+    )
+    # Shampoo and SOAP compute in float64 here, which JAX does not.
+    + helpers.shared(
+        [s for s in SPECS if "matrix_state" in s.values[0].capabilities],
+        "float32_agrees_with_the_oracle",
+        backends=("tensorflow", "torch"),
+    ),
 )
 @given(data=st.data(), shape_list=shapes, seed=st.integers(0, 2**31))
 def test_float32_agrees_with_the_oracle(spec, data, shape_list, seed):
     kwargs = data.draw(hyperparameters(spec))
     lr = kwargs.pop("learning_rate")
+    assume(all(_unique_eigenbasis(spec, kwargs, s) for s in shape_list))
+    if "matrix_state" in spec.capabilities:
+        if helpers.BACKEND == "jax":
+            pytest.skip("JAX computes in float64 only with jax_enable_x64")
+        kwargs.update(MATRIX_ARGUMENTS)
     params, grads = problem(seed, shape_list, STEPS)
     optimizer = spec.cls(learning_rate=lr, **kwargs)
     ours = helpers.run_keras_optimizer(optimizer, params, grads)
     expected = helpers.run_oracle(spec, kwargs, params, grads, [lr] * STEPS)
     tol = helpers.float32_tolerance(expected, STEPS)
+    if "matrix_state" in spec.capabilities:
+        tol *= MATRIX_FACTOR
     helpers.assert_histories_close(ours, expected, tol, str(kwargs))
 
 
@@ -111,9 +156,19 @@ def test_dtype_is_kept_and_updates_stay_finite(
         assert v.dtype == dtype
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(v).astype("f4")))
     slots = optimizer.variables[2:]  # after iterations, learning_rate
-    if spec.capabilities & {"factored_state", "float32_scalars"}:
+    if spec.capabilities & {
+        "factored_state",
+        "float32_scalars",
+        "matrix_state",
+    }:
         # Factors and shared scalars keep their own dtype; the slots
         # shaped like a variable keep the variable's.
-        slots = [s for group in optimizer._slots.values() for s in group]
+        shapes = [tuple(v.shape) for v in variables]
+        slots = [
+            s
+            for group in optimizer._slots.values()
+            for s in group
+            if s is not None and tuple(s.shape) in shapes
+        ]
     for slot in slots:
         assert slot.dtype == dtype, slot.name

@@ -182,7 +182,11 @@ def narrowed(slot, dtype) -> bool:
 def widen(k, s, dtype) -> list[str]:
     """Replaces each narrowed slot list of ``s`` by its values in
     ``dtype`` for the kernel; returns their names."""
-    names = [name for name, x in s.items() if narrowed(x[0], dtype)]
+    names = [
+        name
+        for name, x in s.items()
+        if x[0] is not None and narrowed(x[0], dtype)
+    ]
     for name in names:
         s[name] = k.widen(name, s[name], dtype)
     return names

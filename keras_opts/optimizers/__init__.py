@@ -28,6 +28,8 @@ from keras_opts.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from keras_opts.optimizers.schedule_free_radam import ScheduleFreeRAdam
 from keras_opts.optimizers.schedule_free_sgd import ScheduleFreeSGD
 from keras_opts.optimizers.sgd import SGD
+from keras_opts.optimizers.shampoo import Shampoo
+from keras_opts.optimizers.soap import SOAP
 from keras_opts.optimizers.yogi import Yogi
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "MADGRAD",
     "MARS",
     "SGD",
+    "SOAP",
     "AdaBelief",
     "Adadelta",
     "Adagrad",
@@ -53,5 +56,6 @@ __all__ = [
     "ScheduleFreeAdamW",
     "ScheduleFreeRAdam",
     "ScheduleFreeSGD",
+    "Shampoo",
     "Yogi",
 ]

@@ -1,0 +1,187 @@
+"""Matrix helpers of the preconditioners (Shampoo, SOAP): merging a
+variable's dimensions into a matrix, cutting it into square-ish blocks,
+inverse roots and eigenbases of symmetric matrices, all through
+``keras.ops`` so that they run on TensorFlow, JAX and torch alike.
+
+Blocks are stored stacked: a matrix of ``m x n`` cut into blocks of at
+most ``b`` rows and columns is padded with zeros to ``(I b_m) x (J b_n)``
+and held as ``(I, J, b_m, b_n)``, so that every block's statistics are one
+batched tensor and one batched ``eigh`` refreshes them all. The padding
+is exact: a zero row of the gradient adds nothing to a block's left
+statistics but a zero row and column, so ``L + epsilon I`` is block
+diagonal between the real rows and the padded ones and its inverse root
+maps the (zero) padded rows to zero and the real ones as the unpadded
+block's own root would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_opts._core import kron
+
+
+def matrix_shape(shape) -> tuple[int, int] | None:
+    """The matrix a variable of ``shape`` is preconditioned as: every
+    dimension but the last merged into the rows (a convolution kernel
+    ``(h, w, in, out)`` becomes ``(h * w * in, out)``); None for a scalar
+    or a vector."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2:
+        return None
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def blocks(size: int, block_size: int) -> tuple[int, int]:
+    """``(count, length)``: a dimension of ``size`` cut into ``count``
+    blocks of ``length`` (the last one padded)."""
+    length = min(size, block_size)
+    return -(-size // length), length
+
+
+def to_blocks(x, rows: tuple[int, int], cols: tuple[int, int]):
+    """The matrix ``x`` (``m x n``) as stacked blocks ``(I, J, b_m, b_n)``,
+    zero-padded; ``rows = (I, b_m)``, ``cols = (J, b_n)``."""
+    m, n = x.shape
+    (i, bm), (j, bn) = rows, cols
+    if i * bm != m or j * bn != n:
+        x = ops.pad(x, ((0, i * bm - m), (0, j * bn - n)))
+    x = ops.reshape(x, (i, bm, j, bn))
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def from_blocks(x, shape: tuple[int, int]):
+    """The inverse of :func:`to_blocks`: stacked blocks back to the
+    ``m x n`` matrix, padding dropped."""
+    i, j, bm, bn = x.shape
+    x = ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (i * bm, j * bn))
+    m, n = shape
+    if i * bm != m or j * bn != n:
+        x = x[:m, :n]
+    return x
+
+
+def matmul(a, b):
+    """``a @ b`` of each pair of matrices of two batches, in their dtype.
+
+    Through ``einsum``: Keras 3.15's torch ``matmul`` and ``tensordot``
+    take their result dtype from a promotion lattice that, beside a JAX
+    without ``jax_enable_x64``, makes two float64 operands float32."""
+    return ops.einsum("...ij,...jk->...ik", a, b)
+
+
+def transpose(x):
+    """The transpose of each matrix of a batch (the last two axes)."""
+    return ops.swapaxes(x, -1, -2)
+
+
+def gram_left(x):
+    """``X X^T`` of each matrix of a batch."""
+    return matmul(x, transpose(x))
+
+
+def gram_right(x):
+    """``X^T X`` of each matrix of a batch."""
+    return matmul(transpose(x), x)
+
+
+def symmetric_eigh(a, dtype):
+    """Eigenvalues (ascending) and eigenvectors of each symmetric matrix
+    of the batch ``a``, computed in ``dtype`` from ``(a + a^T) / 2`` (the
+    float32 rounding of a sum of outer products is not exactly
+    symmetric)."""
+    a = ops.cast(a, dtype)
+    return ops.eigh(0.5 * (a + transpose(a)))
+
+
+def inverse_root(a, root: float, epsilon: float, dtype):
+    """``(a + epsilon I)^{-1/root}`` of each symmetric positive
+    semi-definite matrix of the batch ``a``, through its
+    eigendecomposition in ``dtype``, returned in ``a``'s dtype.
+
+    Eigenvalues are clipped at 0 before ``epsilon`` is added: a rounding
+    can make one slightly negative, and its root would be NaN.
+    """
+    values, vectors = symmetric_eigh(a, dtype)
+    # A zero tensor of the values' dtype: Keras 3.15's torch maximum with
+    # a Python 0.0 returns float32, which would round float64 roots.
+    values = ops.maximum(values, ops.zeros((), values.dtype)) + epsilon
+    scaled = vectors * ops.expand_dims(ops.power(values, -1.0 / root), -2)
+    return ops.cast(matmul(scaled, transpose(vectors)), a.dtype)
+
+
+def eigenbasis(a, dtype):
+    """The eigenvectors of each symmetric matrix of the batch ``a``,
+    ordered by descending eigenvalue, in ``a``'s dtype."""
+    _, vectors = symmetric_eigh(a, dtype)
+    return ops.cast(ops.flip(vectors, axis=-1), a.dtype)
+
+
+def power_iteration_qr(a, basis, dtype):
+    """One step of subspace iteration toward the eigenbasis of ``a``:
+    ``Q R = qr(a @ basis)`` with ``basis``'s columns first sorted by
+    descending Rayleigh quotient ``diag(basis^T a basis)``. Returns
+    ``(Q, order)``, ``order`` the permutation applied to the columns (an
+    integer tensor over the last axis)."""
+    a = ops.cast(a, dtype)
+    basis = ops.cast(basis, dtype)
+    quotients = ops.sum(basis * matmul(a, basis), axis=-2)
+    order = ops.argsort(-quotients, axis=-1)
+    basis = ops.take(basis, order, axis=-1)
+    q, _ = ops.qr(matmul(a, basis))
+    return q, order
+
+
+def merged_shape(shape, max_dim: int) -> tuple[int, ...]:
+    """``shape`` with runs of consecutive dimensions merged while their
+    product stays at most ``max_dim`` (``(3, 3, 64, 128)`` with 1024 is
+    ``(576, 128)``)."""
+    merged, product = [], 1
+    for d in (int(d) for d in shape):
+        if product * d > max_dim and product > 1:
+            merged.append(product)
+            product = d
+        else:
+            product *= d
+    merged.append(product)
+    return tuple(merged)
+
+
+def refresh(optimizer, condition, compute, targets) -> list:
+    """Stores ``compute()`` (a list of tensors, one per variable of
+    ``targets``) into ``targets`` where the scalar ``condition`` holds and
+    keeps them otherwise; returns their values after.
+
+    One traced program for both cases under ``jax.jit`` and
+    ``tf.function`` (``kron.cond``). On TensorFlow the branch assigns the
+    variables itself: a ``tf.cond`` that returns an eigendecomposition
+    inside the while loop of Keras' uncompiled ``fit()`` is rewritten by
+    TensorFlow 2.21's graph optimizer into a loop whose outputs are
+    swapped (``OptionalHasValue ... expected to be a variant tensor``).
+    """
+    if keras.backend.backend() == "tensorflow":
+
+        def assign():
+            for target, value in zip(targets, compute()):
+                optimizer.assign(target, ops.cast(value, target.dtype))
+            return ops.zeros((), "int32")
+
+        kron.cond(condition, assign, lambda: ops.zeros((), "int32"))
+        return [ops.convert_to_tensor(target) for target in targets]
+
+    def kept():
+        return [ops.convert_to_tensor(target) for target in targets]
+
+    def computed():
+        return [
+            ops.cast(value, target.dtype)
+            for target, value in zip(targets, compute())
+        ]
+
+    values = kron.cond(condition, computed, kept)
+    for target, value in zip(targets, values):
+        optimizer.assign(target, value)
+    return values

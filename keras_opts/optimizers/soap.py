@@ -1,0 +1,392 @@
+"""SOAP: Adam in the eigenbasis of Shampoo's preconditioner."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_opts._core import checks, formulas, keras_api
+from keras_opts._core import matrix as mx
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step_options import slot_prefix
+
+PRECONDITIONER_DTYPES = ("float32", "float64")
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class SOAP(Optimizer):
+    r"""SOAP (Vyas et al., 2025): ShampoO with Adam in the Preconditioner's
+    eigenbasis.
+
+    Shampoo's factors $L$ and $R$ of a matrix define a basis, their
+    eigenvectors $Q_L$ and $Q_R$, in which the preconditioner is nearly
+    diagonal. SOAP rotates the gradient into that basis, runs Adam there
+    (its per-coordinate second moment is a diagonal preconditioner that
+    adapts every step) and rotates the step back. The basis changes
+    slowly, so it is refreshed only every ``precondition_frequency``
+    steps, by one step of power iteration and a QR decomposition instead
+    of a full eigendecomposition; Adam's second moment keeps adapting in
+    between, which makes SOAP tolerate rare refreshes better than Shampoo.
+
+    Symbols: $\eta$ = ``learning_rate``, $\beta_1, \beta_2$ =
+    ``beta_1, beta_2``, $\beta_s$ = ``shampoo_beta`` (default $\beta_2$),
+    $\epsilon$ = ``epsilon``, $f$ = ``precondition_frequency``, $G_t$ the
+    gradient as a matrix; $L_0 = R_0 = 0$, $M_0 = V_0 = 0$. For a tensor
+    of order $k$ there is one factor per dimension and $Q^\top G$ is the
+    product with each $Q_i^\top$ along its dimension.
+
+    $$
+    \begin{aligned}
+    &\text{at } t = 1:\ L_1, R_1 \text{ as below};\
+        Q_L, Q_R = \mathrm{eigh}(L_1), \mathrm{eigh}(R_1)
+        \text{ (descending); the rest from } t = 2
+        \text{ with } t - 1 \text{ for } t \\
+    G'_t &= Q_L^\top G_t Q_R \\
+    M_t &= \beta_1 M_{t-1} + (1 - \beta_1) G_t \\
+    V_t &= \beta_2 V_{t-1} + (1 - \beta_2)\, G'_t \odot G'_t \\
+    N_t &= Q_L \Big(\frac{Q_L^\top M_t Q_R}{\sqrt{V_t} + \epsilon}\Big)
+        Q_R^\top \\
+    \theta_t &= \theta_{t-1} - \eta\,
+        \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}\, N_t \\
+    L_t &= \beta_s L_{t-1} + (1 - \beta_s) G_t G_t^\top, \quad
+    R_t = \beta_s R_{t-1} + (1 - \beta_s) G_t^\top G_t
+        \quad (t > 1) \\
+    &\text{if } t > 1,\ t \bmod f = 0:\ \text{for } Q \in \{Q_L, Q_R\}
+        \text{ with its } P \in \{L_t, R_t\}: \\
+    &\quad \pi = \mathrm{argsort}_\downarrow \mathrm{diag}(Q^\top P Q),\
+        Q, \_ = \mathrm{QR}(P\, Q_{:, \pi}),\
+        V_t \leftarrow V_t \text{ permuted by } \pi \text{ along its axis}
+    \end{aligned}
+    $$
+
+    The first moment stays in the original space and is rotated each step;
+    the second moment lives in the rotated space, and a refresh reorders
+    its entries with the basis' columns (the paper's Algorithm 3 and the
+    authors' code). A dimension above ``max_precond_dim`` gets no factor
+    (its $Q$ is the identity). ``merge_dims=True`` first merges runs of
+    consecutive dimensions while their product stays at most
+    ``max_precond_dim`` (a convolution kernel ``(3, 3, 64, 128)`` with
+    1024 becomes ``(576, 128)``). A scalar or a vector, or a variable
+    whose dimensions merge into one, takes Adam's step. Without
+    ``bias_correction`` the factor $\sqrt{1 - \beta_2^t} / (1 - \beta_1^t)$
+    is dropped.
+
+    Eigenvectors and QR run through ``keras.ops.eigh`` and
+    ``keras.ops.qr`` in ``preconditioner_dtype`` (factors and bases are
+    stored in it) under ``keras.ops.cond``, so a compiled step is traced
+    once and the decompositions run on refresh steps only. ``"float64"``
+    needs a backend that computes in float64 (JAX only with
+    ``jax_enable_x64``). State per $m \times n$ matrix: $M$, $V$ ($2mn$)
+    and $L$, $R$, $Q_L$, $Q_R$ ($2m^2 + 2n^2$). Keras' ``weight_decay``
+    is the decoupled decay (applied before the step, scaled by the
+    learning rate).
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable.
+            Default 0.003 (the authors').
+        beta_1: first-moment decay in [0, 1). Default 0.95.
+        beta_2: second-moment decay in [0, 1). Default 0.95.
+        shampoo_beta: $\beta_s$, the factors' decay in [0, 1), or None
+            for ``beta_2``. Default None.
+        epsilon: positive stabiliser. Default 1e-8.
+        precondition_frequency: $f$, steps between refreshes of the basis,
+            an integer >= 1. Default 10.
+        max_precond_dim: the largest dimension given a factor, an integer
+            >= 1. Default 10000.
+        merge_dims: merge small consecutive dimensions first. Default
+            False.
+        bias_correction: Adam's bias correction. Default True.
+        skip_first_step: update nothing but the factors and basis at the
+            first step, and count steps from the second, as the authors'
+            code does. Default True: at step 1 the basis comes from the
+            step's own gradient, which it turns into the diagonal of its
+            singular value decomposition; the other entries are float32
+            rounding noise far above ``epsilon``, and Adam's first step,
+            about $\pm\eta$ per coordinate, would move along them.
+        preconditioner_dtype: ``"float32"`` or ``"float64"``. Default
+            ``"float32"``.
+        coupled_weight_decay: L2 coefficient added to the gradient.
+            Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries:
+
+    - pytorch-optimizer's ``SOAP(params, lr, betas=(b1, b2),
+      shampoo_beta=s, weight_decay=0, precondition_frequency=f,
+      max_precondition_dim=d)`` = ``SOAP(lr, b1, b2, shampoo_beta=s,
+      precondition_frequency=f, max_precond_dim=d)``, as the authors'
+      code. (Their decoupled decay is applied after the step, to the
+      updated weights; they compute QR in float32 even for float64
+      weights; their ``merge_dims`` reshapes a tensor whose dimensions
+      all merge into one to shape ``[1]``, which fails.)
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([[1.0, -2.0], [0.5, 3.0]])
+    >>> opt = keras_opts.SOAP(learning_rate=0.1)
+    >>> for g in ([[0.5, -3.0], [1.0, 2.0]], [[0.2, -1.0], [1.5, 0.5]]):
+    ...     opt.apply([keras.ops.convert_to_tensor(g)], [w])
+    >>> [[round(float(x), 4) for x in row] for row in w.numpy()]
+    [[1.0318, -1.8622], [0.3622, 3.0318]]
+
+    References:
+        Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson &
+        Kakade, "SOAP: Improving and Stabilizing Shampoo using Adam",
+        ICLR 2025, https://arxiv.org/abs/2409.11321; authors' code:
+        https://github.com/nikhilvyas/SOAP
+    """
+
+    _elementwise = False
+    _config_keys = (
+        "beta_1",
+        "beta_2",
+        "shampoo_beta",
+        "epsilon",
+        "precondition_frequency",
+        "max_precond_dim",
+        "merge_dims",
+        "bias_correction",
+        "skip_first_step",
+        "preconditioner_dtype",
+    )
+    #: A matrix preconditioner has no torch multi-tensor form.
+    use_foreach = False
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.003,
+        beta_1: float = 0.95,
+        beta_2: float = 0.95,
+        shampoo_beta: float | None = None,
+        epsilon: float = 1e-8,
+        precondition_frequency: int = 10,
+        max_precond_dim: int = 10000,
+        merge_dims: bool = False,
+        bias_correction: bool = True,
+        skip_first_step: bool = True,
+        preconditioner_dtype: str = "float32",
+        coupled_weight_decay: float = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        beta_1 = checks.decay_rate("beta_1", beta_1)
+        beta_2 = checks.decay_rate("beta_2", beta_2)
+        if shampoo_beta is not None:
+            shampoo_beta = checks.decay_rate("shampoo_beta", shampoo_beta)
+        epsilon = checks.positive("epsilon", epsilon)
+        precondition_frequency = checks.integer(
+            "precondition_frequency", precondition_frequency, 1
+        )
+        max_precond_dim = checks.integer("max_precond_dim", max_precond_dim, 1)
+        merge_dims = checks.boolean("merge_dims", merge_dims)
+        bias_correction = checks.boolean("bias_correction", bias_correction)
+        skip_first_step = checks.boolean("skip_first_step", skip_first_step)
+        preconditioner_dtype = checks.choice(
+            "preconditioner_dtype", preconditioner_dtype, PRECONDITIONER_DTYPES
+        )
+        super().__init__(
+            learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.shampoo_beta = shampoo_beta
+        self.epsilon = epsilon
+        self.precondition_frequency = precondition_frequency
+        self.max_precond_dim = max_precond_dim
+        self.merge_dims = merge_dims
+        self.bias_correction = bias_correction
+        self.skip_first_step = skip_first_step
+        self.preconditioner_dtype = preconditioner_dtype
+
+    @property
+    def _shampoo_beta(self) -> float:
+        return self.beta_2 if self.shampoo_beta is None else self.shampoo_beta
+
+    # State.
+
+    def _slot_names(self):
+        return ("momentum", "velocity")
+
+    def _shape(self, shape) -> tuple[int, ...] | None:
+        """The shape the variable is preconditioned in, or None (Adam)."""
+        shape = tuple(int(d) for d in shape)
+        if self.merge_dims:
+            shape = mx.merged_shape(shape, self.max_precond_dim)
+        if len(shape) < 2:
+            return None
+        return shape
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._factors = []
+        for variable in variables:
+            shape = self._shape(variable.shape)
+            factors = None
+            if shape is not None:
+                factors = [
+                    None
+                    if d > self.max_precond_dim
+                    else tuple(
+                        self.add_variable(
+                            shape=(d, d),
+                            initializer="zeros",
+                            dtype=self.preconditioner_dtype,
+                            name=f"{slot_prefix(variable)}_{kind}_{axis}",
+                        )
+                        for kind in ("factor", "basis")
+                    )
+                    for axis, d in enumerate(shape)
+                ]
+            self._factors.append(factors)
+
+    # The step.
+
+    def _coefficients(self, learning_rate, t):
+        if self.skip_first_step:
+            t = ops.maximum(t - 1.0, 1.0)
+        step_size = learning_rate
+        if self.bias_correction:
+            step_size = (
+                step_size
+                * ops.sqrt(formulas.bias_correction(self.beta_2, t))
+                / formulas.bias_correction(self.beta_1, t)
+            )
+        return SOAPCoefficients(
+            learning_rate=learning_rate, step_size=step_size
+        )
+
+    def _kernel(self, k, p, g, s, c):
+        factors = self._factors[keras_api.variable_index(self, p)]
+        iterations = ops.convert_to_tensor(self.iterations)
+        first = ops.equal(iterations, 0)
+        if factors is None or all(f is None for f in factors):
+            self._adam(k, p, g, s, c, first, None)
+            return
+        dtype = self.preconditioner_dtype
+        shape = self._shape(p.shape)
+        x = ops.reshape(ops.cast(g, dtype), shape)
+        weight = 1.0 - self._shampoo_beta
+        # The factors' EMA of this step's Gram matrices; at step 1 their
+        # eigenvectors are the first basis.
+        started = [
+            None
+            if f is None
+            else ops.convert_to_tensor(f[0])
+            + weight * (_gram(x, axis) - ops.convert_to_tensor(f[0]))
+            for axis, f in enumerate(factors)
+        ]
+
+        def eigenbases():
+            return [
+                mx.eigenbasis(st, dtype) for st in started if st is not None
+            ]
+
+        basis_variables = [f[1] for f in factors if f is not None]
+        bases = _expand(
+            mx.refresh(self, first, eigenbases, basis_variables), factors
+        )
+        velocity = self._adam(k, p, g, s, c, first, bases)
+        # The factors with this step's gradient (at step 1 the same ones the
+        # first basis came from), then the refresh.
+        stats = started
+        step = iterations + (0 if self.skip_first_step else 1)
+        refresh = ops.logical_and(
+            ops.logical_not(first),
+            ops.equal(step % self.precondition_frequency, 0),
+        )
+
+        def refreshed():
+            v = ops.reshape(ops.cast(velocity, dtype), shape)
+            new = []
+            for axis, (st, q) in enumerate(zip(stats, bases)):
+                if st is None:
+                    continue
+                q, order = mx.power_iteration_qr(st, q, dtype)
+                new.append(q)
+                v = ops.take(v, order, axis=axis)
+            return [*new, ops.reshape(v, p.shape)]
+
+        self.assign(s.velocity, velocity)
+        mx.refresh(self, refresh, refreshed, [*basis_variables, s.velocity])
+        for f, st in zip(factors, stats):
+            if f is not None:
+                self.assign(f[0], st)
+
+    def _adam(self, k, p, g, s, c, first, bases):
+        """Adam's step in the basis ``bases`` (None: the identity);
+        returns the new second moment (not yet stored when ``bases`` is
+        given: a refresh may permute it)."""
+        active = None
+        if self.skip_first_step:
+            active = ops.logical_not(first)
+        m_old = ops.convert_to_tensor(s.momentum)
+        v_old = ops.convert_to_tensor(s.velocity)
+        m = m_old + (1.0 - self.beta_1) * (g - m_old)
+        if bases is None:
+            rotated, moment = g, m
+        else:
+            rotated = ops.cast(_project(g, bases, self), g.dtype)
+            moment = ops.cast(_project(m, bases, self), g.dtype)
+        v = self.beta_2 * v_old + (1.0 - self.beta_2) * rotated * rotated
+        direction = moment / (ops.sqrt(v) + self.epsilon)
+        if bases is not None:
+            direction = ops.cast(
+                _project(direction, bases, self, back=True), g.dtype
+            )
+        p_old = ops.convert_to_tensor(p)
+        new_p = p_old - c.step_size * direction
+        if active is not None:
+            m = ops.where(active, m, m_old)
+            v = ops.where(active, v, v_old)
+            new_p = ops.where(active, new_p, p_old)
+        self.assign(s.momentum, m)
+        self.assign(p, new_p)
+        if bases is None:
+            self.assign(s.velocity, v)
+        return v
+
+
+def _gram(x, axis):
+    """``X_(axis) X_(axis)^T``: the product of ``x`` with itself over every
+    axis but ``axis``."""
+    unfolded = ops.reshape(ops.moveaxis(x, axis, 0), (x.shape[axis], -1))
+    return mx.matmul(unfolded, mx.transpose(unfolded))
+
+
+def _expand(bases, factors):
+    """The list of bases, one per axis, None where an axis has no factor."""
+    bases = list(bases)
+    return [None if f is None else bases.pop(0) for f in factors]
+
+
+def _project(x, bases, optimizer, back=False):
+    """``x`` (a variable's shape) in the eigenbasis (``Q^T x`` along each
+    axis with a basis) or, with ``back``, out of it (``Q x``)."""
+    shape = x.shape
+    dtype = optimizer.preconditioner_dtype
+    y = ops.reshape(ops.cast(x, dtype), optimizer._shape(shape))
+    rank = len(y.shape)
+    for q in bases:
+        if q is None:  # the identity: move the axis to the end
+            y = ops.transpose(y, (*range(1, rank), 0))
+        else:
+            # tensordot over y's first axis, in the operands' dtype
+            # (mx.matmul).
+            y = ops.einsum("i...,ji->...j" if back else "i...,ij->...j", y, q)
+    return ops.reshape(y, shape)
+
+
+class SOAPCoefficients(NamedTuple):
+    """The scalars of SOAP's step."""
+
+    learning_rate: Any
+    #: ``learning_rate`` times Adam's bias correction, if asked.
+    step_size: Any

@@ -1,0 +1,327 @@
+"""What the shared tests do not cover of the matrix preconditioners
+(Shampoo, SOAP): parity with pytorch-optimizer on matrices, the refresh of the
+roots under ``keras.ops.cond`` (once traced, run only on refresh steps),
+the rule for variables of rank above 2, and the argument checks that tie
+two arguments together.
+
+Matrices of 6 x 4 and 8 x 8 (blocks of 4 where blocking is on), 30 steps,
+refreshes every 1 to 4 steps; the parity tolerance is the suite's, one
+float32 rounding of the largest parameter per step
+(``helpers.float32_tolerance``).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_opts import SOAP, Shampoo
+from tests import helpers, oracles
+from tests.oracles.shampoo import ShampooOracle
+from tests.oracles.soap import SOAPOracle
+from tests.specs import Reference
+
+STEPS = 30
+MATRICES = ((6, 4), (8, 8))
+
+PYTORCH_OPTIMIZER = [
+    pytest.param(
+        Reference(
+            "pytorch_optimizer",
+            "Shampoo",
+            {
+                "beta_1": 0.0,
+                "beta_2": 1.0,
+                "epsilon": 1e-4,
+                "grafting": None,
+                "start_preconditioning_step": 1,
+                "precondition_frequency": 1,
+            },
+            {
+                "momentum": 0.0,
+                "matrix_eps": 1e-4,
+                "preconditioning_compute_steps": 1,
+            },
+        ),
+        id="Shampoo",
+    ),
+    pytest.param(
+        Reference(
+            "pytorch_optimizer",
+            "ScalableShampoo",
+            {
+                "beta_1": 0.5,
+                "beta_2": 0.9,
+                "epsilon": 1e-10,
+                "grafting": "sgd",
+                "block_size": 8,
+                "start_preconditioning_step": 1,
+                "precondition_frequency": 1,
+            },
+            {
+                "betas": (0.5, 0.9),
+                "moving_average_for_momentum": True,
+                "start_preconditioning_step": 1,
+                "preconditioning_compute_steps": 1,
+                "block_size": 8,
+                "shape_interpretation": False,
+                "graft_type": 1,  # LayerWiseGrafting.SGD
+                "nesterov": False,
+                # It decays matrix_eps * I with the statistics, where the
+                # paper adds epsilon * I before the root: the two agree
+                # where epsilon is far below the statistics' eigenvalues
+                # (the gradient has no part along their null space).
+                "matrix_eps": 1e-10,
+                "use_svd": True,
+            },
+        ),
+        id="ScalableShampoo",
+    ),
+]
+
+
+@pytest.mark.parametrize("reference", PYTORCH_OPTIMIZER)
+def test_shampoo_matches_pytorch_optimizer_on_matrices(reference):
+    pytest.importorskip("pytorch_optimizer")
+    lr = 0.01
+    params, grads = helpers.random_problem(seed=4, steps=STEPS, shapes=MATRICES)
+    optimizer = Shampoo(learning_rate=lr, **reference.ours)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    theirs = helpers.run_reference(reference, lr, params, grads)
+    tol = helpers.float32_tolerance(theirs, STEPS)
+    helpers.assert_histories_close(ours, theirs, tol, reference.name)
+    # The documented settings are the paper's algorithm (the oracle's), to
+    # a few float64 roundings.
+    expected = oracles.run(
+        ShampooOracle(**reference.ours), params, grads, [lr] * STEPS
+    )
+    helpers.assert_histories_close(theirs, expected, 1e-10, "oracle")
+
+
+def _root(optimizer, variable):
+    index = optimizer._get_variable_index(variable)
+    return np.array(
+        keras.ops.convert_to_numpy(optimizer._slots["left_root"][index])
+    )
+
+
+def test_roots_change_only_on_refresh_steps():
+    """Every 3 steps from the first, and at the start step (5)."""
+    params, grads = helpers.random_problem(seed=5, steps=8, shapes=((6, 4),))
+    optimizer = Shampoo(
+        learning_rate=0.01,
+        precondition_frequency=3,
+        start_preconditioning_step=5,
+    )
+    (variable,) = helpers.make_variables(params)
+    apply = helpers.compiled_apply(optimizer, [variable])
+    changed, before = [], None
+    for step_grads in grads:
+        apply(step_grads)
+        root = _root(optimizer, variable)
+        changed.append(before is None or not np.array_equal(root, before))
+        before = root
+    assert changed == [True, False, False, True, True, False, True, False]
+
+
+@pytest.mark.skipif(helpers.BACKEND != "jax", reason="counts jax.jit traces")
+def test_jitted_step_traces_once_across_refreshes():
+    import jax
+
+    params, grads = helpers.random_problem(seed=6, steps=7, shapes=((6, 4),))
+    optimizer = Shampoo(
+        learning_rate=0.01,
+        precondition_frequency=3,
+        start_preconditioning_step=1,
+    )
+    (variable,) = helpers.make_variables(params)
+    optimizer.build([variable])
+    traces = []
+
+    @jax.jit
+    def step(optimizer_values, grads, values):
+        traces.append(None)
+        return optimizer.stateless_apply(optimizer_values, grads, values)
+
+    index = [v.path for v in optimizer.variables].index(
+        optimizer._slots["left_root"][0].path
+    )
+    optimizer_values = [v.value for v in optimizer.variables]
+    values = [variable.value]
+    roots = []
+    for step_grads in grads:
+        values, optimizer_values = step(
+            optimizer_values, [jax.numpy.asarray(step_grads[0])], values
+        )
+        roots.append(np.asarray(optimizer_values[index]))
+    assert len(traces) == 1
+    changed = [True] + [
+        not np.array_equal(a, b) for a, b in zip(roots[1:], roots[:-1])
+    ]
+    assert changed == [True, False, False, True, False, False, True]
+
+
+def test_higher_rank_is_the_merged_matrix():
+    """A (2, 3, 2) variable steps as the (6, 2) matrix of its last
+    dimension against the others (a convolution kernel's rule)."""
+    params, grads = helpers.random_problem(seed=7, steps=6, shapes=((2, 3, 2),))
+    kwargs = {"start_preconditioning_step": 1, "precondition_frequency": 2}
+    tensor = helpers.run_keras_optimizer(
+        Shampoo(learning_rate=0.05, **kwargs), params, grads
+    )
+    matrix = helpers.run_keras_optimizer(
+        Shampoo(learning_rate=0.05, **kwargs),
+        [p.reshape(6, 2) for p in params],
+        [[g.reshape(6, 2) for g in step] for step in grads],
+    )
+    for a, b in zip(tensor, matrix):
+        np.testing.assert_array_equal(a[0].reshape(6, 2), b[0])
+
+
+@pytest.mark.skipif(
+    helpers.BACKEND == "jax", reason="float64 needs jax_enable_x64"
+)
+def test_float64_preconditioner_matches_oracle():
+    params, grads = helpers.random_problem(seed=8, steps=STEPS, shapes=MATRICES)
+    kwargs = {
+        "block_size": 4,
+        "precondition_frequency": 2,
+        "start_preconditioning_step": 3,
+        "preconditioner_dtype": "float64",
+    }
+    optimizer = Shampoo(learning_rate=0.01, **kwargs)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    assert optimizer._slots["left"][0].dtype == "float64"
+    expected = oracles.run(
+        ShampooOracle(**kwargs), params, grads, [0.01] * STEPS
+    )
+    tol = helpers.float32_tolerance(expected, STEPS)
+    helpers.assert_histories_close(ours, expected, tol, "oracle")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"grafting": "adam", "beta_2": 1.0}, "beta_2=1.0"),
+        ({"grafting": "rmsprop"}, "grafting='rmsprop'"),
+        ({"block_size": 0}, "block_size=0"),
+        ({"precondition_frequency": 1.5}, "precondition_frequency=1.5"),
+        ({"preconditioner_dtype": "float16"}, "float16"),
+    ],
+)
+def test_shampoo_rejects(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Shampoo(**kwargs)
+
+
+# SOAP. Square matrices, and one whose wide dimension exceeds
+# max_precond_dim: factors of full rank from the first gradient, so that
+# no eigenvalue repeats and the basis is unique up to signs (which cancel
+# in SOAP's step); a repeated one leaves the basis of its eigenspace to
+# the eigensolver, and Adam in that space depends on the choice.
+SOAP_MATRICES = ((4, 4), (8, 8), (4, 8))
+SOAP_REFERENCE = Reference(
+    "pytorch_optimizer",
+    "SOAP",
+    {
+        "beta_1": 0.9,
+        "beta_2": 0.95,
+        "shampoo_beta": 0.8,
+        "precondition_frequency": 3,
+        "max_precond_dim": 4,
+    },
+    {
+        "betas": (0.9, 0.95),
+        "shampoo_beta": 0.8,
+        "weight_decay": 0.0,
+        "precondition_frequency": 3,
+        "max_precondition_dim": 4,
+    },
+)
+
+
+def test_soap_matches_pytorch_optimizer():
+    pytest.importorskip("pytorch_optimizer")
+    lr = 0.01
+    params, grads = helpers.random_problem(
+        seed=4, steps=STEPS, shapes=SOAP_MATRICES
+    )
+    optimizer = SOAP(learning_rate=lr, **SOAP_REFERENCE.ours)
+    ours = helpers.run_keras_optimizer(optimizer, params, grads)
+    theirs = helpers.run_reference(SOAP_REFERENCE, lr, params, grads)
+    tol = helpers.float32_tolerance(theirs, STEPS)
+    helpers.assert_histories_close(ours, theirs, tol, "SOAP")
+    # Their QR runs in float32 even here: float32-close to the oracle.
+    expected = oracles.run(
+        SOAPOracle(**SOAP_REFERENCE.ours), params, grads, [lr] * STEPS
+    )
+    helpers.assert_histories_close(theirs, expected, tol, "oracle")
+
+
+def test_soap_without_skipping_the_first_step_matches_oracle():
+    params, grads = helpers.random_problem(
+        seed=9, steps=STEPS, shapes=SOAP_MATRICES[:2]
+    )
+    # At step 1 the rotated gradient Q_L^T G Q_R is the diagonal of G's
+    # SVD: its other entries are rounding noise, which Adam's first step
+    # divides by itself unless epsilon is far above it.
+    kwargs = {
+        "skip_first_step": False,
+        "precondition_frequency": 4,
+        "epsilon": 0.1,
+    }
+    ours = helpers.run_keras_optimizer(
+        SOAP(learning_rate=0.01, **kwargs), params, grads, compiled=True
+    )
+    expected = oracles.run(SOAPOracle(**kwargs), params, grads, [0.01] * STEPS)
+    tol = helpers.float32_tolerance(expected, STEPS)
+    helpers.assert_histories_close(ours, expected, tol, "oracle")
+    assert not np.array_equal(ours[0][0], params[0])  # step 1 moved
+
+
+def test_soap_merge_dims_is_the_merged_tensor():
+    """(2, 2, 4) with max_precond_dim=4 steps as the (4, 4) matrix."""
+    params, grads = helpers.random_problem(seed=7, steps=8, shapes=((2, 2, 4),))
+    kwargs = {"precondition_frequency": 2, "max_precond_dim": 4}
+    merged = helpers.run_keras_optimizer(
+        SOAP(learning_rate=0.05, merge_dims=True, **kwargs), params, grads
+    )
+    matrix = helpers.run_keras_optimizer(
+        SOAP(learning_rate=0.05, **kwargs),
+        [p.reshape(4, 4) for p in params],
+        [[g.reshape(4, 4) for g in step] for step in grads],
+    )
+    for a, b in zip(merged, matrix):
+        np.testing.assert_array_equal(a[0].reshape(4, 4), b[0])
+
+
+@pytest.mark.skipif(helpers.BACKEND != "jax", reason="counts jax.jit traces")
+def test_soap_jitted_step_traces_once_across_refreshes():
+    import jax
+
+    params, grads = helpers.random_problem(seed=6, steps=7, shapes=((4, 4),))
+    optimizer = SOAP(learning_rate=0.01, precondition_frequency=3)
+    (variable,) = helpers.make_variables(params)
+    optimizer.build([variable])
+    traces = []
+
+    @jax.jit
+    def step(optimizer_values, grads, values):
+        traces.append(None)
+        return optimizer.stateless_apply(optimizer_values, grads, values)
+
+    basis = optimizer._factors[0][0][1]
+    index = [v.path for v in optimizer.variables].index(basis.path)
+    optimizer_values = [v.value for v in optimizer.variables]
+    values = [variable.value]
+    bases = []
+    for step_grads in grads:
+        values, optimizer_values = step(
+            optimizer_values, [jax.numpy.asarray(step_grads[0])], values
+        )
+        bases.append(np.asarray(optimizer_values[index]))
+    assert len(traces) == 1
+    changed = [True] + [
+        not np.array_equal(a, b) for a, b in zip(bases[1:], bases[:-1])
+    ]
+    # Step 1: eigh; then QR at steps 4 and 7 (the 3rd and 6th counted).
+    assert changed == [True, False, False, True, False, False, True]
