@@ -1371,19 +1371,21 @@ SPECS: tuple[Spec, ...] = (
                 "start_preconditioning_step": 2,
             },
             # The richest config, which the base-feature tests take.
-            # epsilon 1e-4, not the default 1e-6: without a graft the step
+            # epsilon 1e-2, not the default 1e-6: without a graft the step
             # is scaled by (lambda + epsilon)^(-1/4), and the zero
             # eigenvalues of a rank-deficient statistic come out of eigh
             # as float32 noise (about 1e-7 of the largest) that differs
             # between runs summing a batch in different orders (gradient
-            # accumulation, the distributed tests).
+            # accumulation, the distributed tests). Measured: the mirrored
+            # fit's roots differ by 1.4e-4 (relative) at 1e-4 and pass at
+            # 1e-3; 1e-2 leaves a margin.
             {
                 "grafting": None,
                 "beta_1": 0.0,
                 "beta_2": 1.0,
                 "start_preconditioning_step": 1,
                 "precondition_frequency": 1,
-                "epsilon": 1e-4,
+                "epsilon": 1e-2,
             },
             {"grafting": "adagrad", "beta_2": 0.9, "block_size": 3},
             {

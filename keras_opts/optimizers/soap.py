@@ -213,7 +213,7 @@ class SOAP(Optimizer):
     def _slot_names(self):
         return ("momentum", "velocity")
 
-    def _shape(self, shape) -> tuple[int, ...] | None:
+    def _factored_shape(self, shape) -> tuple[int, ...] | None:
         """The shape the variable is preconditioned in, or None (Adam)."""
         shape = tuple(int(d) for d in shape)
         if self.merge_dims:
@@ -228,7 +228,7 @@ class SOAP(Optimizer):
         super().build(variables)
         self._factors = []
         for variable in variables:
-            shape = self._shape(variable.shape)
+            shape = self._factored_shape(variable.shape)
             factors = None
             if shape is not None:
                 factors = [
@@ -271,7 +271,7 @@ class SOAP(Optimizer):
             self._adam(k, p, g, s, c, first, None)
             return
         dtype = self.preconditioner_dtype
-        shape = self._shape(p.shape)
+        shape = self._factored_shape(p.shape)
         x = ops.reshape(ops.cast(g, dtype), shape)
         weight = 1.0 - self._shampoo_beta
         # The factors' EMA of this step's Gram matrices; at step 1 their
@@ -372,7 +372,7 @@ def _project(x, bases, optimizer, back=False):
     axis with a basis) or, with ``back``, out of it (``Q x``)."""
     shape = x.shape
     dtype = optimizer.preconditioner_dtype
-    y = ops.reshape(ops.cast(x, dtype), optimizer._shape(shape))
+    y = ops.reshape(ops.cast(x, dtype), optimizer._factored_shape(shape))
     rank = len(y.shape)
     for q in bases:
         if q is None:  # the identity: move the axis to the end
