@@ -91,12 +91,16 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
         index = optimizer._get_variable_index(variable)
         for name, slots in optimizer._slots.items():
             slot = slots[index]
-            if len(slot.shape) == 0:  # per-variable scalar (NovoGrad's v)
-                continue
+            if slot is None or len(slot.shape) == 0:
+                continue  # none (Shampoo's vectors), or NovoGrad's scalar v
             if tuple(slot.shape) != tuple(variable.shape):
-                # Adam-mini's block moments, the variable's shape reduced
-                # over its blocks: replicated, not sharded (yet).
-                assert "path_blocks" in spec.capabilities, (name, slot.path)
+                # Adam-mini's block moments (the variable's shape reduced
+                # over its blocks) and Shampoo's blocked Kronecker factors:
+                # replicated, not sharded (yet).
+                assert spec.capabilities & {"path_blocks", "matrix_state"}, (
+                    name,
+                    variable.path,
+                )
                 continue
             assert slot.value.sharding.is_equivalent_to(
                 variable.value.sharding, len(variable.shape)
