@@ -35,7 +35,8 @@ CONFIGS = CONFIGS + helpers.shared(
     [c for c in ALL_CONFIGS if not c.id.endswith("-0")], "matches_oracle"
 )
 #: The learning-rate schedule reaches the kernel through the base class,
-#: the same for every argument set: one set per optimizer.
+#: the same for every argument set and backend: one set per optimizer, on
+#: one backend.
 FIRST_CONFIGS = [
     pytest.param(spec, spec.test_configs[0], id=f"{spec.name}-0")
     for spec in registry.SPECS
@@ -75,7 +76,10 @@ def test_matches_oracle_compiled(spec, kwargs):
     _check_against_oracle(spec, kwargs, spec.lr, [spec.lr] * STEPS, True)
 
 
-@pytest.mark.parametrize("spec, kwargs", FIRST_CONFIGS)
+@pytest.mark.parametrize(
+    "spec, kwargs",
+    helpers.shared(FIRST_CONFIGS, "matches_oracle_with_schedule"),
+)
 def test_matches_oracle_with_schedule(spec, kwargs):
     schedule = keras.optimizers.schedules.ExponentialDecay(
         spec.lr, decay_steps=10, decay_rate=0.5

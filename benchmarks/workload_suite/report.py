@@ -165,6 +165,11 @@ def figures(results, out):
     fig.savefig(path, dpi=90)
     plt.close(fig)
     written.append(path)
+    from workload_suite.gallery import preconditioner_figure
+
+    path = preconditioner_figure(results, out)
+    if path is not None:
+        written.append(path)
     return written
 
 
