@@ -11,8 +11,9 @@ with XLA on TensorFlow (``jit_compile=True``, the default of ``fit()``),
 and ``apply`` as it runs eagerly on torch. It reports:
 
 - ``step_ms``: the median step without a refresh of the preconditioner;
-- ``refresh_ms``: the median step with one (Shampoo's roots, SOAP's
-  eigenbasis);
+- ``refresh_ms``: the median step with a refresh of the preconditioner
+  (Shampoo's roots, SOAP's eigenbasis), every ``precondition_frequency``
+  steps;
 - ``amortized_ms``: the mean step over a refresh period
   (``(refresh_ms + (f - 1) step_ms) / f`` at the default frequency ``f``);
   PSGD-Kron fits its preconditioner on a random fraction of steps, so its
@@ -43,11 +44,14 @@ MODELS = {
 }
 
 
+#: The optimizers timed, Adam first: the ratios are to its step.
+PRECONDITIONERS = ("Adam", "Shampoo", "SOAP", "PSGDKron")
+
+
 def _optimizers():
     import keras_opts
 
-    names = ["Adam", "Shampoo", "SOAP", "PSGDKron"]
-    return {n: getattr(keras_opts, n) for n in names if hasattr(keras_opts, n)}
+    return {n: getattr(keras_opts, n) for n in PRECONDITIONERS}
 
 
 def _frequency(optimizer) -> int:

@@ -15,6 +15,8 @@ import pytest
 
 BACKEND = keras.backend.backend()
 BACKENDS = ("tensorflow", "jax", "torch")
+#: The backends whose compiled step is a traced program (torch runs eagerly).
+TRACING_BACKENDS = ("tensorflow", "jax")
 
 #: ``KERAS_OPTS_EVERY_BACKEND=1`` runs every shared case on every backend.
 EVERY_BACKEND = bool(os.environ.get("KERAS_OPTS_EVERY_BACKEND"))

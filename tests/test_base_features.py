@@ -52,7 +52,7 @@ CASES = helpers.shared(
 ) + helpers.shared(
     [c for c in CASES if c.values[2]],
     "feature_matches_harness",
-    backends=("tensorflow", "jax"),
+    backends=helpers.TRACING_BACKENDS,
 )
 
 
@@ -309,7 +309,7 @@ def test_weight_decay_schedule_equals_its_values_set_each_step(spec):
     helpers.shared(
         SPECS,
         "weight_decay_schedule_is_traced_once",
-        backends=("tensorflow", "jax"),
+        backends=helpers.TRACING_BACKENDS,
     ),
 )
 def test_weight_decay_schedule_is_traced_once(spec):

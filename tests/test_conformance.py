@@ -853,7 +853,7 @@ def _input_history():
     return _INPUT_HISTORY
 
 
-@pytest.mark.parametrize("case", FIT)
+@pytest.mark.parametrize("case", helpers.shared(FIT, "quantized_model_trains"))
 def test_quantized_model_trains(case):
     """The float8 layer's scales and amax histories are overwritten by
     their "gradients" (no step, no slots); the rest trains."""

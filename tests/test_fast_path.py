@@ -225,7 +225,7 @@ def test_state_bytes_per_parameter(name, kwargs, bytes_per_parameter):
     helpers.shared(
         registry.SPECS,
         "fit_traces_the_train_step_once",
-        backends=("tensorflow", "jax"),
+        backends=helpers.TRACING_BACKENDS,
     ),
     ids=lambda s: s.name,
 )

@@ -17,29 +17,26 @@ from tests import specs as registry
 
 STEPS = 50
 
-ALL_CONFIGS = [
-    pytest.param(spec, kwargs, id=f"{spec.name}-{i}")
-    for spec in registry.SPECS
-    for i, kwargs in enumerate(spec.test_configs)
-]
-#: Every optimizer's first argument set runs on every backend; each other
-#: set on one backend (``helpers.shared``). torch's multi-tensor path is
-#: compared with the per-variable one on every set in test_fast_path.
-CONFIGS = [c for c in ALL_CONFIGS if c.id.endswith("-0")]
-COMPILED_CONFIGS = CONFIGS + helpers.shared(
-    [c for c in ALL_CONFIGS if not c.id.endswith("-0")],
-    "matches_oracle_compiled",
-    backends=("tensorflow", "jax"),
-)
-CONFIGS = CONFIGS + helpers.shared(
-    [c for c in ALL_CONFIGS if not c.id.endswith("-0")], "matches_oracle"
-)
-#: The learning-rate schedule reaches the kernel through the base class,
-#: the same for every argument set: one set per optimizer.
+#: Each optimizer's first argument set, and the others.
 FIRST_CONFIGS = [
     pytest.param(spec, spec.test_configs[0], id=f"{spec.name}-0")
     for spec in registry.SPECS
 ]
+OTHER_CONFIGS = [
+    pytest.param(spec, kwargs, id=f"{spec.name}-{i}")
+    for spec in registry.SPECS
+    for i, kwargs in enumerate(spec.test_configs)
+    if i
+]
+#: Every optimizer's first argument set runs on every backend; each other
+#: set on one backend (``helpers.shared``). torch's multi-tensor path is
+#: compared with the per-variable one on every set in test_fast_path.
+CONFIGS = FIRST_CONFIGS + helpers.shared(OTHER_CONFIGS, "matches_oracle")
+COMPILED_CONFIGS = FIRST_CONFIGS + helpers.shared(
+    OTHER_CONFIGS,
+    "matches_oracle_compiled",
+    backends=helpers.TRACING_BACKENDS,
+)
 REFERENCES = [
     pytest.param(spec, ref, id=f"{spec.name}-{ref.library}.{ref.name}-{i}")
     for spec in registry.SPECS
@@ -75,7 +72,13 @@ def test_matches_oracle_compiled(spec, kwargs):
     _check_against_oracle(spec, kwargs, spec.lr, [spec.lr] * STEPS, True)
 
 
-@pytest.mark.parametrize("spec, kwargs", FIRST_CONFIGS)
+# The learning-rate schedule reaches the kernel through the base class,
+# the same for every argument set and backend: one set per optimizer, on
+# one backend.
+@pytest.mark.parametrize(
+    "spec, kwargs",
+    helpers.shared(FIRST_CONFIGS, "matches_oracle_with_schedule"),
+)
 def test_matches_oracle_with_schedule(spec, kwargs):
     schedule = keras.optimizers.schedules.ExponentialDecay(
         spec.lr, decay_steps=10, decay_rate=0.5

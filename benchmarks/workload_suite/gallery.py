@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pathlib
 
-import numpy as np
-
-from workload_suite.problems import METRIC_NAMES, TARGETS, TITLES
-from workload_suite.report import _curves, _plotted
+from workload_suite.problems import TITLES
+from workload_suite.report import _curves, _dress, _plotted
 
 #: Adam and the matrix preconditioners, for ``preconditioners.png``.
 PRECONDITIONED = ("Adam", "Shampoo", "SOAP", "PSGDKron")
@@ -16,7 +14,7 @@ PRECONDITIONED = ("Adam", "Shampoo", "SOAP", "PSGDKron")
 
 def preconditioner_figure(results, out):
     """``preconditioners.png``: does a matrix preconditioner pay? Adam
-    and the preconditioners of ``PRECONDITIONED`` that ran, each at its
+    and the preconditioners of ``PRECONDITIONED``, if they ran, each at its
     best rate, on the CNN and on least squares (the workload built to be
     ill-conditioned), against steps and against seconds. None if no
     preconditioner ran."""
@@ -37,7 +35,6 @@ def preconditioner_figure(results, out):
     )
     colors = ("black", "tab:blue", "tab:orange", "tab:green")
     for row, workload_name in zip(axes, workloads):
-        metric, target, _ = TARGETS[workload_name]
         curves = _curves(results, workload_name)
         for color, name in zip(colors, names):
             steps, seconds, values = curves[name]
@@ -48,24 +45,12 @@ def preconditioner_figure(results, out):
             label = f"{name} (lr {rate:g})"
             row[0].plot(steps, shown, color=color, label=label)
             row[1].plot(seconds, shown, color=color, label=label)
-        label = METRIC_NAMES[metric]
-        if workload_name == "cnn":
-            label = "validation error (1 - accuracy)"
-        for ax, xlabel in zip(row, ("steps", "training seconds")):
-            ax.axhline(
-                _plotted(workload_name, np.array(target)),
-                color="grey",
-                linewidth=0.8,
-                linestyle=":",
-            )
-            ax.set_xlabel(xlabel)
-            ax.set_yscale("log")
-            ax.grid(alpha=0.3, which="both")
+        row[0].set_ylabel(_dress(row, workload_name, log=True))
+        for ax in row:
             ax.set_title(TITLES[workload_name], fontsize=10)
-        row[0].set_ylabel(label)
         row[1].legend(fontsize=8)
     fig.suptitle(
-        "Matrix preconditioners beside Adam: each at its best rate, mean of "
+        "A matrix preconditioner beside Adam: each at its best rate, mean of "
         f"{len(results['setup']['seeds'])} seeds; dotted line: the target"
     )
     fig.tight_layout()

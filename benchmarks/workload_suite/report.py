@@ -80,6 +80,28 @@ def _plotted(workload_name, values):
     return values
 
 
+def _dress(axes, workload_name, log=None):
+    """The target line, axis labels, scale and grid of a (steps, seconds)
+    pair of axes; returns the metric's label for the y axis. The y axis is
+    logarithmic but for the Transformer's loss (in nats), unless ``log``."""
+    metric, target, _ = TARGETS[workload_name]
+    log = workload_name != "transformer" if log is None else log
+    for ax, xlabel in zip(axes, ("steps", "training seconds")):
+        ax.axhline(
+            _plotted(workload_name, np.array(target)),
+            color="grey",
+            linewidth=0.8,
+            linestyle=":",
+        )
+        ax.set_xlabel(xlabel)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+    if workload_name == "cnn":
+        return "validation error (1 - accuracy)"
+    return METRIC_NAMES[metric]
+
+
 def figures(results, out):
     """``<workload>.png`` for each workload and ``sweep.png``."""
     import matplotlib
@@ -90,7 +112,6 @@ def figures(results, out):
     out = pathlib.Path(out)
     written = []
     for workload_name in results["workloads"]:
-        metric, target, _ = TARGETS[workload_name]
         curves = _curves(results, workload_name)
         styles = _style(list(curves))
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
@@ -98,20 +119,7 @@ def figures(results, out):
             shown = _plotted(workload_name, values)
             axes[0].plot(steps, shown, label=name, **styles[name])
             axes[1].plot(seconds, shown, label=name, **styles[name])
-        label = METRIC_NAMES[metric]
-        if workload_name == "cnn":
-            label = "validation error (1 - accuracy)"
-        for ax, xlabel in zip(axes, ("steps", "training seconds")):
-            ax.axhline(
-                _plotted(workload_name, np.array(target)),
-                color="grey",
-                linewidth=0.8,
-                linestyle=":",
-            )
-            ax.set_xlabel(xlabel)
-            if workload_name != "transformer":  # a loss in nats: linear
-                ax.set_yscale("log")
-            ax.grid(alpha=0.3, which="both")
+        label = _dress(axes, workload_name)
         axes[0].set_ylabel(
             f"{label} (mean of {len(results['setup']['seeds'])} seeds)"
         )
