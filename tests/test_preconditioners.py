@@ -325,3 +325,51 @@ def test_soap_jitted_step_traces_once_across_refreshes():
     ]
     # Step 1: eigh; then QR at steps 4 and 7 (the 3rd and 6th counted).
     assert changed == [True, False, False, True, False, False, True]
+
+
+@pytest.mark.skipif(
+    helpers.BACKEND not in helpers.TRACING_BACKENDS,
+    reason="torch's fit() has one mode here: eager",
+)
+@pytest.mark.parametrize("cls", [Shampoo, SOAP], ids=["Shampoo", "SOAP"])
+def test_fit_agrees_eager_traced_and_compiled(cls):
+    """A 5-6-1 model (its (6, 1) kernel has a 1 x 1 right statistic) fit
+    eagerly, as a graph and compiled, refreshing every 2 steps: the same
+    weights to float32 round-off. TensorFlow 2.21's graph optimizer once
+    turned the 1 x 1 root into 0 in the uncompiled graph only (5e-3 off
+    in a weight after 8 steps).
+
+    Shampoo at epsilon 1e-3: at the default 1e-6 the roots of the
+    rank-deficient statistics amplify the rounding differences of a fused
+    and an unfused program past one rounding per step. SOAP with
+    ``max_precond_dim=4``, which leaves it the 1 x 1 factor alone: the
+    factors of the other dimensions have clusters of eigenvalues within
+    float32 round-off of each other after a few steps (the 6 x 6 left
+    factor of the (6, 1) kernel has rank 1 after the first), where the
+    rounding picks the eigenbasis and so Adam's diagonal in it (1.2e-5
+    apart after 8 steps between JAX's eager and compiled fit)."""
+    x = np.random.default_rng(0).standard_normal((32, 5)).astype("float32")
+    y = np.tanh(x[:, :1]) - x[:, 1:2]
+    runs = []
+    for mode in ({"run_eagerly": True}, {"jit_compile": False}, {}):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((5,)),
+                keras.layers.Dense(6, activation="tanh"),
+                keras.layers.Dense(1),
+            ]
+        )
+        options = (
+            {"start_preconditioning_step": 1, "epsilon": 1e-3}
+            if cls is Shampoo
+            else {"max_precond_dim": 4}
+        )
+        optimizer = cls(learning_rate=0.01, precondition_frequency=2, **options)
+        model.compile(optimizer=optimizer, loss="mse", **mode)
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        runs.append(model.get_weights())
+    tol = helpers.float32_tolerance([runs[0]], 8)
+    for run, mode in zip(runs[1:], ("graph", "compiled")):
+        for a, b in zip(run, runs[0]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=mode)

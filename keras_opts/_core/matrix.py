@@ -103,8 +103,12 @@ def inverse_root(a, root: float, epsilon: float, dtype):
     eigendecomposition in ``dtype``, returned in ``a``'s dtype.
 
     Eigenvalues are clipped at 0 before ``epsilon`` is added: a rounding
-    can make one slightly negative, and its root would be NaN.
+    can make one slightly negative, and its root would be NaN. A ``1 x 1``
+    matrix is its own eigenvalue (see :func:`_is_scalar`).
     """
+    if _is_scalar(a):
+        value = ops.maximum(ops.cast(a, dtype), ops.zeros((), dtype)) + epsilon
+        return ops.cast(ops.power(value, -1.0 / root), a.dtype)
     values, vectors = symmetric_eigh(a, dtype)
     # A zero tensor of the values' dtype: Keras 3.15's torch maximum with
     # a Python 0.0 returns float32, which would round float64 roots.
@@ -116,6 +120,8 @@ def inverse_root(a, root: float, epsilon: float, dtype):
 def eigenbasis(a, dtype):
     """The eigenvectors of each symmetric matrix of the batch ``a``,
     ordered by descending eigenvalue, in ``a``'s dtype."""
+    if _is_scalar(a):
+        return ops.ones_like(a)
     _, vectors = symmetric_eigh(a, dtype)
     return ops.cast(ops.flip(vectors, axis=-1), a.dtype)
 
@@ -126,6 +132,10 @@ def power_iteration_qr(a, basis, dtype):
     descending Rayleigh quotient ``diag(basis^T a basis)``. Returns
     ``(Q, order)``, ``order`` the permutation applied to the columns (an
     integer tensor over the last axis)."""
+    if _is_scalar(a):
+        return ops.ones_like(ops.cast(basis, dtype)), ops.zeros(
+            a.shape[:-1], "int32"
+        )
     a = ops.cast(a, dtype)
     basis = ops.cast(basis, dtype)
     quotients = ops.sum(basis * matmul(a, basis), axis=-2)
@@ -133,6 +143,16 @@ def power_iteration_qr(a, basis, dtype):
     basis = ops.take(basis, order, axis=-1)
     q, _ = ops.qr(matmul(a, basis))
     return q, order
+
+
+def _is_scalar(a) -> bool:
+    """Whether the matrices of the batch ``a`` are ``1 x 1``: their
+    eigenvector is 1 and their root is elementwise. Computed so, not
+    through ``eigh`` and ``qr``: in the uncompiled ``fit()`` of
+    TensorFlow 2.21 the graph optimizer (constant folding, dependency and
+    arithmetic optimization together) turned the root of a ``1 x 1``
+    statistic, refreshed under ``tf.cond``, into 0."""
+    return a.shape[-1] == 1
 
 
 def merged_shape(shape, max_dim: int) -> tuple[int, ...]:
