@@ -159,15 +159,50 @@ def merged_shape(shape, max_dim: int) -> tuple[int, ...]:
     """``shape`` with runs of consecutive dimensions merged while their
     product stays at most ``max_dim`` (``(3, 3, 64, 128)`` with 1024 is
     ``(576, 128)``)."""
-    merged, product = [], 1
-    for d in (int(d) for d in shape):
+    shape = tuple(int(d) for d in shape)
+    return tuple(
+        math.prod(shape[i] for i in group)
+        for group in merged_groups(shape, max_dim)
+    )
+
+
+def merged_groups(shape, max_dim: int) -> tuple[tuple[int, ...], ...]:
+    """The dimensions of ``shape`` that :func:`merged_shape` merges into
+    each of its dimensions (``(3, 3, 64, 128)`` with 1024 is
+    ``((0, 1, 2), (3,))``)."""
+    groups, group, product = [], [], 1
+    for i, d in enumerate(int(d) for d in shape):
         if product * d > max_dim and product > 1:
-            merged.append(product)
-            product = d
-        else:
-            product *= d
-    merged.append(product)
-    return tuple(merged)
+            groups.append(tuple(group))
+            group, product = [], 1
+        group.append(i)
+        product *= d
+    groups.append(tuple(group))
+    return tuple(groups)
+
+
+def factor_layout(variable, dims, shape):
+    """The ``keras.distribution.TensorLayout`` of a factor of ``shape``
+    whose rows stand for the dimensions ``dims`` of ``variable`` (merged
+    into one): its second-to-last axis sharded over the mesh axis that
+    shards ``variable``'s dimension, where ``dims`` is one dimension and
+    the mesh axis divides the rows; None (replicated) otherwise, and
+    without a distribution.
+
+    A row of a left statistic ``G G^T`` or of its root belongs to a row
+    of the weight, so it is kept on the devices that hold that row."""
+    layout = getattr(variable, "_layout", None)
+    axes = getattr(layout, "axes", None)
+    if axes is None or len(dims) != 1 or axes[dims[0]] is None:
+        return None
+    mesh = layout.device_mesh
+    name = axes[dims[0]]
+    size = mesh.shape[list(mesh.axis_names).index(name)]
+    if shape[-2] % size:
+        return None
+    factor_axes = [None] * len(shape)
+    factor_axes[-2] = name
+    return keras.distribution.TensorLayout(factor_axes, mesh)
 
 
 def refresh(optimizer, condition, compute, targets) -> list:

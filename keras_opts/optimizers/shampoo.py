@@ -88,8 +88,11 @@ class Shampoo(Optimizer):
     backend that computes in float64 (JAX only with ``jax_enable_x64``).
     State per $m \times n$ matrix: $L$, $R$ and their roots
     ($2m^2 + 2n^2$ numbers, per block), plus the graft's and the
-    momentum's $mn$ each. Keras' ``weight_decay`` is decoupled (applied
-    before the step, scaled by the learning rate).
+    momentum's $mn$ each. Under a ``keras.distribution`` layout the rows
+    of $L$ and its root are sharded like the weight's rows, those of $R$
+    like its columns (where the mesh axis divides the block). Keras'
+    ``weight_decay`` is decoupled (applied before the step, scaled by the
+    learning rate).
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable; with a
@@ -243,7 +246,9 @@ class Shampoo(Optimizer):
             self._slots[name] = []
         for variable in variables:
             shapes = self._factor_shapes(variable.shape)
-            for name, shape in zip(names, shapes or (None,) * 4):
+            rank = len(variable.shape)
+            rows = (tuple(range(rank - 1)), (rank - 1,)) * 2
+            for name, shape, dims in zip(names, shapes or (None,) * 4, rows):
                 self._slots[name].append(
                     None
                     if shape is None
@@ -252,6 +257,7 @@ class Shampoo(Optimizer):
                         initializer="zeros",
                         dtype=self.preconditioner_dtype,
                         name=f"{slot_prefix(variable)}_{name}",
+                        layout=mx.factor_layout(variable, dims, shape),
                     )
                 )
 

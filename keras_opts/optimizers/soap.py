@@ -79,7 +79,10 @@ class SOAP(Optimizer):
     once and the decompositions run on refresh steps only. ``"float64"``
     needs a backend that computes in float64 (JAX only with
     ``jax_enable_x64``). State per $m \times n$ matrix: $M$, $V$ ($2mn$)
-    and $L$, $R$, $Q_L$, $Q_R$ ($2m^2 + 2n^2$). Keras' ``weight_decay``
+    and $L$, $R$, $Q_L$, $Q_R$ ($2m^2 + 2n^2$); under a
+    ``keras.distribution`` layout the rows of each factor and basis are
+    sharded like the weight's dimension they stand for (where that is one
+    dimension and the mesh axis divides it). Keras' ``weight_decay``
     is the decoupled decay (applied before the step, scaled by the
     learning rate).
 
@@ -222,6 +225,12 @@ class SOAP(Optimizer):
             return None
         return shape
 
+    def _factored_groups(self, shape) -> tuple[tuple[int, ...], ...]:
+        """The variable's dimensions behind each of the factored shape's."""
+        if self.merge_dims:
+            return mx.merged_groups(shape, self.max_precond_dim)
+        return tuple((i,) for i in range(len(shape)))
+
     def build(self, variables):
         if self.built:
             return
@@ -229,6 +238,7 @@ class SOAP(Optimizer):
         self._factors = []
         for variable in variables:
             shape = self._factored_shape(variable.shape)
+            groups = self._factored_groups(variable.shape)
             factors = None
             if shape is not None:
                 factors = [
@@ -240,6 +250,9 @@ class SOAP(Optimizer):
                             initializer="zeros",
                             dtype=self.preconditioner_dtype,
                             name=f"{slot_prefix(variable)}_{kind}_{axis}",
+                            layout=mx.factor_layout(
+                                variable, groups[axis], (d, d)
+                            ),
                         )
                         for kind in ("factor", "basis")
                     )

@@ -27,12 +27,13 @@ pytestmark = pytest.mark.skipif(
 SPECS = [pytest.param(s, id=s.name) for s in common.SPECS]
 
 
-def _fit(spec, distribution=None):
+def _fit(spec, distribution=None, make_optimizer=None):
     x, y = common.data()
     scope = distribution.scope() if distribution else _nothing()
     with scope:
         model = common.model()
-        model.compile(optimizer=common.optimizer(spec), loss="mse")
+        make_optimizer = make_optimizer or common.optimizer
+        model.compile(optimizer=make_optimizer(spec), loss="mse")
         model.fit(x, y, batch_size=common.BATCH, shuffle=False, verbose=0)
     return model
 
@@ -95,8 +96,8 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
                 continue  # none (Shampoo's vectors), or NovoGrad's scalar v
             if tuple(slot.shape) != tuple(variable.shape):
                 # Adam-mini's block moments (the variable's shape reduced
-                # over its blocks) and Shampoo's blocked Kronecker factors:
-                # replicated, not sharded (yet).
+                # over its blocks): replicated, not sharded (yet).
+                # Shampoo's Kronecker factors: the test below.
                 assert spec.capabilities & {"path_blocks", "matrix_state"}, (
                     name,
                     variable.path,
@@ -108,3 +109,58 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
             sharded += variable.path in kernels
     assert sharded or not optimizer._slot_names()
     _assert_same_training(model, _fit(spec), spec)
+
+
+def _factors(optimizer, variable):
+    """``(weight dimension, factor)`` of every Kronecker factor and root
+    (Shampoo) or factor and basis (SOAP) of a matrix variable."""
+    index = optimizer._get_variable_index(variable)
+    if hasattr(optimizer, "_factors"):
+        return [
+            (axis, v)
+            for axis, pair in enumerate(optimizer._factors[index] or ())
+            for v in pair or ()
+        ]
+    return [
+        (axis, optimizer._slots[name][index])
+        for name, axis in (
+            ("left", 0),
+            ("right", 1),
+            ("left_root", 0),
+            ("right_root", 1),
+        )
+    ]
+
+
+@pytest.mark.parametrize("name", ["Shampoo", "SOAP"])
+def test_model_parallel_shards_factor_rows_like_the_weight(name):
+    """A factor's rows stand for one dimension of the weight (rows of ``L``
+    for the weight's rows, of ``R`` for its columns): sharded over the mesh
+    axis that shards that dimension, replicated where none does. At the
+    default arguments, under which every dimension of the model gets its
+    factors."""
+    spec = next(s for s in common.SPECS if s.cls.__name__ == name)
+    devices = keras.distribution.list_devices("cpu")[:4]
+    mesh = keras.distribution.DeviceMesh(
+        shape=(2, 2), axis_names=("batch", "model"), devices=devices
+    )
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*dense_1/kernel"] = (None, "model")
+    layout_map[".*dense_2/kernel"] = ("model", None)
+    distribution = keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="batch"
+    )
+    model = _fit(spec, distribution, lambda s: s.cls(learning_rate=0.01))
+    checked = {None: 0, "model": 0}
+    for variable in model.trainable_weights:
+        if "kernel" not in variable.path:
+            continue
+        weight_axes = tuple(variable.value.sharding.spec) + (None,) * 2
+        for axis, factor in _factors(model.optimizer, variable):
+            expected = [None] * len(factor.shape)
+            expected[-2] = weight_axes[axis]
+            axes = tuple(factor.value.sharding.spec)
+            axes += (None,) * (len(factor.shape) - len(axes))
+            assert axes == tuple(expected), (factor.path, axes)
+            checked[weight_axes[axis]] += 1
+    assert checked[None] and checked["model"], checked
