@@ -373,3 +373,42 @@ def test_fit_agrees_eager_traced_and_compiled(cls):
     for run, mode in zip(runs[1:], ("graph", "compiled")):
         for a, b in zip(run, runs[0]):
             np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=mode)
+
+
+def _decompositions(jaxpr):
+    """The operand shapes of every ``eigh`` and ``qr`` of a jaxpr, in the
+    branches of its conditionals too."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("eigh", "qr", "geqrf", "householder_product"):
+            found.append(tuple(eqn.invars[0].aval.shape))
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    found += _decompositions(getattr(inner, "jaxpr", inner))
+    return found
+
+
+@pytest.mark.skipif(helpers.BACKEND != "jax", reason="inspects a jaxpr")
+@pytest.mark.parametrize("cls", [Shampoo, SOAP], ids=["Shampoo", "SOAP"])
+def test_jax_decomposes_one_matrix_per_call(cls):
+    """No batched ``eigh`` or ``qr`` in the compiled step: JAX's CPU
+    kernel for a batch blocks a thread of XLA's pool on tasks queued to
+    the same pool, and two such calls at once (the blocks of two
+    factors) hung the step on a 2-core machine."""
+    import jax
+
+    shapes = ((10, 6), (6, 6))
+    variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
+    options = {"block_size": 4} if cls is Shampoo else {"merge_dims": False}
+    optimizer = cls(learning_rate=0.01, **options)
+    optimizer.build(variables)
+    grads = [jax.numpy.ones(s) for s in shapes]
+    jaxpr = jax.make_jaxpr(optimizer.stateless_apply)(
+        [v.value for v in optimizer.variables],
+        grads,
+        [v.value for v in variables],
+    )
+    found = _decompositions(jaxpr.jaxpr)
+    assert found and all(len(shape) == 2 for shape in found), found

@@ -94,7 +94,28 @@ def symmetric_eigh(a, dtype):
     float32 rounding of a sum of outer products is not exactly
     symmetric)."""
     a = ops.cast(a, dtype)
-    return ops.eigh(0.5 * (a + transpose(a)))
+    return _one_at_a_time(ops.eigh, 0.5 * (a + transpose(a)))
+
+
+def _one_at_a_time(decompose, a):
+    """``decompose(a)`` (``ops.eigh`` or ``ops.qr``) of a batch of
+    matrices, on JAX as one call per matrix.
+
+    JAX's CPU kernels for a batch run its matrices as tasks on XLA's
+    thread pool and block until they finish. Two such calls running at
+    once (two factors refreshed in one step) can take every thread of the
+    pool (two on a 2-core machine) while their tasks wait in its queue: the
+    step never ends. A call per matrix runs in the thread that makes it.
+    """
+    if keras.backend.backend() != "jax" or a.ndim == 2:
+        return decompose(a)
+    batch, (m, n) = a.shape[:-2], a.shape[-2:]
+    flat = ops.reshape(a, (-1, m, n))
+    parts = [decompose(flat[i]) for i in range(flat.shape[0])]
+    return tuple(
+        ops.reshape(ops.stack(list(p)), (*batch, *p[0].shape))
+        for p in zip(*parts)
+    )
 
 
 def inverse_root(a, root: float, epsilon: float, dtype):
@@ -141,7 +162,7 @@ def power_iteration_qr(a, basis, dtype):
     quotients = ops.sum(basis * matmul(a, basis), axis=-2)
     order = ops.argsort(-quotients, axis=-1)
     basis = ops.take(basis, order, axis=-1)
-    q, _ = ops.qr(matmul(a, basis))
+    q, _ = _one_at_a_time(ops.qr, matmul(a, basis))
     return q, order
 
 
