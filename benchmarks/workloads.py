@@ -53,7 +53,7 @@ steps and against seconds; ``sweep.png``: final metric against the rate)
 to ``--out``; prints a markdown table per workload. ``--write-docs`` writes
 the tables into ``docs/choosing.md`` and a sentence with the best rates into
 each optimizer's page. ``--merge`` combines the results of parts (some
-workloads, some optimizers) run at once in separate processes.
+workloads, some optimizers) run in separate processes.
 
 One full run needs about 13 minutes of CPU time with the JAX backend
 (compiling is about a third of it): 10 to 15 minutes on two idle cores,

@@ -50,7 +50,7 @@ def preconditioner_figure(results, out):
             ax.set_title(TITLES[workload_name], fontsize=10)
         row[1].legend(fontsize=8)
     fig.suptitle(
-        "A matrix preconditioner beside Adam: each at its best rate, mean of "
+        "Matrix preconditioners beside Adam: each at its best rate, mean of "
         f"{len(results['setup']['seeds'])} seeds; dotted line: the target"
     )
     fig.tight_layout()

@@ -249,13 +249,13 @@ def markdown_table(results, workload_name):
 
 
 def _commands(command):
-    """`a`, or `a`, `b` and `c`, run at once, then merged."""
+    """`a`, or `a`, `b` and `c`, run apart, then merged."""
     if isinstance(command, str):
         return f"`{command}`"
     quoted = [f"`{c}`" for c in command]
     return (
-        f"{', '.join(quoted[:-1])} and {quoted[-1]} (at once, as separate "
-        "processes, then merged with `--merge`)"
+        f"{', '.join(quoted[:-1])} and {quoted[-1]} (as separate processes, "
+        "then merged with `--merge`)"
     )
 
 
