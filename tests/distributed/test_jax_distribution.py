@@ -69,8 +69,9 @@ def test_data_parallel_matches_one_device(spec):
     _assert_same_training(model, _fit(spec), spec)
 
 
-@pytest.mark.parametrize("spec", SPECS)
-def test_model_parallel_shards_slots_like_their_variables(spec):
+def _model_parallel():
+    """A 2 x 2 mesh (batch, model): the first kernel's columns and the
+    second's rows sharded over "model"."""
     devices = keras.distribution.list_devices("cpu")[:4]
     mesh = keras.distribution.DeviceMesh(
         shape=(2, 2), axis_names=("batch", "model"), devices=devices
@@ -81,6 +82,12 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
     distribution = keras.distribution.ModelParallel(
         layout_map=layout_map, batch_dim_name="batch"
     )
+    return distribution
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_model_parallel_shards_slots_like_their_variables(spec):
+    distribution = _model_parallel()
     model = _fit(spec, distribution)
     optimizer = model.optimizer
     kernels = {w.path for w in model.trainable_weights if "kernel" in w.path}
@@ -140,16 +147,7 @@ def test_model_parallel_shards_factor_rows_like_the_weight(name):
     default arguments, under which every dimension of the model gets its
     factors."""
     spec = next(s for s in common.SPECS if s.cls.__name__ == name)
-    devices = keras.distribution.list_devices("cpu")[:4]
-    mesh = keras.distribution.DeviceMesh(
-        shape=(2, 2), axis_names=("batch", "model"), devices=devices
-    )
-    layout_map = keras.distribution.LayoutMap(mesh)
-    layout_map[".*dense_1/kernel"] = (None, "model")
-    layout_map[".*dense_2/kernel"] = ("model", None)
-    distribution = keras.distribution.ModelParallel(
-        layout_map=layout_map, batch_dim_name="batch"
-    )
+    distribution = _model_parallel()
     model = _fit(spec, distribution, lambda s: s.cls(learning_rate=0.01))
     checked = {None: 0, "model": 0}
     for variable in model.trainable_weights:
