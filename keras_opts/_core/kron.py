@@ -31,6 +31,9 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_opts._core import matrix
+from keras_opts._core.step_options import slot_prefix
+
 #: The memory-saving modes: which axes get a diagonal factor whatever their
 #: size (Evan Walters' ``kron_torch``, followed by pytorch-optimizer).
 MEMORY_SAVE_MODES = (None, "one_diag", "smart_one_diag", "all_diag")
@@ -203,23 +206,34 @@ def preconditioned(factors, triangular, g):
     return g
 
 
-def initial_factors(optimizer, shape, triangular, scale, dtype, prefix):
-    """The Kronecker factors of one variable, optimizer variables: ``scale``
-    times the identity for a triangular factor, ``scale`` everywhere for a
-    diagonal one (stored as a vector)."""
-    return [
-        optimizer.add_variable(
-            shape=(d, d) if tri else (d,),
-            initializer=(
-                keras.initializers.Identity(scale)
-                if tri
-                else keras.initializers.Constant(scale)
-            ),
-            dtype=dtype,
-            name=f"{prefix}_q{i}",
+def initial_factors(optimizer, variable, shape, triangular, scale, dtype):
+    """The Kronecker factors of ``variable``, optimizer variables:
+    ``scale`` times the identity for a triangular factor, ``scale``
+    everywhere for a diagonal one (stored as a vector). Under a
+    ``keras.distribution`` layout a factor's rows are sharded like the
+    dimension of ``variable`` it stands for (``matrix.factor_layout``)."""
+    rank = len(variable.shape)
+    groups = [(i,) for i in range(rank)]
+    if len(shape) != rank:  # a scalar as (1,), or merged dimensions
+        groups = [()] if rank == 0 else [tuple(range(rank - 1)), (rank - 1,)]
+    prefix = slot_prefix(variable)
+    variables = []
+    for i, (d, tri, dims) in enumerate(zip(shape, triangular, groups)):
+        factor_shape = (d, d) if tri else (d,)
+        variables.append(
+            optimizer.add_variable(
+                shape=factor_shape,
+                initializer=(
+                    keras.initializers.Identity(scale)
+                    if tri
+                    else keras.initializers.Constant(scale)
+                ),
+                dtype=dtype,
+                name=f"{prefix}_q{i}",
+                layout=matrix.factor_layout(variable, dims, factor_shape),
+            )
         )
-        for i, (d, tri) in enumerate(zip(shape, triangular))
-    ]
+    return variables
 
 
 def update_probability(iterations, maximum, decay, flat_steps, minimum):

@@ -205,10 +205,11 @@ def merged_groups(shape, max_dim: int) -> tuple[tuple[int, ...], ...]:
 def factor_layout(variable, dims, shape):
     """The ``keras.distribution.TensorLayout`` of a factor of ``shape``
     whose rows stand for the dimensions ``dims`` of ``variable`` (merged
-    into one): its second-to-last axis sharded over the mesh axis that
-    shards ``variable``'s dimension, where ``dims`` is one dimension and
-    the mesh axis divides the rows; None (replicated) otherwise, and
-    without a distribution.
+    into one): its second-to-last axis (its only axis, for a diagonal
+    factor stored as a vector) sharded over the mesh axis that shards
+    ``variable``'s dimension, where ``dims`` is one dimension and the mesh
+    axis divides the rows; None (replicated) otherwise, and without a
+    distribution.
 
     A row of a left statistic ``G G^T`` or of its root belongs to a row
     of the weight, so it is kept on the devices that hold that row."""
@@ -219,10 +220,11 @@ def factor_layout(variable, dims, shape):
     mesh = layout.device_mesh
     name = axes[dims[0]]
     size = mesh.shape[list(mesh.axis_names).index(name)]
-    if shape[-2] % size:
+    rows = -2 if len(shape) > 1 else -1
+    if shape[rows] % size:
         return None
     factor_axes = [None] * len(shape)
-    factor_axes[-2] = name
+    factor_axes[rows] = name
     return keras.distribution.TensorLayout(factor_axes, mesh)
 
 

@@ -10,7 +10,6 @@ from keras import ops
 
 from keras_opts._core import checks, formulas, keras_api, kron
 from keras_opts._core.base import Optimizer
-from keras_opts._core.step_options import slot_prefix
 
 _SCHEDULES = ("random", "counter")
 _DTYPES = ("float32", "float64")
@@ -95,7 +94,9 @@ class PSGDKron(Optimizer):
     all the others (a convolution kernel: its output channels against its
     receptive field). State per variable: the momentum ($n$ numbers) and
     the factors ($\sum_i d_i^2$ or $d_i$ numbers, in
-    ``preconditioner_dtype``).
+    ``preconditioner_dtype``); under a ``keras.distribution`` layout a
+    factor's rows are sharded like the weight's dimension it stands for
+    (where that is one dimension and the mesh axis divides it).
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable. Default
@@ -313,11 +314,11 @@ class PSGDKron(Optimizer):
             self._factors.append(
                 kron.initial_factors(
                     self,
+                    variable,
                     shape,
                     triangular,
                     self.precond_init_scale ** (1.0 / len(shape)),
                     self.preconditioner_dtype,
-                    slot_prefix(variable),
                 )
             )
         self._update_counter = None

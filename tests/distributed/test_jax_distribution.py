@@ -103,8 +103,9 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
                 continue  # none (Shampoo's vectors), or NovoGrad's scalar v
             if tuple(slot.shape) != tuple(variable.shape):
                 # Adam-mini's block moments (the variable's shape reduced
-                # over its blocks): replicated, not sharded (yet).
-                # Shampoo's Kronecker factors: the test below.
+                # over its blocks): replicated, not sharded (yet). The
+                # Kronecker factors of Shampoo, SOAP and PSGD-Kron: the
+                # test below.
                 assert spec.capabilities & {"path_blocks", "matrix_state"}, (
                     name,
                     variable.path,
@@ -120,8 +121,11 @@ def test_model_parallel_shards_slots_like_their_variables(spec):
 
 def _factors(optimizer, variable):
     """``(weight dimension, factor)`` of every Kronecker factor and root
-    (Shampoo) or factor and basis (SOAP) of a matrix variable."""
+    (Shampoo), factor and basis (SOAP) or factor (PSGD-Kron) of a matrix
+    variable."""
     index = optimizer._get_variable_index(variable)
+    if hasattr(optimizer, "_layouts"):  # PSGD-Kron: one per dimension
+        return list(enumerate(optimizer._factors[index]))
     if hasattr(optimizer, "_factors"):
         return [
             (axis, v)
@@ -139,7 +143,7 @@ def _factors(optimizer, variable):
     ]
 
 
-@pytest.mark.parametrize("name", ["Shampoo", "SOAP"])
+@pytest.mark.parametrize("name", ["Shampoo", "SOAP", "PSGDKron"])
 def test_model_parallel_shards_factor_rows_like_the_weight(name):
     """A factor's rows stand for one dimension of the weight (rows of ``L``
     for the weight's rows, of ``R`` for its columns): sharded over the mesh
