@@ -179,6 +179,24 @@ def _transformer(optimizer):
     return model, x[:count], y[:count], workload.batch_size
 
 
+def compiled_mlp(model_name, optimizer):
+    """The ReLU MLP ``MODELS[model_name]``, compiled with ``optimizer``
+    and a softmax cross-entropy on integer labels."""
+    import keras
+
+    inputs, hidden, classes = MODELS[model_name]
+    model = keras.Sequential(
+        [keras.Input((inputs,))]
+        + [keras.layers.Dense(n, activation="relu") for n in hidden]
+        + [keras.layers.Dense(classes)]
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
 def _fit_runner(optimizer, model_name):
     import keras
     import numpy as np
@@ -187,16 +205,8 @@ def _fit_runner(optimizer, model_name):
     if model_name == "transformer":
         model, x, y, batch = _transformer(optimizer)
     else:
-        inputs, hidden, classes = MODELS[model_name]
-        model = keras.Sequential(
-            [keras.Input((inputs,))]
-            + [keras.layers.Dense(n, activation="relu") for n in hidden]
-            + [keras.layers.Dense(classes)]
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
+        inputs, _, classes = MODELS[model_name]
+        model = compiled_mlp(model_name, optimizer)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((BATCH * BATCHES, inputs)).astype("float32")
         y = rng.integers(0, classes, BATCH * BATCHES)
