@@ -4,6 +4,7 @@ transformer block whose torch twin has the same blocks, the override and
 its checks, and the state it saves."""
 
 import functools
+import warnings
 
 import keras
 import numpy as np
@@ -272,3 +273,191 @@ def test_state_is_about_half_of_adams():
 #: 8 + 8 (per head, per neuron) + 4 x 8 biases + 1 + 8 + 16 + 16 + 11 + 11.
 ADAM_MINI_WEIGHTS = 88 + 4 * 72 + 16 + 144 + 187
 ADAM_MINI_BLOCKS = 11 + 2 + 2 + 8 + 8 + 32 + 1 + 8 + 16 + 16 + 11 + 11
+
+
+# KerasHub's attention layouts. GPT-2 and BERT build their attention from
+# Keras' MultiHeadAttention, query/key/value kernels (d, heads, head_dim);
+# Llama's EinsumDense("bqm,muh->bquh") has the same layout; Gemma's
+# EinsumDense("btd,ndh->btnh") puts the heads first, (heads, d, head_dim).
+# Every output projection is (heads, head_dim, d). Tiny backbones: width
+# 8, 2 query heads of 4, 1 key/value head where the model has GQA, a
+# vocabulary of 13, LoRA rank 3 (a length no other axis has).
+KH_VOCAB, KH_D, KH_HEADS, KH_HEAD_DIM, KH_RANK = 13, 8, 2, 4, 3
+
+
+def _keras_hub_backbone(name):
+    keras_hub = pytest.importorskip("keras_hub")
+    common = dict(
+        vocabulary_size=KH_VOCAB,
+        num_layers=1,
+        hidden_dim=KH_D,
+        intermediate_dim=16,
+    )
+    if name == "gpt2":
+        return keras_hub.models.GPT2Backbone(
+            num_heads=KH_HEADS, max_sequence_length=8, **common
+        )
+    if name == "bert":
+        return keras_hub.models.BertBackbone(
+            num_heads=KH_HEADS, max_sequence_length=8, **common
+        )
+    if name == "gemma":
+        return keras_hub.models.GemmaBackbone(
+            num_query_heads=KH_HEADS,
+            num_key_value_heads=1,
+            head_dim=KH_HEAD_DIM,
+            **common,
+        )
+    assert name == "llama"
+    return keras_hub.models.LlamaBackbone(
+        num_query_heads=KH_HEADS, num_key_value_heads=1, **common
+    )
+
+
+def _block_shapes(variables):
+    """The second moment's shape of each variable, by path; any warning
+    (an attention layout the rule cannot tell) fails."""
+    optimizer = AdamMini()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer.build(variables)
+    return {
+        v.path: tuple(s.shape)
+        for v, s in zip(variables, optimizer._slots["velocity"])
+    }
+
+
+_H, _HD, _D = KH_HEADS, KH_HEAD_DIM, KH_D
+#: The second moment's shape of each attention variable (by the end of its
+#: path), per backbone: queries and keys one per head, values one per
+#: output neuron (head, head_dim), the output projection one per output
+#: neuron, biases one per entry.
+KH_BLOCKS = {
+    "gpt2": {
+        "self_attention/query/kernel": (1, _H, 1),
+        "self_attention/key/kernel": (1, _H, 1),
+        "self_attention/value/kernel": (1, _H, _HD),
+        "self_attention/attention_output/kernel": (1, 1, _D),
+        "self_attention/query/bias": (_H, _HD),
+        "token_embedding/embeddings": (KH_VOCAB, 1),
+        "position_embedding/embeddings": (8, 1),
+    },
+    "bert": {
+        "self_attention_layer/query/kernel": (1, _H, 1),
+        "self_attention_layer/key/kernel": (1, _H, 1),
+        "self_attention_layer/value/kernel": (1, _H, _HD),
+        "self_attention_layer/attention_output/kernel": (1, 1, _D),
+        "self_attention_layer/value/bias": (_H, _HD),
+    },
+    "gemma": {  # heads first; one key/value head
+        "attention/query/kernel": (_H, 1, 1),
+        "attention/key/kernel": (1, 1, 1),
+        "attention/value/kernel": (1, 1, _HD),
+        "attention/attention_output/kernel": (1, 1, _D),
+        "ffw_gating/kernel": (1, _D),
+        "token_embedding/embeddings": (KH_VOCAB, 1),
+    },
+    "llama": {  # one key/value head; an untied output embedding (d, vocab)
+        "self_attention/query/kernel": (1, _H, 1),
+        "self_attention/key/kernel": (1, 1, 1),
+        "self_attention/value/kernel": (1, 1, _HD),
+        "self_attention/attention_output/kernel": (1, 1, _D),
+        "token_embedding/embeddings": (KH_VOCAB, 1),
+        "token_embedding/reverse_embeddings": (1, KH_VOCAB),  # per token
+    },
+}
+
+#: With ``backbone.enable_lora(rank)`` (LoRA on query and value, the rest
+#: frozen): factor A has the kernel's shape but its last axis, the rank,
+#: and the kernel's blocks (a query's per head); factor B (rank, out) one
+#: block per output neuron, as a Dense kernel.
+_R = KH_RANK
+KH_LORA_BLOCKS = {
+    "gpt2": {
+        "self_attention/query/lora_kernel_a": (1, _H, 1),
+        "self_attention/query/lora_kernel_b": (1, _HD),
+        "self_attention/value/lora_kernel_a": (1, _H, _R),
+        "self_attention/value/lora_kernel_b": (1, _HD),
+        "self_attention/query/bias": (_H, _HD),
+    },
+    "bert": {
+        "self_attention_layer/query/lora_kernel_a": (1, _H, 1),
+        "self_attention_layer/query/lora_kernel_b": (1, _HD),
+        "self_attention_layer/value/lora_kernel_a": (1, _H, _R),
+        "self_attention_layer/value/lora_kernel_b": (1, _HD),
+    },
+    "gemma": {
+        "attention/query/lora_kernel_a": (_H, 1, 1),
+        "attention/query/lora_kernel_b": (1, _HD),
+        "attention/value/lora_kernel_a": (1, 1, _R),
+        "attention/value/lora_kernel_b": (1, _HD),
+    },
+    "llama": {
+        "self_attention/query/lora_kernel_a": (1, _H, 1),
+        "self_attention/query/lora_kernel_b": (1, _HD),
+        "self_attention/value/lora_kernel_a": (1, 1, _R),
+        "self_attention/value/lora_kernel_b": (1, _HD),
+    },
+}
+
+
+def _assert_blocks(shapes, expected):
+    for suffix, shape in expected.items():
+        found = [p for p in shapes if p.endswith(suffix)]
+        assert found, suffix
+        for path in found:
+            assert shapes[path] == shape, (path, shapes[path])
+
+
+@pytest.mark.parametrize("name", sorted(KH_BLOCKS))
+def test_blocks_on_keras_hub_backbones(name):
+    backbone = _keras_hub_backbone(name)
+    _assert_blocks(_block_shapes(backbone.trainable_variables), KH_BLOCKS[name])
+
+
+@pytest.mark.parametrize("name", sorted(KH_LORA_BLOCKS))
+def test_blocks_on_keras_hub_lora_factors(name):
+    backbone = _keras_hub_backbone(name)
+    backbone.enable_lora(KH_RANK)
+    variables = backbone.trainable_variables
+    assert any("lora_kernel_a" in v.path for v in variables)
+    _assert_blocks(_block_shapes(variables), KH_LORA_BLOCKS[name])
+
+
+def test_warns_where_the_variables_cannot_tell_the_head_axis():
+    """Gemma without grouped-query attention, LoRA on query and value only:
+    the output projection is frozen and the query and value factors A are
+    both (2, 8, rank), so no shape tells heads from width. The warning
+    names the variable and the ``block_axes`` that fixes it; with that
+    override the blocks are per head, without a warning."""
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=KH_VOCAB,
+        num_layers=1,
+        num_query_heads=KH_HEADS,
+        num_key_value_heads=KH_HEADS,
+        hidden_dim=KH_D,
+        intermediate_dim=16,
+        head_dim=KH_HEAD_DIM,
+    )
+    backbone.enable_lora(KH_RANK)
+    variables = backbone.trainable_variables
+    query = "decoder_block_0/attention/query/lora_kernel_a"
+    value = "decoder_block_0/attention/value/lora_kernel_a"
+    with pytest.warns(UserWarning) as record:
+        AdamMini().build(variables)
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert query in messages[0] and value in messages[1]
+    assert "block_axes={" + repr(query + "$") in messages[0]
+    assert ": [1, 2]}" in messages[0] and ": [1]}" in messages[1]
+    optimizer = AdamMini(block_axes={f"{query}$": [1, 2], f"{value}$": [1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer.build(variables)
+    shapes = {
+        v.path: tuple(s.shape)
+        for v, s in zip(variables, optimizer._slots["velocity"])
+    }
+    assert shapes[query] == (KH_HEADS, 1, 1)  # per head
+    assert shapes[value] == (KH_HEADS, 1, KH_RANK)  # per output neuron

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,19 +53,41 @@ class AdamMini(Optimizer):
     The first rule that fits a variable (by the end of its ``path``)
     gives its blocks:
 
-    - ``query/kernel``, ``key/kernel`` of rank 3 (``MultiHeadAttention``'s
-      ``(d, heads, head_dim)``): one block per attention head, axes
-      ``(0, 2)``;
-    - ``value/kernel`` of rank 3: one per output neuron, axis ``(0,)``;
+    - ``query/kernel``, ``key/kernel`` of rank 3: one block per attention
+      head, every axis but the head axis;
+    - ``value/kernel`` of rank 3: one per output neuron (head, head_dim),
+      the input axis;
     - ``embeddings`` of rank 2 (``Embedding``'s ``(tokens, d)``): one per
-      token, axis ``(1,)``;
+      token, axis ``(1,)``; ``reverse_embeddings`` (KerasHub's untied
+      output embedding, ``(d, tokens)``): one per token, axis ``(0,)``;
     - ``kernel`` of rank 2 or more (``Dense``, convolutions, the
       attention's output projection): one per output neuron or channel
       (the last axis), every axis but the last;
+    - LoRA's factors (``enable_lora``): ``lora_kernel_a``, the kernel's
+      shape with the rank as its last axis, the kernel's blocks (a
+      query's per head); ``lora_kernel_b``, ``(rank, out)``, one per
+      output neuron; ``lora_embeddings_a`` ``(tokens, rank)`` one per
+      token, ``lora_embeddings_b`` one per output feature;
     - ``bias``, and ``beta`` (a normalisation's offset, which the authors'
       code names ``bias``): one per entry, Adam, axes ``()``;
     - anything else (normalisation scales, unnamed variables): the whole
       variable, every axis.
+
+    **The head axis.** ``MultiHeadAttention`` (and KerasHub's GPT-2, BERT
+    and Llama) holds a query, key or value kernel as
+    ``(d, heads, head_dim)``; KerasHub's Gemma
+    (``EinsumDense("btd,ndh->btnh")``) as ``(heads, d, head_dim)``. The
+    optimizer tells them apart from the shapes of the attention layer's
+    other variables (those under the same path): the width ``d`` is the
+    last axis of the output projection (its kernel ``(heads, head_dim,
+    d)`` or LoRA factor B), the number of heads its first axis or a
+    projection's bias ``(heads, head_dim)``; without either, the axis
+    whose length all the projections share is the input axis, where
+    grouped-query attention's fewer key/value heads make the other
+    differ. Where none of these tells (``d`` equal to the number of
+    heads; LoRA on the query and value alone with as many key/value heads
+    as query heads), it assumes ``MultiHeadAttention``'s layout and warns,
+    naming the variable and the ``block_axes`` that sets its blocks.
 
     So a ``Dense`` output layer over a vocabulary gets one $v$ per token,
     as the embedding does, as in the authors' package 1.1.1 (the paper's
@@ -159,9 +182,23 @@ class AdamMini(Optimizer):
         self.epsilon = epsilon
         self.block_axes = block_axes
 
-    def blocks(self, variable) -> tuple[int, ...]:
+    def blocks(self, variable, variables=None) -> tuple[int, ...]:
         """The axes one block of ``variable`` spans (``block_axes``, else
-        the rule of the class docstring), each in ``[0, rank)``."""
+        the rule of the class docstring), each in ``[0, rank)``.
+        ``variables``: those it is built with, whose shapes tell the layout
+        of an attention layer (default: those the optimizer was built
+        with, else ``variable`` alone)."""
+        return self._blocks(variable, self._facts_of(variables))[0]
+
+    def _facts_of(self, variables):
+        if variables is None:
+            return getattr(self, "_attention", {})
+        return _attention_facts(
+            (_variable_path(v), tuple(v.shape)) for v in variables
+        )
+
+    def _blocks(self, variable, facts):
+        """The axes and whether the rule guessed them."""
         path = _variable_path(variable)
         rank = len(variable.shape)
         for pattern, axes in (self.block_axes or {}).items():
@@ -173,21 +210,43 @@ class AdamMini(Optimizer):
                         f"does not have. Received: block_axes="
                         f"{self.block_axes!r}"
                     )
-                return tuple(sorted({a % rank for a in axes}))
-        return default_blocks(path, rank)
+                return tuple(sorted({a % rank for a in axes})), False
+        return _rule(path, tuple(variable.shape), facts)
 
     def build(self, variables):
         if self.built:
             return
+        facts = self._facts_of(variables)
         shapes = []
+        guessed = []
         for variable in variables:  # every check before any variable
-            axes = self.blocks(variable)
+            axes, guess = self._blocks(variable, facts)
+            if guess:
+                guessed.append((variable, axes))
             shapes.append(
                 tuple(
                     1 if i in axes else n for i, n in enumerate(variable.shape)
                 )
             )
+        for variable, axes in guessed:
+            path = _variable_path(variable)
+            value = _ATTENTION.match(path)["role"] == "value"
+            heads_first = [1] if value else [1, 2]
+            warnings.warn(
+                f"AdamMini cannot tell the head axis of {path!r} of shape "
+                f"{tuple(variable.shape)} from the shapes of its attention "
+                f"layer's variables; it assumes MultiHeadAttention's "
+                f"(d, heads, head_dim) and makes one block of axes "
+                f"{list(axes)} (one per "
+                f"{'output neuron' if value else 'head'}). If the heads "
+                f"come first, (heads, d, head_dim) as in KerasHub's Gemma, "
+                f"pass AdamMini(block_axes={{{re.escape(path) + '$'!r}: "
+                f"{heads_first}}}); giving it axes {list(axes)} there "
+                f"keeps these blocks without this warning.",
+                stacklevel=2,
+            )
         super().build(variables)
+        self._attention = facts
         self._slots["velocity"] = [
             self.add_variable(
                 shape=shape,
@@ -245,22 +304,116 @@ def _block_mean_square(gradient, velocity):
     return ops.mean(square, axis=axes, keepdims=True)
 
 
-def default_blocks(path: str, rank: int) -> tuple[int, ...]:
-    """The axes one block spans for a variable at ``path`` of rank
-    ``rank``, from Keras' layer layouts (the table of :class:`AdamMini`)."""
+def default_blocks(path: str, shape, variables: Any = ()) -> tuple[int, ...]:
+    """The axes one block spans for a variable at ``path`` of shape
+    ``shape``, from Keras' layer layouts (the table of :class:`AdamMini`).
+    ``variables``: the ``(path, shape)`` pairs the variable is built with,
+    whose shapes tell an attention layer's layout."""
+    return _rule(path, tuple(shape), _attention_facts(variables))[0]
+
+
+#: A variable of an attention layer: its prefix (the layer's path), its
+#: projection and its name.
+_ATTENTION = re.compile(
+    r"^(?P<layer>.*?)(?:^|/)(?P<role>query|key|value|attention_output)/"
+    r"(?P<name>kernel|bias|lora_kernel_a|lora_kernel_b)$"
+)
+
+
+def _attention_facts(variables) -> dict[str, dict[str, Any]]:
+    """What the variables of each attention layer tell of its layout, by
+    the layer's path: ``width``, the model width ``d`` (the output
+    projection's last axis, of its kernel or LoRA factor B); ``heads``, by
+    projection, the head counts (the output projection's first axis for
+    the queries, a rank-2 bias's first axis, ``(heads, head_dim)``);
+    ``inputs``, the first two axes of each rank-3 query, key or value
+    kernel or LoRA factor A."""
+    facts: dict[str, dict[str, Any]] = {}
+    for path, shape in variables:
+        match = _ATTENTION.match(path)
+        if match is None:
+            continue
+        role, name = match["role"], match["name"]
+        layer = facts.setdefault(
+            match["layer"], {"width": None, "heads": {}, "inputs": []}
+        )
+        rank = len(shape)
+        if role == "attention_output":
+            if name in ("kernel", "lora_kernel_b") and rank >= 2:
+                layer["width"] = shape[-1]
+            if name in ("kernel", "lora_kernel_a") and rank == 3:
+                layer["heads"]["query"] = shape[0]
+        elif name == "bias" and rank == 2:
+            layer["heads"][role] = shape[0]
+        elif name in ("kernel", "lora_kernel_a") and rank == 3:
+            layer["inputs"].append(tuple(shape[:2]))
+    return facts
+
+
+def _head_axis(role, shape, layer) -> int | None:
+    """The head axis (0 or 1) of a rank-3 query, key or value kernel (or
+    LoRA factor A) of ``shape``: ``(d, heads, ...)`` (``MultiHeadAttention``,
+    Llama) or ``(heads, d, ...)`` (Gemma), from the facts of its layer
+    (:func:`_attention_facts`), or None where they cannot tell."""
+    if layer is None:
+        return None
+    a, b = shape[:2]
+    votes = set()
+    width, heads = layer["width"], layer["heads"].get(role)
+    for known in (width, None), (None, heads):
+        d, h = known
+        if a != b and (d == a or h == b):
+            votes.add(1)
+        if a != b and (d == b or h == a):
+            votes.add(0)
+    if not votes and width is None:
+        # No width and no head count: the input axis is the one whose
+        # length all the projections share (self-attention), where the
+        # other differs (grouped-query attention's fewer key/value heads).
+        inputs = layer["inputs"]
+        shared = [len({x[i] for x in inputs}) == 1 for i in (0, 1)]
+        if shared == [True, False]:
+            votes.add(1)
+        elif shared == [False, True]:
+            votes.add(0)
+    return votes.pop() if len(votes) == 1 else None
+
+
+def _rule(path, shape, facts) -> tuple[tuple[int, ...], bool]:
+    """The axes of the rule and whether they are a guess: a rank-3 query,
+    key or value whose head axis the variables do not tell gets Keras'
+    ``MultiHeadAttention`` layout."""
+    rank = len(shape)
     every = tuple(range(rank))
     name = path.rsplit("/", 1)[-1]
     if name in ("bias", "beta"):  # a normalisation's offset is a bias
-        return ()
-    if rank == 3 and re.search(r"(^|/)(query|key)/kernel$", path):
-        return (0, 2)  # (d, heads, head_dim): one block per head
-    if rank == 3 and re.search(r"(^|/)value/kernel$", path):
-        return (0,)  # one block per output neuron (head, head_dim)
-    if name == "embeddings" and rank == 2:
-        return (1,)  # one block per token
-    if name == "kernel" and rank >= 2:
-        return every[:-1]  # one block per output neuron or channel
-    return every
+        return (), False
+    match = _ATTENTION.match(path)
+    if (
+        match is not None
+        and rank == 3
+        and match["role"] in ("query", "key", "value")
+        and match["name"] in ("kernel", "lora_kernel_a")
+    ):
+        head = _head_axis(match["role"], shape, facts.get(match["layer"]))
+        guess = head is None
+        if guess:
+            head = 1
+        if match["role"] == "value":  # one block per output neuron
+            return (1 - head,), guess
+        return tuple(i for i in every if i != head), guess  # per head
+    if name in ("embeddings", "lora_embeddings_a") and rank == 2:
+        return (1,), False  # (tokens, d) or (tokens, rank): per token
+    if name == "reverse_embeddings" and rank == 2:
+        return (0,), False  # (d, tokens): per token
+    if name in ("kernel", "lora_kernel_a", "lora_kernel_b") or (
+        name == "lora_embeddings_b"
+    ):
+        if rank >= 2:
+            # One block per output neuron or channel; LoRA's factor B
+            # (rank, out) as a Dense kernel.
+            return every[:-1], False
+    return every, False
 
 
 def _variable_path(variable) -> str:
