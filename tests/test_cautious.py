@@ -1,16 +1,15 @@
 """``cautious=True`` (Liang et al. 2024, "Cautious Optimizers") on every
 optimizer with momentum: against the NumPy oracle of each optimizer with
 the cautious rule on top (``tests/oracles/cautious.py``), against
-pytorch-optimizer 4.1's cautious variants where they compute the same rule,
-and the arguments it refuses.
+pytorch-optimizer 4.1's cautious variants with its rescale replaced by the
+authors' current one, and the arguments it refuses.
 
 Tolerance: ``helpers.float32_tolerance``, one float32 rounding of the
 largest parameter per step, as in ``tests/test_parity.py``. The masked
 step is formed from the parameter before and after the update (``u = p -
 p_new``, exact in float32 when the two are within a factor 2), so each
 step adds one more rounding of the parameter, times the scale
-``n / (kept + 1)``; the errors measured stay below a fifth of the
-tolerance.
+``n / kept``; the errors measured stay below a fifth of the tolerance.
 """
 
 import math
@@ -102,19 +101,44 @@ def test_the_decoupled_decay_is_not_masked(keras_decay):
     _check(optimizer, cautious(AdamOracle()), weight_decay=0.2)
 
 
-def test_the_step_is_masked_and_scaled_as_the_paper_says():
-    """One SGD step with momentum from a known velocity, by hand: with
-    velocity (1, -4, 1, 1, -4), gradient (1, 1, 1, 2, 1), momentum 0.5 and
-    rate 1, the step u = 0.5 v + g = (1.5, -1, 1.5, 2.5, -1) agrees with g
-    on entries 0, 2 and 3: phi = (1, 0, 1, 1, 0), and the kept entries
-    are scaled by 5 / (3 + 1)."""
-    w = keras.Variable(np.zeros(5, "float32"))
+def _sgd_step(velocity, gradient):
+    """The weights, from 0, after one cautious SGD step (momentum 0.5,
+    rate 1) from ``velocity``: its step is ``u = 0.5 velocity +
+    gradient``."""
+    w = keras.Variable(np.zeros(len(gradient), "float32"))
     optimizer = keras_opts.SGD(learning_rate=1.0, momentum=0.5, cautious=True)
     optimizer.build([w])
-    optimizer.variables[-1].assign(np.array([1, -4, 1, 1, -4], "float32"))
-    g = keras.ops.convert_to_tensor([1.0, 1.0, 1.0, 2.0, 1.0])
-    optimizer.apply([g], [w])
-    np.testing.assert_array_equal(w.numpy(), [-1.875, 0.0, -1.875, -3.125, 0.0])
+    optimizer.variables[-1].assign(np.asarray(velocity, "float32"))
+    optimizer.apply([keras.ops.convert_to_tensor(gradient, "float32")], [w])
+    return w.numpy()
+
+
+def test_the_step_is_masked_and_scaled_as_the_authors_code_does():
+    """By hand: with velocity (1, -4, 1, 1, -4) and gradient (1, 1, 1, 2,
+    1), the step u = (1.5, -1, 1.5, 2.5, -1) agrees with g on entries 0, 2
+    and 3: phi = (1, 0, 1, 1, 0), and the kept entries are scaled by 5 / 3
+    (the paper's 5 / (3 + 1) would give -1.875 for the first)."""
+    w = _sgd_step([1, -4, 1, 1, -4], [1, 1, 1, 2, 1])
+    expected = [-2.5, 0.0, -2.5, -2.5 * 5 / 3, 0.0]
+    np.testing.assert_allclose(w, expected, rtol=2 * helpers.FLOAT32_EPS)
+
+
+def test_nothing_kept_leaves_the_variable():
+    """u = 0.5 (-4) + 1 = -1 against g = 1 everywhere: phi = 0, and the
+    division by the kept count (0) must not reach the weights."""
+    w = _sgd_step([-4, -4, -4], [1, 1, 1])
+    np.testing.assert_array_equal(w, [0.0, 0.0, 0.0])
+
+
+def test_the_scale_is_at_most_1000():
+    """One entry of 3000 kept: the authors' code divides by the kept
+    fraction clamped at 1e-3, a scale of 1000 (n / nnz would be 3000,
+    n / (nnz + 1) 1500)."""
+    velocity = np.full(3000, -4.0)
+    velocity[0] = 1.0
+    w = _sgd_step(velocity, np.ones(3000))
+    assert w[0] == pytest.approx(-1.5 * 1000, rel=2 * helpers.FLOAT32_EPS)
+    np.testing.assert_array_equal(w[1:], 0.0)
 
 
 def test_foreach_and_single_paths_agree():
@@ -131,7 +155,8 @@ def test_foreach_and_single_paths_agree():
 
 
 #: pytorch-optimizer 4.1 masks the step of its ADOPT with the rule of the
-#: paper (``apply_cautious``: ``mask * numel / (mask.sum() + 1)``); its
+#: paper (``apply_cautious``: ``mask * numel / (mask.sum() + 1)``), which
+#: the test replaces by the authors' current rescale (ours); its
 #: AdEMAMix masks only the fast momentum, which is the whole step when the
 #: slow one has no weight (``alpha = 0``). Its ADOPT clips at
 #: ``clip_lambda(step)`` with ``step`` counting the first call, ours at
@@ -162,8 +187,19 @@ PYTORCH_OPTIMIZER = [
 
 
 @pytest.mark.parametrize("cls, ours, name, theirs", PYTORCH_OPTIMIZER)
-def test_matches_pytorch_optimizer(cls, ours, name, theirs):
+def test_matches_pytorch_optimizer(cls, ours, name, theirs, monkeypatch):
     pytest.importorskip("pytorch_optimizer")
+    from pytorch_optimizer.base.optimizer import BaseOptimizer
+
+    def rescaled_as_the_authors(update, grad):
+        mask = (update * grad > 0).to(grad.dtype)
+        update.mul_(mask / mask.mean().clamp(min=1e-3))
+
+    monkeypatch.setattr(
+        BaseOptimizer,
+        "apply_cautious",
+        staticmethod(rescaled_as_the_authors),
+    )
     lr = 0.05
     params, grads = helpers.random_problem(seed=2, steps=STEPS)
     optimizer = cls(learning_rate=lr, cautious=True, **ours)

@@ -5,7 +5,7 @@ kernel through it."""
 
 from __future__ import annotations
 
-from keras_opts._core import keras_api, kernels, rounding
+from keras_opts._core import keras_api, kernels, rounding, step_options
 
 
 class Foreach:
@@ -117,7 +117,10 @@ class Foreach:
             dtype=counts.dtype,
             device=counts.device,
         )
-        masks = self.scale(masks, sizes / (counts + 1.0))
+        floor = step_options.CAUTIOUS_MIN_FRACTION
+        masks = self.scale(
+            masks, sizes / torch.maximum(counts, floor * sizes)
+        )
         torch._foreach_sub_(before, torch._foreach_mul(u, masks))
         torch._foreach_copy_(tensors, before)
 

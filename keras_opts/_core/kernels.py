@@ -43,7 +43,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_opts._core import gradients, rounding
+from keras_opts._core import gradients, rounding, step_options
 
 
 class Slots(dict):
@@ -175,13 +175,15 @@ class Single:
         variable took since :meth:`snapshot`, the mask
         ``phi = (u * g > 0)`` keeps the entries where ``-u`` descends
         along the gradient ``g``, and ``p = before - u * phi * n /
-        (sum(phi) + 1)``, ``n`` the variable's size: the kept entries
-        scaled up by about the inverse of the kept fraction."""
+        max(sum(phi), n / 1000)``, ``n`` the variable's size: the kept
+        entries scaled up by the inverse of the kept fraction
+        (``step_options.CAUTIOUS_MIN_FRACTION``)."""
+        floor = step_options.CAUTIOUS_MIN_FRACTION
         for variable, before, grad in zip(variables, self._before, grads):
             u = before - ops.convert_to_tensor(variable)
             mask = ops.cast(u * grad > 0, u.dtype)
             size = float(max(1, _size(u.shape)))
-            scale = size / (ops.sum(mask) + 1.0)
+            scale = size / ops.maximum(ops.sum(mask), floor * size)
             self._optimizer.assign(variable, before - u * (mask * scale))
 
     # The kernel's vocabulary.

@@ -12,12 +12,20 @@ the number of entries of the variable:
 
 $$
 \phi = \mathbb{1}(u \odot g > 0), \qquad
-\theta \leftarrow \theta - \frac{n}{\sum_i \phi_i + 1}\, \phi \odot u
+\theta \leftarrow \theta - \frac{n}{\max(\sum_i \phi_i,\ n / 1000)}\,
+    \phi \odot u
 $$
 
-the paper's Algorithm 2 (its $d / (\mathrm{nnz}(\phi) + 1)$, per variable
-as the authors' code and pytorch-optimizer's ``apply_cautious`` count it):
-the kept entries are scaled up by about the inverse of their fraction.
+per variable: the kept entries are scaled up by the inverse of their
+fraction, so that the step keeps its size. This is the authors' code as it
+stands (C-Optim's C-AdamW and C-Muon divide the mask by
+``mask.mean().clamp(min=1e-3)``, :data:`CAUTIOUS_MIN_FRACTION`); the
+paper's Algorithm 2, pytorch-optimizer 4.1's ``apply_cautious`` and the
+first version of that code divide by $\mathrm{nnz}(\phi) + 1$ instead,
+which shrinks a step that keeps $k$ entries by $k / (k + 1)$ (half of it
+where one entry is kept); heavyball divides by $\max(\mathrm{nnz}(\phi),
+1)$, the same wherever at least one entry in a thousand is kept. Where no
+entry is kept, $\phi = 0$ and the variable does not move.
 ``u`` is taken as the difference of the variable before and after the
 optimizer's own update, so every optimizer, on every path (the
 ``keras.ops`` loop, torch's multi-tensor and fused kernels), gets it
@@ -59,6 +67,11 @@ from __future__ import annotations
 import keras
 
 from keras_opts._core import checks, keras_api
+
+#: ``cautious``: the kept fraction the rescale divides by is at least this
+#: (the authors' ``mask.mean().clamp(min=1e-3)``), so that a step keeping
+#: a few entries of a large variable is scaled up at most 1000 times.
+CAUTIOUS_MIN_FRACTION = 1e-3
 
 
 class Flags:

@@ -2,12 +2,13 @@
 Training with One Line of Code", https://arxiv.org/abs/2411.16085, on top
 of any oracle.
 
-The paper's Algorithm 2 (C-AdamW), for the update ``u_t`` the base
-optimizer proposes and the gradient ``g_t``:
-``phi_t = 1(u_t * g_t > 0)`` (its PyTorch line: ``(u * g > 0)``),
-``lr_t' = lr_t * d / (nnz(phi_t) + 1)``, ``w_t = w_{t-1} - lr_t' phi_t * u_t``,
-then the decoupled weight decay, which is not masked. ``d`` is the number
-of entries, counted per parameter tensor as the authors' code does.
+The authors' C-AdamW as their code has it now, for the update ``u_t`` the
+base optimizer proposes and the gradient ``g_t``:
+``phi_t = 1(u_t * g_t > 0)``, ``lr_t' = lr_t / max(mean(phi_t), 1e-3)``
+(``mask.div_(mask.mean().clamp_(min=1e-3))``), ``w_t = w_{t-1} - lr_t'
+phi_t * u_t``, then the decoupled weight decay, which is not masked. The
+mean is over each parameter tensor. The paper's Algorithm 2 divides by
+``(nnz(phi_t) + 1) / d`` instead, as the authors' first code did.
 
 Here ``u`` is the step the wrapped oracle takes (``param - new``, learning
 rate included, which the positive scale does not change) after the
@@ -37,7 +38,8 @@ class _Cautious:
         u = param - new
         g = grad + self.l2 * param
         phi = (u * g > 0).astype(np.float64)
-        return param - phi * u * (phi.size / (np.sum(phi) + 1.0))
+        kept = max(np.mean(phi), 1e-3) if phi.size else 1.0
+        return param - phi * u / kept
 
     def step(self, param, grad, state, lr, t):
         new = self.oracle.step(param.copy(), grad, state, lr, t)
