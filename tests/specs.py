@@ -1215,6 +1215,9 @@ SPECS: tuple[Spec, ...] = (
                 "epsilon": 1e-3,
                 "weight_decay": 0.1,
             },
+            # pytorch-optimizer's rule: the rank-3 variable of the shared
+            # problem takes the MARS step, not AdamW's.
+            {"higher_rank_mars": True, "weight_decay": 0.1},
             # The richest: the shared base-feature tests take it, and its
             # rank-1 variable has no decay of its own (weight_decay_1d),
             # so that excluding it from Keras' decay leaves none.
@@ -1242,6 +1245,7 @@ SPECS: tuple[Spec, ...] = (
                     "epsilon": 1e-2,
                     "epsilon_mode": "uncorrected",
                     "previous_gradient_init": "zeros",
+                    "higher_rank_mars": True,
                 },
                 {"lr_1d": 0.01, "weight_decay": 0.1, "eps": 1e-2},
             ),
@@ -1265,6 +1269,7 @@ SPECS: tuple[Spec, ...] = (
             gamma=("float", 0.0, 1.0),
             mars_type=("choice", ("adamw", "lion")),
             optimize_1d=("bool",),
+            higher_rank_mars=("bool",),
             previous_gradient_init=("choice", ("first", "zeros")),
         ),
         decays_near_one=near_one(

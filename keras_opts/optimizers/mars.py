@@ -36,8 +36,8 @@ class MARS(Optimizer):
     $\beta_1, \beta_2$ = ``beta_1, beta_2``, $\epsilon$ = ``epsilon``,
     $\lambda$ = ``weight_decay``; $m_0 = v_0 = 0$; $g_0 = g_1$ (the paper
     starts from $x_1 = x_0$, so the first step has no correction; see
-    ``previous_gradient_init``); $t = 1, 2, \dots$. For each variable of
-    rank 2 or more:
+    ``previous_gradient_init``); $t = 1, 2, \dots$. For each matrix
+    (each variable of rank 2):
 
     $$
     \begin{aligned}
@@ -52,11 +52,16 @@ class MARS(Optimizer):
     \end{aligned}
     $$
 
-    Variables of rank 0 and 1 (biases, normalisation scales) take plain
-    AdamW with their own ``beta_1_1d``, ``beta_2_1d``, learning rate
+    The other variables (biases and normalisation scales of rank 0 and 1,
+    and convolution kernels and other tensors of rank 3 or more) take
+    plain AdamW with their own ``beta_1_1d``, ``beta_2_1d``, learning rate
     ``learning_rate * learning_rate_1d_scale`` and decay
-    ``weight_decay_1d``, as in the paper's experiments and the authors'
-    code; ``optimize_1d=True`` gives them the MARS step above instead.
+    ``weight_decay_1d``, as in the authors' code, which takes the MARS
+    step where ``len(grad.shape) == 2``; ``optimize_1d=True`` gives every
+    variable the MARS step above instead. ``higher_rank_mars=True`` gives
+    it to the tensors of rank 3 or more too, with the norm of the clip
+    taken over the whole tensor (pytorch-optimizer's rule, ``ndim >=
+    2``).
 
     Weight decay is decoupled, $\theta \leftarrow \theta (1 - \eta
     \lambda)$ before the step, and belongs to the algorithm (it differs
@@ -79,12 +84,16 @@ class MARS(Optimizer):
             ``"corrected"`` (the paper, the authors' code) or
             ``"uncorrected"`` (pytorch-optimizer). Default
             ``"corrected"``.
-        weight_decay: $\lambda \ge 0$ of the rank-2+ variables, or a
-            schedule of the step. Default 0.
-        optimize_1d: apply MARS to variables of rank 0 and 1 too. Default
-            False.
-        learning_rate_1d_scale: the rank-0/1 variables' learning rate over
-            ``learning_rate``, positive. Default 1.
+        weight_decay: $\lambda \ge 0$ of the variables that take the MARS
+            step, or a schedule of the step. Default 0.
+        optimize_1d: the MARS step for every variable, of any rank.
+            Default False.
+        higher_rank_mars: the MARS step for the variables of rank 3 or
+            more too (pytorch-optimizer's rule); False gives them the
+            AdamW step (the authors' rule). Default False.
+        learning_rate_1d_scale: the learning rate of the variables that
+            take the AdamW step over ``learning_rate``, positive.
+            Default 1.
         beta_1_1d: their AdamW momentum decay. Default 0.9.
         beta_2_1d: their AdamW second-moment decay. Default 0.95.
         weight_decay_1d: their decoupled decay, at least 0. Default 0.1.
@@ -105,11 +114,14 @@ class MARS(Optimizer):
       ``MARS(lr, beta_1=b1, beta_2=b2, gamma=g, mars_type=t,
       optimize_1d=o, learning_rate_1d_scale=lr1 / lr, beta_1_1d=c1,
       beta_2_1d=c2, weight_decay=w, weight_decay_1d=w1, epsilon=e,
-      epsilon_mode="uncorrected", previous_gradient_init="zeros")``. Its
+      epsilon_mode="uncorrected", previous_gradient_init="zeros",
+      higher_rank_mars=True)``. Its
       denominator also adds 1e-15 to $v_t$ under the root, a relative
       change of about $10^{-15} / v_t$.
     - The authors' code (``mars-adamw``, ``mars-lion``, ``is_approx``):
-      the same with ``epsilon_mode="corrected"``.
+      the same with ``epsilon_mode="corrected"`` and
+      ``higher_rank_mars=False`` (their rule: the MARS step for matrices
+      only, AdamW for tensors of rank 3 or more).
 
     Example:
 
@@ -141,6 +153,7 @@ class MARS(Optimizer):
         "beta_1_1d",
         "beta_2_1d",
         "weight_decay_1d",
+        "higher_rank_mars",
         "previous_gradient_init",
     )
 
@@ -159,6 +172,7 @@ class MARS(Optimizer):
         beta_1_1d: float = 0.9,
         beta_2_1d: float = 0.95,
         weight_decay_1d: float = 0.1,
+        higher_rank_mars: bool = False,
         previous_gradient_init: str = "first",
         coupled_weight_decay: float = 0.0,
         name: str | None = None,
@@ -181,6 +195,7 @@ class MARS(Optimizer):
         weight_decay_1d = checks.non_negative(
             "weight_decay_1d", weight_decay_1d
         )
+        higher_rank_mars = checks.boolean("higher_rank_mars", higher_rank_mars)
         previous_gradient_init = checks.choice(
             "previous_gradient_init",
             previous_gradient_init,
@@ -204,6 +219,7 @@ class MARS(Optimizer):
         self.beta_1_1d = beta_1_1d
         self.beta_2_1d = beta_2_1d
         self.weight_decay_1d = weight_decay_1d
+        self.higher_rank_mars = higher_rank_mars
         self.previous_gradient_init = previous_gradient_init
         # Which of the two kinds of variable _run_kernel is updating.
         self._vectors = False
@@ -212,18 +228,21 @@ class MARS(Optimizer):
 
     def _slot_names(self):
         # The second moment of the AdamW steps: MARS-AdamW's, and plain
-        # AdamW's of the rank-0/1 variables (none under MARS-Lion with
+        # AdamW's of the other variables (none under MARS-Lion with
         # optimize_1d).
         if self.mars_type == "lion" and self.optimize_1d:
             return ("momentum", "previous_gradient")
         return ("momentum", "velocity", "previous_gradient")
 
     def _takes_mars_step(self, variable) -> bool:
-        return self.optimize_1d or len(variable.shape) >= 2
+        rank = len(variable.shape)
+        if self.optimize_1d or rank == 2:
+            return True
+        return self.higher_rank_mars and rank > 2
 
     def _run_kernel(self, k, grads, variables, learning_rate):
         """The MARS step for the variables that take it, then AdamW for
-        the others (``optimize_1d=False``)."""
+        the others."""
         mars = [self._takes_mars_step(v) for v in variables]
         for vectors in (False, True):
             part = [i for i, m in enumerate(mars) if m != vectors]
@@ -299,7 +318,7 @@ class MARSCoefficients(NamedTuple):
     """The scalars of MARS' step ``t`` for one kind of variable."""
 
     #: The learning rate of this kind of variable (times
-    #: ``learning_rate_1d_scale`` for the rank-0/1 AdamW step).
+    #: ``learning_rate_1d_scale`` for the AdamW step).
     learning_rate: Any
     #: ``lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``: the AdamW step.
     step_size: Any

@@ -1,6 +1,8 @@
 """MARS, Yuan et al. (2024): the approximate MARS-AdamW and MARS-Lion
-(Algorithms 1-3 with the previous step's gradient as g_{t-1}), plain
-AdamW for tensors of rank 0 and 1 unless ``optimize_1d``."""
+(Algorithms 1-3 with the previous step's gradient as g_{t-1}) for the
+matrices, plain AdamW for the tensors of other ranks (the authors' code:
+``len(grad.shape) == 2``) unless ``optimize_1d``; ``higher_rank_mars``
+gives the tensors of rank 3 or more the MARS step too."""
 
 import numpy as np
 
@@ -20,6 +22,7 @@ class MARSOracle:
         beta_1_1d=0.9,
         beta_2_1d=0.95,
         weight_decay_1d=0.1,
+        higher_rank_mars=False,
         previous_gradient_init="first",
         coupled_weight_decay=0.0,
     ):
@@ -28,6 +31,7 @@ class MARSOracle:
         self.eps, self.eps_mode = epsilon, epsilon_mode
         self.wd, self.wd_1d = weight_decay, weight_decay_1d
         self.all_mars = optimize_1d
+        self.higher_ranks = higher_rank_mars
         self.lr_scale_1d = learning_rate_1d_scale
         self.b1_1d, self.b2_1d = beta_1_1d, beta_2_1d
         self.zeros_first = previous_gradient_init == "zeros"
@@ -47,7 +51,8 @@ class MARSOracle:
 
     def step(self, param, grad, state, lr, t):
         g = grad + self.l2 * param
-        if not (self.all_mars or param.ndim >= 2):  # AdamW
+        mars = param.ndim == 2 or (self.higher_ranks and param.ndim > 2)
+        if not (self.all_mars or mars):  # AdamW
             lr = lr * self.lr_scale_1d
             b1, b2 = self.b1_1d, self.b2_1d
             state["m"] = b1 * state["m"] + (1 - b1) * g
