@@ -214,11 +214,18 @@ class ScheduleFreeEvaluation(keras.callbacks.Callback):
     opt = keras_opts.ScheduleFreeAdamW(0.0025, warmup_steps=100)
     model.compile(optimizer=opt, loss="mse")
     checkpoint = keras.callbacks.ModelCheckpoint("x.keras")
+    evaluation = keras_opts.callbacks.ScheduleFreeEvaluation(
+        [checkpoint], batchnorm_data=x, batchnorm_steps=20
+    )
     model.fit(
         x, y, validation_data=(x_val, y_val), epochs=10,
-        callbacks=[keras_opts.callbacks.ScheduleFreeEvaluation([checkpoint])],
+        callbacks=[evaluation],
     )
     with opt.averaged():  # after fit, the variables hold y again
+        # BatchNormalization's moving statistics at x, not y's
+        keras_opts.callbacks.recompute_batchnorm_statistics(
+            model, x, steps=20
+        )
         model.evaluate(x_test, y_test)
     ```
     """
