@@ -170,3 +170,28 @@ def test_a_missing_gradient_is_dropped_with_keras_warning(spec, skip):
             np.testing.assert_allclose(
                 value, reference.numpy(), rtol=0, atol=tol
             )
+
+
+@pytest.mark.parametrize("value", [1.0, np.nan], ids=["finite", "nan"])
+def test_skip_nonfinite_stateless_apply_takes_keras_variables(value):
+    """Keras' own optimizers take ``keras.Variable`` objects in
+    ``stateless_apply`` (not only their values); with ``skip_nonfinite``
+    both branches must still return values. The result equals the one
+    given values."""
+    params, grads = helpers.random_problem(seed=16, steps=1)
+    grads = _bad_gradients(grads[0], value)
+    results = []
+    for as_values in (False, True):
+        variables = helpers.make_variables(params)
+        optimizer = registry.lookup("adam").cls(
+            learning_rate=0.1, skip_nonfinite=True
+        )
+        optimizer.build(variables)
+        given = [*optimizer.variables], [*variables]
+        if as_values:
+            given = [v.value for v in given[0]], [v.value for v in given[1]]
+        new, _ = optimizer.stateless_apply(given[0], grads, given[1])
+        results.append([np.asarray(keras.ops.convert_to_numpy(v)) for v in new])
+    for with_variables, with_values, initial in zip(*results, params):
+        np.testing.assert_array_equal(with_variables, with_values)
+        assert np.array_equal(with_values, initial) == (value != 1.0)

@@ -197,6 +197,10 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
             return base_stateless_apply(
                 optimizer_variables, grads, trainable_variables
             )
+        # Values, not keras.Variable objects (which Keras' own
+        # stateless_apply accepts too): both branches return arrays.
+        trainable_variables = [_value(v) for v in trainable_variables]
+        optimizer_variables = [_value(v) for v in optimizer_variables]
         return ops.cond(
             gradients.all_finite(grads),
             lambda: base_stateless_apply(
@@ -418,3 +422,10 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         config.update(cautious=self.cautious, state_dtype=self.state_dtype)
         config.update(declared_config(self))
         return config
+
+
+def _value(variable):
+    """A ``keras.Variable``'s value; a tensor unchanged."""
+    if isinstance(variable, keras.Variable):
+        return variable.value
+    return variable

@@ -138,9 +138,14 @@ class ScheduleFree(Optimizer):
             aggregation="only_first_replica",
             name="weight_sum",
         )
-        for z, variable in zip(self._slots["z"], variables):
-            if z is not None:  # z_1 = x_1 = y_1: the weights now
-                self.assign(z, ops.copy(variable))
+        # z_1 = x_1 = y_1: the weights now. Keras' TensorFlow fit() builds
+        # the optimizer inside the first trace of its train step; an
+        # assignment there would belong to that graph, not run now (z
+        # stayed 0), so it runs outside any trace.
+        with _outside_trace():
+            for z, variable in zip(self._slots["z"], variables):
+                if z is not None:
+                    z.assign(ops.copy(_read(variable)))
 
     # The learning rate in effect and the averaging weight.
 
@@ -263,6 +268,16 @@ def _read(variable):
     if isinstance(variable, keras.Variable):
         return variable.value
     return ops.convert_to_tensor(variable)
+
+
+def _outside_trace():
+    """A context in which ops run now, also inside a ``tf.function`` trace
+    (``tf.init_scope``); nothing on the other backends."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
 
 
 def _no_grad():

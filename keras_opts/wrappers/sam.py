@@ -17,7 +17,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core import checks, keras_api
+from keras_opts._core import checks, gradients, keras_api
 from keras_opts._core.config import checked_config
 from keras_opts.wrappers import base as wrapper_base
 
@@ -134,7 +134,10 @@ class SAM(keras.Model):
     def perturbation(self, grads: list) -> list:
         """The perturbation ``rho * g / (global_norm(g) + epsilon)`` of each
         gradient (``None`` stays ``None``), the norm taken in float32 over
-        all of them."""
+        all of them. A sparse gradient (an ``Embedding``'s on TensorFlow)
+        is made dense first, its duplicate rows summed: its perturbation
+        is a dense tensor like the others."""
+        grads = [None if g is None else gradients.dense(g) for g in grads]
         present = [
             ops.cast(ops.convert_to_tensor(g), "float32")
             for g in grads
