@@ -17,7 +17,8 @@ PY := $(VENV)/bin/python
 PIP_ARGS ?=
 PIP := -m pip install --quiet $(PIP_ARGS)
 cksum = $(shell cat $(1) | cksum | cut -d' ' -f1)
-STAMP := $(VENV)/.installed-$(call cksum,requirements/test.txt pyproject.toml)
+STAMP := $(VENV)/.installed-$(call cksum,requirements/test.txt \
+	requirements/keras-hub.txt pyproject.toml)
 BACKEND := $(or $(KERAS_BACKEND),jax)
 MNIST_STAMP := $(VENV)/.mnist-$(BACKEND)-$(call cksum,requirements/mnist.txt \
 	requirements/test.txt pyproject.toml)
@@ -33,8 +34,10 @@ install: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements/test.txt pyproject.toml | $(VENV)/bin/python
+$(STAMP): requirements/test.txt requirements/keras-hub.txt pyproject.toml \
+		| $(VENV)/bin/python
 	$(PY) $(PIP) -r requirements/test.txt
+	$(PY) $(PIP) --no-deps -r requirements/keras-hub.txt
 	$(PY) $(PIP) --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@

@@ -3,6 +3,7 @@
 import os
 
 import keras
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -18,6 +19,19 @@ collect_ignore = (
 settings.register_profile("ci", max_examples=6, deadline=None)
 settings.register_profile("thorough", max_examples=300, deadline=None)
 settings.load_profile("ci")
+
+
+# NumPy's assert_allclose passes NaN against NaN unless told otherwise: two
+# runs that diverged alike would pass. In this suite a NaN fails a
+# comparison; a test that means to compare NaNs says equal_nan=True.
+_assert_allclose = np.testing.assert_allclose
+
+
+def _assert_allclose_nan_fails(actual, desired, *args, equal_nan=False, **kw):
+    _assert_allclose(actual, desired, *args, equal_nan=equal_nan, **kw)
+
+
+np.testing.assert_allclose = _assert_allclose_nan_fails
 
 
 def pytest_report_header(config):

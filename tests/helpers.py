@@ -72,7 +72,13 @@ def random_problem(seed=0, steps=50, shapes=SHAPES):
 
 
 def float32_tolerance(history, steps):
-    """One float32 rounding of the largest magnitude seen, per step."""
+    """One float32 rounding of the largest magnitude seen, per step.
+
+    A history with a NaN or an infinity has no such scale (the tolerance
+    would be infinite or NaN, and pass anything): it fails here."""
+    for state in history:
+        for p in state:
+            assert np.all(np.isfinite(p)), "a non-finite value in the history"
     scale = max(
         1.0,
         max(float(np.max(np.abs(p), initial=0.0)) for s in history for p in s),
@@ -84,11 +90,13 @@ def assert_histories_close(actual, expected, atol, what=""):
     assert len(actual) == len(expected)
     for step, (a_step, e_step) in enumerate(zip(actual, expected)):
         for i, (a, e) in enumerate(zip(a_step, e_step)):
+            # NaN is not close to NaN: a run that diverged fails.
             np.testing.assert_allclose(
                 a,
                 e,
                 rtol=0,
                 atol=atol,
+                equal_nan=False,
                 err_msg=f"{what}: step {step + 1}, parameter {i}",
             )
 

@@ -39,7 +39,7 @@ def test_mnist_fit_falls_back_saves_and_reloads(
             "--optimizer",
             "radam",
             "--epochs",
-            "1",
+            "4",
             "--limit",
             "400",
             "--out",
@@ -55,7 +55,9 @@ def test_mnist_fit_falls_back_saves_and_reloads(
     assert "'beta_1': 0.8" in out
     assert (tmp_path / "radam.keras").exists()
     ((name, accuracy, _),) = results
-    assert name == "radam" and 0.0 <= accuracy <= 1.0
+    # Four epochs over 400 digits (RAdam warms up): chance is 0.1, this
+    # run measured 0.405; an optimizer that does not train stays near 0.1.
+    assert name == "radam" and accuracy > 0.25
 
 
 def test_mnist_download_failure_message_is_one_line(examples):

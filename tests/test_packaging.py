@@ -154,8 +154,10 @@ def test_readme_starts_with_install_and_tells_the_backend():
     sections = re.findall(r"^## (.+)$", readme, flags=re.MULTILINE)
     assert sections[0] == "Install"
     install = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    # Not on the public index yet: from a clone, for each extra.
     for extra in ("jax", "torch", "tensorflow"):
-        assert f'pip install "keras-opts[{extra}]"' in install
+        assert f'pip install "./keras_opts[{extra}]"' in install
+    assert "not on the public package index yet" in install
     assert "KERAS_BACKEND=jax" in install
     assert "https://download.pytorch.org/whl/cpu" in install
 

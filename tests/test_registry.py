@@ -51,7 +51,11 @@ def test_names_are_unique_and_lower_case():
         for key in {spec.name, spec.cls.__name__.lower(), *spec.aliases}
     ]
     assert len(keys) == len(set(keys))
-    assert all(spec.name == spec.name.lower() for spec in registry.SPECS)
+    for spec in registry.SPECS:
+        # Each name finds its class, in keras_opts and in Keras' registry.
+        assert type(keras_opts.get(spec.name.upper())) is spec.cls
+        registered = f"keras_opts>{spec.cls.__name__}"
+        assert keras.saving.get_registered_object(registered) is spec.cls
     assert set(runtime.ALIASES.values()) <= set(runtime.OPTIMIZERS)
     assert not set(runtime.ALIASES) & set(runtime.OPTIMIZERS)
 
