@@ -110,13 +110,43 @@ def _along(factor, x, axis):
     return ops.reshape(factor, shape)
 
 
+# The matrix products are einsums: Keras 3.15's torch ``tensordot``,
+# ``matmul``, ``norm``, ``prod``, ``maximum`` and ``minimum`` take their
+# result dtype from a promotion lattice that maps float64 to float32 on
+# every backend but TensorFlow (and ``mean`` sums in float32), so a
+# float64 preconditioner would be computed in float32 on torch (``norm``
+# also on JAX with ``jax_enable_x64``).
+
+
+def _letters(rank):
+    return "abcdefghijklmnopqrstuvwxy"[:rank]
+
+
+def _matmul(a, b):
+    """``a @ b`` for a vector or matrix ``a`` and a matrix ``b``, or a
+    matrix ``a`` and a vector ``b``, in their dtype."""
+    left = "ij" if len(a.shape) == 2 else "j"
+    right = "jk" if len(b.shape) == 2 else "j"
+    out = (left[0] if len(a.shape) == 2 else "") + (
+        "k" if len(b.shape) == 2 else ""
+    )
+    return ops.einsum(f"{left},{right}->{out}", a, b)
+
+
+def _norm(x):
+    """The Euclidean norm of a vector, in its dtype."""
+    return ops.sqrt(ops.sum(x * x))
+
+
 def mode_product(factor, x, axis, triangular, transpose=False):
     """``factor`` (or its transpose) applied along ``axis`` of ``x``."""
     if not triangular:
         return x * _along(factor, x, axis)
-    contracted = 0 if transpose else 1
-    y = ops.tensordot(factor, x, axes=[[contracted], [axis]])
-    return ops.moveaxis(y, 0, axis)
+    letters = _letters(len(x.shape))
+    new = "z"
+    matrix = letters[axis] + new if transpose else new + letters[axis]
+    out = letters[:axis] + new + letters[axis + 1 :]
+    return ops.einsum(f"{matrix},{letters}->{out}", factor, x)
 
 
 def mode_solve_transposed(factor, x, axis, triangular):
@@ -136,9 +166,14 @@ def gram(x, axis, triangular):
     others = [a for a in range(len(x.shape)) if a != axis]
     if not triangular:
         return ops.sum(x * x, axis=others) if others else x * x
-    if not others:
-        return ops.outer(x, x)
-    return ops.tensordot(x, x, axes=[others, others])
+    letters = _letters(len(x.shape))
+    other = letters[:axis] + "z" + letters[axis + 1 :]
+    return ops.einsum(f"{letters},{other}->{letters[axis]}z", x, x)
+
+
+def _at_least(x, low):
+    """``maximum(x, low)`` in ``x``'s dtype."""
+    return ops.where(x > low, x, low)
 
 
 def norm_lower_bound(a):
@@ -153,12 +188,12 @@ def norm_lower_bound(a):
     row_sums = ops.sum(squares, axis=1)
     tiny = ops.convert_to_tensor(TINY, a.dtype)
 
-    x0 = ops.matmul(ops.take(a, ops.argmax(column_sums), axis=1), a)
-    x0 = x0 / ops.maximum(ops.norm(x0), tiny)
-    bound0 = ops.norm(ops.matmul(x0, ops.transpose(a)))
-    x1 = ops.matmul(a, ops.take(a, ops.argmax(row_sums), axis=0))
-    x1 = x1 / ops.maximum(ops.norm(x1), tiny)
-    bound1 = ops.norm(ops.matmul(ops.transpose(a), x1))
+    x0 = _matmul(ops.take(a, ops.argmax(column_sums), axis=1), a)
+    x0 = x0 / _at_least(_norm(x0), tiny)
+    bound0 = _norm(_matmul(x0, ops.transpose(a)))
+    x1 = _matmul(a, ops.take(a, ops.argmax(row_sums), axis=0))
+    x1 = x1 / _at_least(_norm(x1), tiny)
+    bound1 = _norm(_matmul(ops.transpose(a), x1))
     bound = ops.where(ops.max(column_sums) > ops.max(row_sums), bound0, bound1)
     return largest * bound
 
@@ -169,7 +204,13 @@ def balanced(factors):
     if len(factors) < 2:
         return list(factors)
     norms = [ops.max(ops.abs(q)) for q in factors]
-    mean = ops.power(ops.prod(ops.stack(norms)), 1.0 / len(factors))
+    product = norms[0]
+    for n in norms[1:]:
+        product = product * n
+    # The exponent a tensor: torch's ``power`` rounds a Python one to
+    # float32.
+    exponent = ops.convert_to_tensor(1.0 / len(factors), product.dtype)
+    mean = ops.power(product, exponent)
     return [q * (mean / n) for q, n in zip(factors, norms)]
 
 
@@ -190,7 +231,7 @@ def fitted(factors, triangular, h, v, step_size):
         term1, term2 = gram(a, axis, tri), gram(b, axis, tri)
         if tri:
             scale = step_size / (norm_lower_bound(term1 + term2) + tiny)
-            new.append(q - scale * ops.matmul(ops.triu(term1 - term2), q))
+            new.append(q - scale * _matmul(ops.triu(term1 - term2), q))
         else:
             scale = step_size / (ops.max(ops.abs(term1 + term2)) + tiny)
             new.append(q - scale * (term1 - term2) * q)

@@ -30,8 +30,9 @@ Infinities stay infinite and NaNs stay NaN.
 
 from __future__ import annotations
 
-import keras
 from keras import ops
+
+from keras_opts._core import counter_random
 
 #: The dtypes ``state_dtype`` takes.
 STATE_DTYPES = ("bfloat16", "float16")
@@ -49,23 +50,23 @@ def stochastic_round(x, dtype: str, seed):
     rounded stochastically with random bits drawn from ``seed`` (a
     ``keras.random.SeedGenerator``, advanced once).
 
-    The random bits are those of a uniform float32 draw in [0, 1), whose
-    values on every backend are multiples of 2^-23 or 2^-24 with equal
-    probabilities: ``floor(u * 2^k)`` is uniform over ``[0, 2^k)`` for
-    ``k <= 23`` (a uniform draw compiles to about half the code of an
-    integer one under XLA)."""
+    The random bits are those of a uniform float32 draw in [0, 1) from
+    ``keras_opts._core.counter_random``, the same on every backend (a
+    file saved on one resumes on another rounding alike): multiples of
+    2^-24 with equal probabilities, so ``floor(u * 2^k)`` is uniform over
+    ``[0, 2^k)`` for ``k <= 24``."""
     x = ops.convert_to_tensor(x, "float32")
     if dtype not in _DROPPED_BITS:
         raise ValueError(f"No stochastic rounding to {dtype!r}.")
     dropped = _DROPPED_BITS[dtype]
-    uniform = keras.random.uniform(ops.shape(x), dtype="float32", seed=seed)
+    uniform = counter_random.uniform(tuple(x.shape), seed)
     noise = ops.cast(ops.floor(uniform * float(1 << dropped)), "int32")
     bits = ops.view(x, "int32")
     kept = ops.view(ops.bitwise_and(bits + noise, -(1 << dropped)), "float32")
     if dtype == "bfloat16":
         return ops.cast(kept, "bfloat16")
     # float16's subnormals: |x| / 2^-24 (exact) rounded up with
-    # probability its fractional part (to the 2^-23 grid of the draw).
+    # probability its fractional part (to the 2^-24 grid of the draw).
     scaled = ops.abs(x) * (1.0 / _FLOAT16_SUBNORMAL_STEP)
     floor = ops.floor(scaled)
     up = ops.cast(uniform < scaled - floor, "float32")

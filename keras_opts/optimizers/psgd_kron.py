@@ -3,12 +3,19 @@ fitted on the Lie group of triangular matrices."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas, keras_api, kron
+from keras_opts._core import (
+    checks,
+    counter_random,
+    formulas,
+    keras_api,
+    kron,
+)
 from keras_opts._core.base import Optimizer
 
 _SCHEDULES = ("random", "counter")
@@ -77,12 +84,14 @@ class PSGDKron(Optimizer):
     constant probability. With ``precond_update_schedule="random"`` (Li's
     form) a coin decides each step; with ``"counter"`` (``kron_torch``,
     pytorch-optimizer) the fit runs whenever $1/p_t$ steps have passed
-    since the last one. The coin and the probes come from a
-    ``keras.random.SeedGenerator`` that is part of the optimizer's
-    variables (saved, so a resumed run draws what the uninterrupted one
-    would have), and the fit is switched on and off by ``keras.ops.cond``
-    (one compiled step for both). A probe is drawn at every step, fitted
-    or not.
+    since the last one. The coin and the probes come from a counter-based
+    generator in integer ``keras.ops`` (``keras_opts._core.counter_random``:
+    the same numbers on every backend, compiled or not) whose seed and
+    counter are a ``keras.random.SeedGenerator``'s state, part of the
+    optimizer's variables (saved, so a resumed run draws what the
+    uninterrupted one would have, on any backend), and the fit is switched
+    on and off by ``keras.ops.cond`` (one compiled step for both). A probe
+    is drawn at every step, fitted or not.
 
     **Shapes.** A vector (rank below ``min_ndim_triangular``) gets a
     diagonal $Q$, as does any axis of size 1 or above
@@ -345,9 +354,7 @@ class PSGDKron(Optimizer):
             self.precond_update_prob_min,
         )
         if self.precond_update_schedule == "random":
-            coin = keras.random.uniform(
-                (), dtype="float32", seed=self._seed_generator
-            )
+            coin = counter_random.uniform((), self._seed_generator)
             self._fit_now = coin < probability
             return
         count = self._update_counter + 1
@@ -375,8 +382,8 @@ class PSGDKron(Optimizer):
             momentum = k.lerp_(s.momentum, g, 1.0 - self.beta_1)
         # Drawn at every step, so that the stream does not depend on the
         # coin.
-        probe = keras.random.normal(
-            tuple(p.shape), dtype=dtype, seed=self._seed_generator
+        probe = counter_random.normal(
+            tuple(p.shape), self._seed_generator, dtype
         )
         corrected = ops.reshape(ops.cast(momentum / c.correction, dtype), shape)
         fitted_to = ops.reshape(ops.cast(g, dtype), shape)
@@ -400,10 +407,11 @@ class PSGDKron(Optimizer):
             self.assign(variable, value)
         update = kron.preconditioned(new, triangular, corrected)
         if self.clip_update_rms is not None:
-            rms = ops.sqrt(ops.mean(update * update))
-            update = update * ops.minimum(
-                1.0, self.clip_update_rms / (rms + 1e-6)
-            )
+            # Not ops.mean nor ops.minimum, float32 on torch for float64.
+            size = max(1, math.prod(shape))
+            rms = ops.sqrt(ops.sum(update * update) / size)
+            scale = self.clip_update_rms / (rms + 1e-6)
+            update = update * ops.where(scale < 1.0, scale, 1.0)
         update = ops.cast(ops.reshape(update, tuple(p.shape)), p.dtype)
         k.sub_(p, update, c.learning_rate)
 

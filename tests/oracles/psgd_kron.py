@@ -219,43 +219,104 @@ class PSGDKronOracle:
         return param - lr * u.reshape(param.shape)
 
 
-class KerasDraws:
-    """The coin and the probes as ``PSGDKron(seed=seed)`` draws them: from
-    a ``keras.random.SeedGenerator(seed)``, one call per number or probe,
-    in the algorithm's order (the only use of Keras in this module).
+def _mix(x):
+    """MurmurHash3's finalizer on uint32 words."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
 
-    ``compiled``: drawn as a compiled step draws them. Only TensorFlow
-    differs: under XLA (``jit_compile=True``) its stateless generators
-    give other numbers from the same seed than its eager kernels.
-    """
 
-    def __init__(self, seed, dtype="float32", compiled=False):
-        import keras
+def _fixed(x):
+    return int(round(x * 2**30))
 
-        self._keras = keras
-        self._generator = keras.random.SeedGenerator(seed)
-        self._dtype = dtype
-        self._normal = keras.random.normal
-        self._uniform = keras.random.uniform
-        if compiled and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
 
-            self._normal = tf.function(keras.random.normal, jit_compile=True)
-            self._uniform = tf.function(keras.random.uniform, jit_compile=True)
+def _times(a, b):
+    """Fixed-point product (30 fraction bits) from 15-bit halves,
+    truncated as ``keras_opts._core.counter_random`` truncates it."""
+    a1, a0 = a >> 15, a & 0x7FFF
+    b1, b0 = b >> 15, b & 0x7FFF
+    return a1 * b1 + ((a1 * b0) >> 15) + ((a0 * b1) >> 15) + ((a0 * b0) >> 30)
+
+
+def _one_minus_series(x, coefficients):
+    value = np.int64(_fixed(1 / math.factorial(coefficients[-1])))
+    for n in reversed(coefficients[:-1]):
+        value = _fixed(1 / math.factorial(n)) - _times(x, value)
+    return 2**30 - _times(x, value)
+
+
+class CounterDraws:
+    """A NumPy transcription of ``keras_opts._core.counter_random``, the
+    generator of ``PSGDKron``'s coin and probes: uint32 words hashed from
+    ``(seed, counter, index)``, the counter advanced by one per draw as
+    the optimizer's ``SeedGenerator`` state is; uniform numbers from the
+    top 24 bits, normal ones by Box-Muller with ``-2 ln u`` and the
+    cosine in fixed point (int64 here, without wrapping)."""
+
+    def __init__(self, seed, counter=0):
+        self.seed = int(seed)
+        self.counter = int(counter)
+
+    def words(self, count):
+        """The next call's words of indices ``0 .. count - 1``."""
+        seed = np.array([self.seed & 0xFFFFFFFF], np.uint32)
+        counter = np.array([self.counter & 0xFFFFFFFF], np.uint32)
+        self.counter += 1
+        k1 = _mix(_mix(seed ^ np.uint32(0x3C6EF372)) + counter)
+        k2 = _mix(k1 ^ np.uint32(0xDAA66D2B))
+        index = np.arange(count, dtype=np.uint32)
+        return _mix(_mix(index * np.uint32(0x9E3779B9) + k1) ^ k2)
+
+    def uniform(self, shape):
+        words = self.words(int(np.prod(shape, dtype=np.int64)))
+        top = (words >> np.uint32(8)).astype(np.float32)
+        return (top * np.float32(2.0**-24)).reshape(shape)
+
+    def normal(self, shape):
+        count = int(np.prod(shape, dtype=np.int64))
+        words = self.words(2 * count).reshape(count, 2).astype(np.int64)
+        # u = m / 2^30 in (0, 1], m scaled into [2^30, 2^31) by 2^shift.
+        m = (words[:, 0] >> 2) + 1
+        shift = np.zeros_like(m)
+        for step in (16, 8, 4, 2, 1):
+            small = m < 2 ** (31 - step)
+            m = np.where(small, m << step, m)
+            shift += np.where(small, step, 0)
+        j, rest = (m - 2**30) >> 24, (m - 2**30) & (2**24 - 1)
+        inverse = np.array([_fixed(1 / (1 + i / 64)) for i in range(64)])
+        logs = np.array([_fixed(math.log1p(i / 64)) for i in range(64)])
+        d = _times(rest, inverse[j])
+        series = _fixed(1 / 3) - (d >> 2)
+        series = 2**29 - _times(d, series)
+        log_m = logs[j] + _times(d, 2**30 - _times(d, series))
+        ln2 = int(round(math.log(2) * 2**26))
+        radius = np.maximum(shift * ln2 - (log_m >> 4), 0)
+        radius = np.float32(radius >> 12) * np.float32(4096) + np.float32(
+            radius & 4095
+        )
+        radius = np.sqrt(radius * np.float32(2.0**-25))
+        # cos(2 pi w): an octant, then +-cos or +-sin of t in [0, pi/4].
+        octant, within = words[:, 1] >> 29, (words[:, 1] & (2**29 - 1)) * 2
+        g = np.where(octant & 1 == 1, 2**30 - within, within)
+        angle = _times(g, _fixed(math.pi / 4))
+        square = _times(angle, angle)
+        cos = _one_minus_series(square, (2, 4, 6, 8))
+        sin = _times(angle, _one_minus_series(square, (3, 5, 7, 9)))
+        value = np.where(((octant + 1) >> 1) & 1 == 1, sin, cos) >> 6
+        z = radius * (value.astype(np.float32) * np.float32(2.0**-24))
+        z = np.where(((octant + 2) >> 2) & 1 == 1, -z, z)
+        return z.astype(np.float32).reshape(shape)
 
     def coin(self):
-        value = self._uniform((), dtype="float32", seed=self._generator)
-        return float(self._keras.ops.convert_to_numpy(value))
+        return float(self.uniform(())[()])
 
     def probe(self, shape):
-        value = self._normal(
-            tuple(shape), dtype=self._dtype, seed=self._generator
-        )
-        return np.asarray(self._keras.ops.convert_to_numpy(value), np.float64)
+        return self.normal(tuple(shape)).astype(np.float64)
 
 
 def seeded(seed=0, compiled=False, **kwargs):
     """The oracle of ``PSGDKron(seed=seed, **kwargs)``, drawing what it
-    draws (in a compiled step with ``compiled``)."""
-    dtype = kwargs.get("preconditioner_dtype", "float32")
-    return PSGDKronOracle(KerasDraws(seed, dtype, compiled), **kwargs)
+    draws (the same compiled or not, on every backend)."""
+    return PSGDKronOracle(CounterDraws(seed), **kwargs)
