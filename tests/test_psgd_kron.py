@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keras_opts import PSGDKron
-from keras_opts._core import kron
+from keras_opts._core import counter_random, kron
 from tests import helpers, oracles
 from tests.oracles.psgd_kron import CounterDraws, seeded
 
@@ -259,3 +259,122 @@ def test_float64_matches_the_float64_oracle(float64):
         seeded(**FLOAT64_KWARGS), params, grads, [0.0625] * steps
     )
     assert helpers.max_abs_difference(history, expected) < 1e-13
+
+
+# The generator of the coin, the probes and state_dtype's stochastic
+# rounding (keras_opts._core.counter_random).
+
+
+def _draw(name, shape, seed, compiled, calls=2, **kwargs):
+    """``calls`` successive draws of ``counter_random.<name>`` from a
+    ``SeedGenerator(seed)``, eager or compiled as ``fit()`` compiles."""
+    generator = keras.random.SeedGenerator(seed)
+    draw = getattr(counter_random, name)
+
+    def draws():
+        return [draw(shape, generator, **kwargs) for _ in range(calls)]
+
+    if compiled and helpers.BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        values = tf.function(draws, jit_compile=True)()
+    elif compiled and helpers.BACKEND == "jax":
+        import jax
+
+        def stateless(state):
+            mapping = [(generator.state, state)]
+            with keras.StatelessScope(state_mapping=mapping):
+                return draws()
+
+        values = jax.jit(stateless)(generator.state.value)
+    else:
+        values = draws()
+    return [np.asarray(keras.ops.convert_to_numpy(v)) for v in values]
+
+
+def _transcribed(name, shape, seed, calls=2):
+    draws = CounterDraws(seed)
+    if name == "bits":
+        size = int(np.prod(shape, dtype=np.int64))
+        return [
+            draws.words(size).view(np.int32).reshape(shape)
+            for _ in range(calls)
+        ]
+    return [getattr(draws, name)(shape) for _ in range(calls)]
+
+
+@pytest.mark.parametrize(
+    "compiled",
+    [False] + ([True] if helpers.BACKEND in helpers.TRACING_BACKENDS else []),
+)
+@pytest.mark.parametrize("seed", [0, 12345, 2**31 - 1])
+def test_generator_matches_its_numpy_transcription_bitwise(seed, compiled):
+    """Words, uniform and normal numbers (two successive calls, so the
+    counter too) equal the NumPy transcription bit for bit, eagerly and
+    compiled (``tf.function(jit_compile=True)``, ``jax.jit``): the same
+    numbers on every backend. The normals cover 2^16 values (every
+    octant of the cosine, radii up to 4.4)."""
+    for name, shape in (
+        ("bits", (7, 3)),
+        ("uniform", (1000,)),
+        ("normal", (256, 256)),
+    ):
+        ours = _draw(name, shape, seed, compiled)
+        expected = _transcribed(name, shape, seed)
+        for a, b in zip(ours, expected):
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        assert not np.array_equal(ours[0], ours[1]), name
+
+
+@pytest.mark.skipif(
+    helpers.BACKEND == "jax", reason="float64 needs jax_enable_x64"
+)
+def test_generator_float64_normals_are_the_float32_ones():
+    ours = _draw("normal", (500,), 3, False, dtype="float64")
+    assert ours[0].dtype == np.float64
+    np.testing.assert_array_equal(ours[0], _transcribed("normal", (500,), 3)[0])
+
+
+N = 100_000
+
+
+def _ks_bound(n, alpha=1e-6):
+    """The Dvoretzky-Kiefer-Wolfowitz bound (Massart's constant): the
+    empirical CDF of ``n`` draws is further than this from the true CDF
+    with probability at most ``alpha``."""
+    return float(np.sqrt(np.log(2 / alpha) / (2 * n)))
+
+
+def test_generator_uniform_statistics():
+    """10^5 uniform numbers: mean 1/2 and variance 1/12 within 5 standard
+    errors (``sqrt(1/12 / n)``; ``sqrt(1/180 / n)``, 1/180 the variance of
+    ``(u - 1/2)^2``), the empirical CDF within the DKW bound of the
+    identity (0.0084 at alpha = 1e-6), and two successive calls
+    uncorrelated within 5 standard errors (``1 / sqrt(n)``)."""
+    u, v = _draw("uniform", (N,), 11, False)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / N)
+    assert abs(u.var() - 1 / 12) < 5 * np.sqrt(1 / 180 / N)
+    ordered = np.sort(u.astype(np.float64))
+    steps = np.arange(1, N + 1) / N
+    distance = max(np.max(steps - ordered), np.max(ordered - (steps - 1 / N)))
+    assert distance < _ks_bound(N)
+    assert abs(np.corrcoef(u, v)[0, 1]) < 5 / np.sqrt(N)
+
+
+def test_generator_normal_statistics():
+    """10^5 normal numbers: mean 0 and variance 1 within 5 standard errors
+    (``1 / sqrt(n)``, ``sqrt(2 / n)``), the empirical CDF within the DKW
+    bound of the normal CDF, neighbours and successive calls uncorrelated
+    within 5 standard errors."""
+    special = pytest.importorskip("scipy.special")
+    z, w = (x.astype(np.float64) for x in _draw("normal", (N,), 12, False))
+    assert abs(z.mean()) < 5 / np.sqrt(N)
+    assert abs(z.var() - 1) < 5 * np.sqrt(2 / N)
+    cdf = special.ndtr(np.sort(z))
+    steps = np.arange(1, N + 1) / N
+    distance = max(np.max(steps - cdf), np.max(cdf - (steps - 1 / N)))
+    assert distance < _ks_bound(N)
+    assert abs(np.corrcoef(z, w)[0, 1]) < 5 / np.sqrt(N)
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 5 / np.sqrt(N)
