@@ -12,6 +12,7 @@
 # for torch's CPU-only wheel instead of the CUDA one.
 
 PYTHON ?= python3
+comma := ,
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_ARGS ?=
@@ -27,7 +28,7 @@ NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
 	tests/test_resume.py tests/test_wrappers.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test mnist install test-nightly
+.PHONY: test mnist install test-nightly test-paths
 
 install: $(STAMP)
 
@@ -56,6 +57,16 @@ $(MNIST_STAMP): requirements/mnist.txt requirements/test.txt pyproject.toml \
 
 test: $(STAMP)
 	$(PY) tools/run_tests.py $(ARGS)
+
+# The execution-path matrix with every (optimizer, path) cell, torch.compile
+# and XLA of the matrix preconditioners included (minutes per backend);
+# `make test` runs the cheaper part of it.
+test-paths: $(STAMP)
+	status=0; for backend in $(subst $(comma), ,$(or $(BACKENDS),\
+		tensorflow$(comma)jax$(comma)torch)); do \
+	  KERAS_OPTS_ALL_PATHS=1 KERAS_BACKEND=$$backend $(PY) -m pytest -n 2 \
+	    tests/test_paths.py $(ARGS) || status=1; \
+	done; exit $$status
 
 mnist: $(MNIST_STAMP)
 	KERAS_BACKEND=$(BACKEND) $(PY) examples/mnist_fit.py $(ARGS)

@@ -129,7 +129,10 @@ class Foreach:
     def _number(self, value):
         torch = self._torch
         if isinstance(value, torch.Tensor):
-            if value.device.type == "cpu":
+            # A CPU scalar read as a Python number is faster in eager
+            # mode; under torch.compile it would break the graph and
+            # specialize on a value that changes every step.
+            if value.device.type == "cpu" and not _compiling():
                 return value.item()
             return value
         return float(value)
@@ -312,8 +315,19 @@ def _scope_value(variable):
 FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
+def _compiling() -> bool:
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
 def fusable(tensors) -> bool:
-    """Whether torch's fused optimizer kernels take these tensors' dtype."""
+    """Whether torch's fused optimizer kernels take these tensors' dtype,
+    outside ``torch.compile`` (inductor has no CPU kernel of
+    ``_fused_sgd_`` with a tensor learning rate; it compiles the foreach
+    form instead)."""
+    if _compiling():
+        return False
     return str(tensors[0].dtype).removeprefix("torch.") in FUSED_DTYPES
 
 
