@@ -1443,8 +1443,8 @@ SPECS: tuple[Spec, ...] = (
         # measured against the oracle over 50 steps: 0.055 of the parity
         # bound. merge_dims is tested on a square result in
         # tests/test_preconditioners.py: merged (2, 3, 2) -> (6, 2) factors
-        # of rank 2 leave a 4-dimensional eigenspace whose basis is
-        # arbitrary, and Adam in it depends on that choice.
+        # of rank 2 leave a 4-dimensional eigenspace whose basis the
+        # authors' construction (canonical_basis=False) leaves to rounding.
         test_configs=(
             {},
             {"precondition_frequency": 3, "beta_1": 0.9, "beta_2": 0.99},
@@ -1477,8 +1477,10 @@ SPECS: tuple[Spec, ...] = (
                 "coupled_weight_decay": 0.1,
             },
         ),
-        # pytorch-optimizer's SOAP matches on matrices whose factors have
-        # no repeated eigenvalue: tests/test_preconditioners.py.
+        # pytorch-optimizer's SOAP matches the authors' construction
+        # (canonical_basis=False) on matrices whose factors have no
+        # repeated eigenvalue: tests/test_preconditioners.py. The default
+        # canonical basis matches no other library.
         references=(),
         search_space=space(
             "beta_1",

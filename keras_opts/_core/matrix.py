@@ -166,6 +166,62 @@ def power_iteration_qr(a, basis, dtype):
     return q, order
 
 
+#: The shift of :func:`shifted_power_iteration`, relative to the factor's
+#: Frobenius norm: float32 products then place the columns it keeps to
+#: 2^-24 / 1e-3 = 6e-5 at worst, and one step still moves toward every
+#: eigenvector whose eigenvalue exceeds about 1e-3 of the largest.
+BASIS_SHIFT = 1e-3
+
+
+def shifted_power_iteration(a, basis, dtype, shift=None):
+    """One step of subspace iteration toward the eigenbasis of the
+    symmetric positive semi-definite matrix ``a`` that moves ``basis``
+    continuously: ``basis``'s columns sorted by descending Rayleigh
+    quotient ``diag(basis^T a basis)``, ``Q R = qr((a + lambda I) basis)``
+    in that order with ``R``'s diagonal positive, and each column of
+    ``Q`` stored where its column of ``basis`` was. ``lambda = shift *
+    ||a||_F`` (a zero ``a`` keeps ``basis``).
+
+    The shift makes ``(a + lambda I) basis`` nonsingular, with each column
+    at least ``lambda`` long: its QR factor with a positive ``R`` diagonal
+    is unique and a continuous function of ``a`` and ``basis``, and where
+    ``a`` has a null space (a rank-deficient factor), or eigenvalues far
+    below ``lambda``, the columns there keep their direction from
+    ``basis`` instead of taking one from rounding. Without it, as in
+    :func:`power_iteration_qr`, those columns of ``a @ basis`` are
+    rounding noise and so are their directions after QR.
+
+    The QR runs on the symmetrically permuted ``P^T (a + lambda I) basis
+    P`` (``P`` the sort), whose ``Q P^T`` is that of the sorted columns
+    up to the permutation: a column of ``basis`` that is a coordinate
+    vector outside ``a``'s support (an unused row of an embedding) then
+    sits on the diagonal, Householder reflections leave it exactly as it
+    is, and the gradient's coordinates along it stay exactly zero.
+
+    Where two quotients tie, the two orders give bases that differ by
+    about the pair's coupling ``q_i^T a q_j / (a_i + lambda)``: zero for
+    eigenvectors and for directions in ``a``'s null space."""
+    if _is_scalar(a):
+        return ops.ones_like(ops.cast(basis, dtype))
+    if shift is None:
+        shift = BASIS_SHIFT
+    a = ops.cast(a, dtype)
+    basis = ops.cast(basis, dtype)
+    product = matmul(a, basis)
+    order = ops.argsort(-ops.sum(basis * product, axis=-2), axis=-1)
+    # ||a||_F scaled by its largest entry, which cannot overflow.
+    largest = ops.max(ops.abs(a))
+    scale = ops.where(largest > 0, largest, ops.ones((), dtype))
+    norm = scale * ops.sqrt(ops.sum(ops.square(a / scale)))
+    shifted = ops.where(largest > 0, product + (shift * norm) * basis, basis)
+    shifted = ops.take(ops.take(shifted, order, axis=0), order, axis=1)
+    q, r = _one_at_a_time(ops.qr, shifted)
+    signs = ops.where(ops.diagonal(r) < 0, -1.0, 1.0)
+    q = q * ops.cast(signs, dtype)
+    inverse = ops.argsort(order, axis=-1)
+    return ops.take(ops.take(q, inverse, axis=0), inverse, axis=1)
+
+
 def _is_scalar(a) -> bool:
     """Whether the matrices of the batch ``a`` are ``1 x 1``: their
     eigenvector is 1 and their root is elementwise. Computed so, not

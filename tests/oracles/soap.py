@@ -1,7 +1,12 @@
 """SOAP, Vyas et al. (2025) Algorithm 3 (Adam in the eigenbasis of
-Shampoo's factors, one factor per dimension of a tensor), with the first
-basis from an eigendecomposition and later ones from one power iteration
-and QR, the second moment reordered with the basis, in NumPy float64.
+Shampoo's factors, one factor per dimension of a tensor), in NumPy
+float64. The canonical basis starts at the identity and every refresh,
+the first at step 1 included, is one power iteration with the factor
+shifted by 1e-3 of its Frobenius norm and QR (columns in order of
+descending Rayleigh quotient, R's diagonal positive), each new column
+stored where its old one was. ``canonical_basis=False`` is the authors':
+the first basis from an eigendecomposition, later ones from QR of the
+unshifted power iteration, the second moment reordered with the basis.
 """
 
 import numpy as np
@@ -31,6 +36,24 @@ def _rotate(x, bases, back=False):
     return x
 
 
+#: keras_opts._core.matrix.BASIS_SHIFT, restated.
+SHIFT = 1e-3
+
+
+def _refine(P, Q):
+    """One shifted power iteration of ``Q`` toward the eigenbasis of
+    ``P``, each column kept in its place."""
+    if P.shape == (1, 1):
+        return np.ones((1, 1))
+    order = np.argsort(-np.diag(Q.T @ P @ Q), kind="stable")
+    norm = np.linalg.norm(P)
+    A = (P + SHIFT * norm * np.eye(len(P))) @ Q if norm > 0 else Q
+    q, r = np.linalg.qr(A[:, order])
+    refined = np.empty_like(q)
+    refined[:, order] = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return refined
+
+
 class SOAPOracle:
     def __init__(
         self,
@@ -44,6 +67,7 @@ class SOAPOracle:
         bias_correction=True,
         skip_first_step=True,
         preconditioner_dtype="float32",
+        canonical_basis=True,
         coupled_weight_decay=0.0,
     ):
         self.b1, self.b2, self.eps = beta_1, beta_2, epsilon
@@ -54,6 +78,7 @@ class SOAPOracle:
         self.correct = bias_correction
         self.skip = skip_first_step
         self.l2 = coupled_weight_decay
+        self.canonical = canonical_basis
 
     def _shape(self, shape):
         shape = list(shape)
@@ -88,7 +113,11 @@ class SOAPOracle:
                     )
             if t == 1:
                 for i, P in enumerate(state["P"]):
-                    if P is not None:
+                    if P is None:
+                        continue
+                    if self.canonical:
+                        state["Q"][i] = _refine(P, np.eye(len(P)))
+                    else:
                         _, vectors = np.linalg.eigh(P)
                         state["Q"][i] = vectors[:, ::-1]
         if self.skip and t == 1:
@@ -108,6 +137,9 @@ class SOAPOracle:
         if shape is not None and t > 1 and n % self.freq == 0:
             for i, (P, q) in enumerate(zip(state["P"], Q)):
                 if P is None:
+                    continue
+                if self.canonical:
+                    Q[i] = _refine(P, q)
                     continue
                 # Columns by descending estimated eigenvalue, V with them.
                 order = np.argsort(-np.diag(q.T @ P @ q), kind="stable")
