@@ -61,23 +61,30 @@ VOCAB, LENGTH, CLASSES = 13, 5, 3
 SAMPLES, BATCH, EPOCHS = 16, 8, 2  # 4 steps
 RTOL = 1e-4
 
+#: The matrix preconditioners, whose XLA programs take minutes to compile
+#: on 2 cores (roots and eigenbases of each variable's factors).
+MATRIX_STATE = ("shampoo", "soap", "psgdkron")
+
 #: Cells whose bound is looser, with the reason: (cell, path) or cell
 #: alone -> relative bound.
 LOOSER: dict = {
     # Inverse roots and eigenbases of Kronecker factors with small
-    # eigenvalues amplify a rounding difference: XLA measured 1.1e-4
-    # (Shampoo) and 1.4e-4 (SOAP) after 4 steps on TensorFlow; graph and
-    # tf.function 4.3e-5 and 1.8e-5.
-    **{(name, "xla"): 1e-3 for name in ("shampoo", "soap", "psgdkron")},
-    # mixed_bfloat16: the model computes in bfloat16, and TensorFlow's
-    # graph and eager kernels round its products differently (2^-8
-    # relative): Keras' own Adam and SGD differ from their eager fit()
-    # by 0.093 and 0.036 there (TensorFlow, 4 steps). A defect of the
-    # optimizer (a state that never initialised) is O(1).
-    **{
-        f"{name} mixed_bfloat16": 0.2
-        for name in ("adam", "schedulefreeadamw", "prodigy")
-    },
+    # eigenvalues amplify a rounding difference: measured after 4 steps
+    # 1.1e-4 (Shampoo) and 1.4e-4 (SOAP) under TensorFlow's XLA, 2.4e-4
+    # (Shampoo) under JAX's jit, 1.5e-3 (SOAP accumulating 2 steps) and
+    # 2.0e-3 (SOAP, LoRA) on JAX.
+    **{name: 5e-3 for name in MATRIX_STATE},
+    **{f"{name} accumulating": 5e-3 for name in MATRIX_STATE},
+    **{f"{name} lora": 5e-3 for name in MATRIX_STATE},
+    # LoRA freezes the kernels, so the weights move less (the scale of
+    # the bound) while the attention's key kernel, whose gradient is
+    # near rounding level at a near-uniform attention, still takes
+    # adaptive steps of the learning rate's size: a one-rounding
+    # difference in its gradient moves it visibly. Measured on JAX's
+    # jit: 1.7e-4 (Adam), 1.0e-3 (ScheduleFreeAdamW), 3.0e-3 (Prodigy,
+    # whose global step size d compounds it).
+    **{f"{name} lora": 1e-2 for name in ("adam", "schedulefreeadamw")},
+    "prodigy lora": 1e-2,
 }
 
 PATHS = {
@@ -197,9 +204,6 @@ FAMILIES = (
     "lookahead",
 )
 
-#: The matrix preconditioners, whose XLA programs take minutes to compile
-#: on 2 cores (roots and eigenbases of each variable's factors).
-MATRIX_STATE = ("shampoo", "soap", "psgdkron")
 
 #: Paths that cost tens of seconds per cell on 2 cores. ``make test`` runs
 #: them for :data:`FAMILIES` only (``torch.compile``; the custom
@@ -434,17 +438,32 @@ def test_lora_path(name):
     assert_within_bounds(f"{name} lora", differences)
 
 
-@pytest.mark.parametrize("name", ("adam", "schedulefreeadamw", "prodigy"))
+@pytest.mark.parametrize("name", ("sgd", "adam", "schedulefreeadamw"))
 def test_mixed_bfloat16_path(name):
-    """Under ``mixed_bfloat16`` the variables stay float32; the eager and
-    compiled runs compute the same bfloat16 products."""
+    """Under ``mixed_bfloat16`` the model computes in bfloat16, and the
+    compiled and eager programs round its products differently (2^-8
+    relative): no optimizer follows its eager run to float32 rounding
+    there. Keras' own Adam, trained the same way in the same test, sets
+    the scale: ours stays within 3 times its spread (measured 0.036 to
+    0.09 for Keras' SGD and Adam on TensorFlow's graph, 0.28 for Adam on
+    JAX's jit), where a defect (a state that never initialised, a slot in
+    the wrong dtype) is O(1). Prodigy is left out: its step size d grows
+    by products of gradient inner products, which the bfloat16 noise
+    changes by a factor (9.6 on JAX)."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        differences = run_cells(CELLS[name], (_compiled_fit_path(),))
+        path = (_compiled_fit_path(),)
+        ours = run_cells(CELLS[name], path)
+        keras_spread = run_cells(lambda: keras.optimizers.Adam(1e-2), path)
     finally:
         keras.config.set_dtype_policy(previous)
-    assert_within_bounds(f"{name} mixed_bfloat16", differences)
+    (difference,) = ours.values()
+    (reference,) = keras_spread.values()
+    assert difference <= 3 * reference + RTOL, (
+        f"{name} under mixed_bfloat16 on {BACKEND}: {difference:.3g} from "
+        f"its eager fit(); Keras' Adam {reference:.3g}"
+    )
 
 
 @pytest.mark.parametrize("name", SETTINGS_OPTIMIZERS)

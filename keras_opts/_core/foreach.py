@@ -80,16 +80,25 @@ class Foreach:
     def widened(self, name):
         return self._widened[name]
 
-    def store_rounded_(self, slots, values, seed):
+    def store_rounded_(self, slots, values, seed, count=1):
+        """As ``kernels.Single.store_rounded_``, variable by variable:
+        ``slots`` and ``values`` hold each slot name's ``count``
+        variables in turn; each variable's slots are rounded from one
+        draw, in the variables' order, so that the bits drawn are those
+        of the per-variable loop on the other backends (a file saved on
+        one resumes on another rounding alike)."""
         from keras import backend
 
-        rounded = [
-            rounding.stochastic_round(
-                value, backend.standardize_dtype(slot.dtype), seed
+        torch = self._torch
+        names = len(slots) // count
+        for i in range(count):
+            own = [slots[n * count + i] for n in range(names)]
+            stacked = torch.stack([values[n * count + i] for n in range(names)])
+            rounded = rounding.stochastic_round(
+                stacked, backend.standardize_dtype(own[0].dtype), seed
             )
-            for slot, value in zip(slots, values)
-        ]
-        self._torch._foreach_copy_(slots, rounded)
+            for j, slot in enumerate(own):
+                slot.copy_(rounded[j])
 
     # cautious.
 
@@ -118,9 +127,7 @@ class Foreach:
             device=counts.device,
         )
         floor = step_options.CAUTIOUS_MIN_FRACTION
-        masks = self.scale(
-            masks, sizes / torch.maximum(counts, floor * sizes)
-        )
+        masks = self.scale(masks, sizes / torch.maximum(counts, floor * sizes))
         torch._foreach_sub_(before, torch._foreach_mul(u, masks))
         torch._foreach_copy_(tensors, before)
 

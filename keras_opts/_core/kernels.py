@@ -147,9 +147,10 @@ class Single:
         """The latest value of the widened slot ``name``, as a list."""
         return [self._latest[name]]
 
-    def store_rounded_(self, slots, values, seed):
+    def store_rounded_(self, slots, values, seed, count=1):
         """Each slot variable (all of one dtype, the variable's narrowed
-        slots) gets its value stochastically rounded to the slot's dtype
+        slots; ``count`` is 1, the one variable) gets its value
+        stochastically rounded to the slot's dtype
         (``keras_opts._core.rounding``), from one draw for all."""
         dtype = keras.backend.standardize_dtype(slots[0].dtype)
         rounded = rounding.stochastic_round(ops.stack(values), dtype, seed)

@@ -226,6 +226,7 @@ def finish(optimizer, k, p, g, names, indices) -> None:
             [k.tensor(optimizer._slots[n][i]) for n in names for i in indices],
             [x for n in names for x in k.widened(n)],
             optimizer._rounding_seed,
+            count=len(indices),
         )
     if optimizer.cautious:
         k.cautious_(p, g)
