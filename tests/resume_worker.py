@@ -16,6 +16,7 @@ model, restores the ``.weights.h5`` file and continues from it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import sys
 from typing import Any
@@ -39,17 +40,20 @@ class Case:
 
 
 #: Every registry optimizer, and stochastic rounding of bfloat16 state
-#: (its random bits drawn alike on every backend). On the per-variable
-#: path only: torch's multi-tensor path (Adam's) draws once per slot where
-#: the other backends draw once for a variable's slots stacked, so its
-#: roundings differ (a continuation 1.7e-4 to 2.8e-4 apart).
+#: (its random bits drawn alike on every backend, on the per-variable path
+#: and on torch's multi-tensor path, Adam's). ``KERAS_OPTS_RESUME_CASES``
+#: (comma-separated names) runs some of them only, by hand.
 CASES = tuple(registry.SPECS) + (
     Case(
         "PSGDKron-bfloat16",
         keras_opts.PSGDKron,
         ({"seed": 4, "state_dtype": "bfloat16"},),
     ),
+    Case("Adam-bfloat16", keras_opts.Adam, ({"state_dtype": "bfloat16"},)),
 )
+if os.environ.get("KERAS_OPTS_RESUME_CASES"):
+    _chosen = os.environ["KERAS_OPTS_RESUME_CASES"].split(",")
+    CASES = tuple(case for case in CASES if case.name in _chosen)
 
 
 def data():
