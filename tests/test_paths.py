@@ -44,6 +44,7 @@ construction the cell says why and how much (:data:`LOOSER`).
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -385,7 +386,20 @@ def bound(cell, path) -> float:
     return LOOSER.get((cell, path), LOOSER.get(cell, RTOL))
 
 
+def _report(cell: str, differences: dict) -> None:
+    """``KERAS_OPTS_PATHS_REPORT=<file>`` appends each cell's differences
+    to that file as JSON lines, for the worst difference per path."""
+    target = os.environ.get("KERAS_OPTS_PATHS_REPORT")
+    if target:
+        with open(target, "a") as report:
+            for path, difference in differences.items():
+                row = {"backend": BACKEND, "cell": cell, "path": path}
+                report.write(json.dumps({**row, "difference": difference}))
+                report.write("\n")
+
+
 def assert_within_bounds(cell: str, differences: dict) -> None:
+    _report(cell, differences)
     failed = {
         path: f"{difference:.3g}"
         for path, difference in differences.items()
