@@ -1032,7 +1032,9 @@ SPECS: tuple[Spec, ...] = (
         paper="You et al. 2017, Large Batch Training of Convolutional Networks",
         paper_url="https://arxiv.org/abs/1708.03888",
         oracle=LARSOracle,
-        lr=1.0,
+        # lr * trust_coefficient = 1e-3 at the default trust 0.1, the
+        # step the tests took at the former default trust 0.001 and lr 1.
+        lr=0.01,
         test_configs=(
             {},
             {"weight_decay": 0.01},
@@ -1043,7 +1045,12 @@ SPECS: tuple[Spec, ...] = (
             {"momentum": 0.5, "coupled_weight_decay": 0.1},
         ),
         references=(
-            Reference("optax", "lars", {}, {}),
+            Reference(
+                "optax",
+                "lars",
+                {"trust_coefficient": 0.1},
+                {"trust_coefficient": 0.1},
+            ),
             Reference(
                 "optax",
                 "lars",
@@ -1060,9 +1067,10 @@ SPECS: tuple[Spec, ...] = (
             weight_decay=("float", 0.0, 0.1),
         ),
         decays_near_one=near_one("momentum", trust_coefficient=0.1),
+        # The former rates / 100: the default trust is 0.1, was 0.001.
         convergence={
-            "parabola": ({"learning_rate": 10.0}, 600),
-            "rosenbrock": ({"learning_rate": 1.0}, 4000),
+            "parabola": ({"learning_rate": 0.1}, 600),
+            "rosenbrock": ({"learning_rate": 0.01}, 4000),
         },
         capabilities=frozenset({"owns_weight_decay", "zero_epsilon"}),
     ),

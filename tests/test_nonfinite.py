@@ -172,6 +172,10 @@ def test_a_missing_gradient_is_dropped_with_keras_warning(spec, skip):
             )
 
 
+@pytest.mark.skipif(
+    helpers.BACKEND == "tensorflow",
+    reason="Keras has no stateless_apply on TensorFlow",
+)
 @pytest.mark.parametrize("value", [1.0, np.nan], ids=["finite", "nan"])
 def test_skip_nonfinite_stateless_apply_takes_keras_variables(value):
     """Keras' own optimizers take ``keras.Variable`` objects in

@@ -199,8 +199,8 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
             )
         # Values, not keras.Variable objects (which Keras' own
         # stateless_apply accepts too): both branches return arrays.
-        trainable_variables = [_value(v) for v in trainable_variables]
-        optimizer_variables = [_value(v) for v in optimizer_variables]
+        trainable_variables = [_as_value(v) for v in trainable_variables]
+        optimizer_variables = [_as_value(v) for v in optimizer_variables]
         return ops.cond(
             gradients.all_finite(grads),
             lambda: base_stateless_apply(
@@ -424,7 +424,7 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         return config
 
 
-def _value(variable):
+def _as_value(variable):
     """A ``keras.Variable``'s value; a tensor unchanged."""
     if isinstance(variable, keras.Variable):
         return variable.value

@@ -145,7 +145,7 @@ class ScheduleFree(Optimizer):
         with _outside_trace():
             for z, variable in zip(self._slots["z"], variables):
                 if z is not None:
-                    z.assign(ops.copy(_read(variable)))
+                    self.assign(z, ops.copy(_read(variable)))
 
     # The learning rate in effect and the averaging weight.
 

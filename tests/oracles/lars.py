@@ -18,7 +18,7 @@ class LARSOracle:
         self,
         momentum=0.9,
         weight_decay=0.0,
-        trust_coefficient=0.001,
+        trust_coefficient=0.1,  # keras_opts' default; the paper's 0.001
         epsilon=0.0,
         nesterov=False,
         exclude_from_layer_adaptation=None,
