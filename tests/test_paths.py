@@ -20,10 +20,13 @@ The paths, per backend:
 - JAX: ``jit`` (``fit()``'s ``jax.jit``) and ``stateless`` (Keras'
   documented loop: ``stateless_call`` and ``optimizer.stateless_apply``
   under ``jax.jit``);
-- torch: ``compile`` (``jit_compile=True``: ``torch.compile``); it
-  compiles for tens of seconds per optimizer, so ``make test`` runs one
-  optimizer of each step family (:data:`FAMILIES`) and
-  ``make test-paths`` all of them (``KERAS_OPTS_ALL_PATHS=1``).
+- torch: ``compile`` (``jit_compile=True``: ``torch.compile``).
+
+``make test`` runs every cell on the path ``fit()`` takes by default
+(XLA on TensorFlow, ``jit`` on JAX) and one optimizer of each step family
+(:data:`FAMILIES`) on every path, ``torch.compile`` included (it compiles
+for tens of seconds per optimizer); ``make test-paths``
+(``KERAS_OPTS_ALL_PATHS=1``) runs every cell on every path.
 
 Settings beyond the plain run, on each backend's compiled ``fit()``:
 ``mixed_bfloat16``, ``gradient_accumulation_steps``, LoRA (``lora_rank``
@@ -210,24 +213,28 @@ FAMILIES = (
 )
 
 
-#: Paths that cost tens of seconds per cell on 2 cores. ``make test`` runs
-#: them for :data:`FAMILIES` only (``torch.compile``; the custom
-#: ``tf.function`` loop, whose build inside a trace the graph ``fit()``
-#: shares) and leaves XLA out for :data:`MATRIX_STATE`;
-#: ``make test-paths`` (``KERAS_OPTS_ALL_PATHS=1``) runs every cell.
-FAMILY_PATHS = ("compile", "tf_function")
+#: The path each cell takes in ``make test``: the one ``fit()`` takes by
+#: default (Keras compiles with XLA on TensorFlow where the model allows,
+#: with ``jax.jit`` on JAX). :data:`FAMILIES` take every path;
+#: ``make test-paths`` (``KERAS_OPTS_ALL_PATHS=1``) runs every cell on
+#: every path. XLA's programs of the matrix preconditioners take minutes
+#: to compile on 2 cores: they take the graph path there instead.
+PRIMARY_PATH = {"tensorflow": "xla", "jax": "jit", "torch": "compile"}
 
 
 def paths_of(cell: str) -> tuple[str, ...]:
     """The paths ``cell`` runs on this backend."""
     if ALL_PATHS:
         return PATHS
-    return tuple(
-        path
-        for path in PATHS
-        if (path not in FAMILY_PATHS or cell in FAMILIES)
-        and not (path == "xla" and cell in MATRIX_STATE)
-    )
+    if cell in FAMILIES:
+        paths = PATHS
+    elif BACKEND == "torch":  # torch.compile: tens of seconds a cell
+        return ()
+    else:
+        paths = (PRIMARY_PATH[BACKEND],)
+    if cell in MATRIX_STATE and BACKEND == "tensorflow":
+        paths = tuple(p for p in paths if p != "xla") or ("graph",)
+    return paths
 
 
 MATRIX = [pytest.param(cell, id=cell) for cell in CELLS if paths_of(cell)]
