@@ -34,7 +34,7 @@ on ``Dense`` and ``EinsumDense``) and composition inside
 ``keras.optimizers.MultiOptimizer``.
 
 The bound. The model's weights are O(1) and a run moves them by about
-``DISPLACEMENT`` (a few steps of learning rate 1e-2); a path that fuses or
+1e-2 to 1e-1 (four steps of learning rates near 1e-2); a path that fuses or
 reorders float32 operations rounds differently, by a few units of 2^-24
 of each weight per step, amplified by adaptive denominators where a
 gradient entry is small. The relative difference, max |w_path - w_eager|
