@@ -183,7 +183,9 @@ def test_skip_nonfinite_stateless_apply_takes_keras_variables(value):
     both branches must still return values. The result equals the one
     given values."""
     params, grads = helpers.random_problem(seed=16, steps=1)
-    grads = _bad_gradients(grads[0], value)
+    grads = [
+        keras.ops.convert_to_tensor(g) for g in _bad_gradients(grads[0], value)
+    ]
     results = []
     for as_values in (False, True):
         variables = helpers.make_variables(params)
