@@ -21,6 +21,14 @@ TRACING_BACKENDS = ("tensorflow", "jax")
 #: ``KERAS_OPTS_EVERY_BACKEND=1`` runs every shared case on every backend.
 EVERY_BACKEND = bool(os.environ.get("KERAS_OPTS_EVERY_BACKEND"))
 
+#: A module's ``pytestmark`` for what does not depend on the backend (the
+#: docs build, the wheel, the generated files): it runs once, in the JAX
+#: pass of ``make test`` (everywhere with ``KERAS_OPTS_EVERY_BACKEND=1``).
+backend_independent = pytest.mark.skipif(
+    BACKEND != "jax" and not EVERY_BACKEND,
+    reason="backend-independent: runs once, in the JAX pass",
+)
+
 
 def shared(cases, test: str, backends=BACKENDS) -> list:
     """The cases of ``cases`` (pytest params, or specs) that this

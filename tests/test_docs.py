@@ -18,7 +18,10 @@ import pytest
 
 import keras_opts
 from keras_opts import schedules
+from tests import helpers
 from tests import specs as registry
+
+pytestmark = helpers.backend_independent
 
 ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"

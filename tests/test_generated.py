@@ -13,7 +13,9 @@ import shutil
 
 import pytest
 
-from tests import specs
+from tests import helpers, specs
+
+pytestmark = helpers.backend_independent
 
 ROOT = pathlib.Path(__file__).parents[1]
 HINT = "stale: run `KERAS_BACKEND=jax python tools/generate.py`"

@@ -18,6 +18,9 @@ import pytest
 from packaging.requirements import Requirement
 
 import keras_opts
+from tests import helpers
+
+pytestmark = helpers.backend_independent
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "requirements"
