@@ -1066,7 +1066,8 @@ SPECS: tuple[Spec, ...] = (
             "adapt_vectors",
             weight_decay=("float", 0.0, 0.1),
         ),
-        decays_near_one=near_one("momentum", trust_coefficient=0.1),
+        # lr 0.01 x trust 10: the step of the former lr 1 x trust 0.1.
+        decays_near_one=near_one("momentum", trust_coefficient=10.0),
         # The former rates / 100: the default trust is 0.1, was 0.001.
         convergence={
             "parabola": ({"learning_rate": 0.1}, 600),
