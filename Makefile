@@ -28,7 +28,7 @@ NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
 	tests/test_resume.py tests/test_wrappers.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test mnist install test-nightly test-paths
+.PHONY: test mnist install test-nightly test-paths docs-check
 
 install: $(STAMP)
 
@@ -85,3 +85,9 @@ test-nightly:
 		"import keras; print('keras', keras.__version__)"
 	KERAS_BACKEND=jax $(NIGHTLY)/bin/python -m pytest -q -p no:xdist \
 		$(NIGHTLY_TESTS) -k "not distributed" $(ARGS)
+
+# The built docs as a reader sees them: every page opened from disk in
+# headless Chromium (Debian: apt-get install chromium), failing on a
+# formula MathJax left as raw LaTeX or a blockquote inside a table.
+docs-check: $(STAMP)
+	$(PY) tools/docs_check.py $(ARGS)

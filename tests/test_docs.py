@@ -27,16 +27,17 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 
 
-def _run_tests_module():
+def _tools_module(name):
+    """The module ``tools/<name>.py``."""
     spec = importlib.util.spec_from_file_location(
-        "run_tests", ROOT / "tools" / "run_tests.py"
+        name, ROOT / "tools" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-RUN_TESTS = _run_tests_module()
+RUN_TESTS = _tools_module("run_tests")
 
 
 def _build_docs(config_dir, site_dir):
@@ -158,6 +159,64 @@ class _CodeParser(html.parser.HTMLParser):
             self.prompts.append(list(self.stack))
 
 
+class _StructureParser(_CodeParser):
+    """Which tags hold each ``<blockquote>`` of a page, and the ``src`` of
+    every ``<script>``."""
+
+    def __init__(self):
+        super().__init__()
+        self.quotes, self.scripts = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "blockquote":
+            self.quotes.append([t for t, _ in self.stack])
+        if tag == "script" and dict(attrs).get("src"):
+            self.scripts.append(dict(attrs)["src"])
+        super().handle_starttag(tag, attrs)
+
+
+def _site_pages(site):
+    return sorted(site.rglob("*.html"))
+
+
+def test_no_parameter_table_holds_a_quote(site):
+    # A docstring line that starts with ">" (">= 1") inside an argument's
+    # description became a <blockquote> inside the parameter table.
+    for page in _site_pages(site):
+        parser = _StructureParser()
+        parser.feed(page.read_text())
+        for tags in parser.quotes:
+            assert "table" not in tags, f"{page}: a blockquote in a table"
+
+
+def test_the_site_ships_its_own_mathjax(site):
+    # Read offline or behind a firewall, the formulas must still render:
+    # no script comes from another host, and MathJax's fonts are there.
+    mathjax = site / "javascripts" / "mathjax"
+    assert (mathjax / "tex-chtml-full.js").stat().st_size > 10**6
+    fonts = mathjax / "output" / "chtml" / "fonts" / "woff-v2"
+    assert len(list(fonts.glob("*.woff"))) == 23
+    page = site / "optimizers" / "RAdam" / "index.html"
+    parser = _StructureParser()
+    parser.feed(page.read_text())
+    assert any(s.endswith("tex-chtml-full.js") for s in parser.scripts)
+    for page in _site_pages(site):
+        parser = _StructureParser()
+        parser.feed(page.read_text())
+        remote = [s for s in parser.scripts if "://" in s]
+        assert not remote, f"{page}: scripts from elsewhere: {remote}"
+
+
+def test_formulas_typeset_offline_in_a_browser(site):
+    # What a reader sees: MathJax runs from the site's own copy, on a page
+    # opened from disk, and leaves no formula as raw LaTeX.
+    checker = _tools_module("docs_check")
+    if checker.browser() is None:
+        pytest.skip("no Chromium on PATH (make docs-check needs it)")
+    pages = ["optimizers/SOAP", "optimizers/RAdam"]
+    assert checker.check(site, pages, None) == []
+
+
 def _example_pages():
     pages = {
         f"optimizers/{n}": getattr(keras_opts, n)
@@ -193,17 +252,8 @@ def test_docstring_examples_render_as_highlighted_code(site, page):
             assert example.want.strip() in code, page
 
 
-def _griffe_docstrings_module():
-    spec = importlib.util.spec_from_file_location(
-        "griffe_docstrings", ROOT / "tools" / "griffe_docstrings.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_sphinx_roles_become_links_or_code():
-    module = _griffe_docstrings_module()
+    module = _tools_module("griffe_docstrings")
     text = "as in :class:`Adam`, not :func:`~numpy.sqrt` or :class:`Other`."
     public = {"Adam": "keras_opts.Adam"}
     assert module.link_roles(text, public) == (
@@ -212,7 +262,7 @@ def test_sphinx_roles_become_links_or_code():
 
 
 def test_fence_doctests_wraps_each_block_at_its_indentation():
-    module = _griffe_docstrings_module()
+    module = _tools_module("griffe_docstrings")
     text = "\n".join(
         [
             "Example:",

@@ -123,7 +123,7 @@ class SOAP(Optimizer):
         precondition_frequency: $f$, steps between refreshes of the basis,
             an integer >= 1. Default 10.
         max_precond_dim: the largest dimension given a factor, an integer
-            >= 1. Default 10000.
+            of at least 1. Default 10000.
         merge_dims: merge small consecutive dimensions first. Default
             False.
         bias_correction: Adam's bias correction. Default True.
