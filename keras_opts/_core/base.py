@@ -186,6 +186,17 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
             if bool(finite):
                 base_apply(grads, trainable_variables)
             return
+        if keras.backend.backend() == "torch" and foreach.compiling():
+            # torch.compile cannot branch on a tensor without breaking
+            # the graph: step, then keep the old values where not finite.
+            variables = list(trainable_variables or ())
+            variables = variables or keras_api.built_variables(self)
+            variables = [*variables, *self.variables]
+            before = [ops.copy(v.value) for v in variables]
+            base_apply(grads, trainable_variables)
+            for variable, old in zip(variables, before):
+                variable.assign(ops.where(finite, variable.value, old))
+            return
         ops.cond(
             finite, lambda: base_apply(grads, trainable_variables), lambda: None
         )
@@ -222,6 +233,7 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         if self.built:
             return
         super().build(variables)
+        keras_api.decide_weight_decay(self, variables)
         self._slots = {
             name: step_options.add_slots(self, variables, name)
             for name in self._slot_names()

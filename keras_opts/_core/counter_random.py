@@ -58,7 +58,6 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 #: MurmurHash3's finalizer constants, the golden-ratio increment, and the
@@ -99,7 +98,7 @@ def _signed(value: int) -> int:
 
 
 def _int(value: int):
-    return ops.convert_to_tensor(np.int32(_signed(value)), "int32")
+    return ops.convert_to_tensor(_signed(value), "int32")
 
 
 def _shift_right(x, bits: int):
@@ -118,10 +117,21 @@ def _mix(x):
     return ops.bitwise_xor(x, _shift_right(x, 16))
 
 
+def _next(seed):
+    """``seed.next()``: the state ``(seed, counter)`` of the
+    ``SeedGenerator`` ``seed``, its counter then advanced by one. Written
+    here because Keras builds the increment from a NumPy array, which
+    ``torch.compile`` cannot trace."""
+    state = seed.state.value * 1  # a copy, before the assignment
+    increment = ops.cast(ops.arange(2), seed.state.dtype)  # (0, 1)
+    seed.state.assign(ops.add(state, increment))
+    return state
+
+
 def _keys(seed):
     """The two keys of the next call of the ``SeedGenerator`` ``seed``
     (its state ``(seed, counter)``, then advanced)."""
-    state = ops.cast(seed.next(), "int32")
+    state = ops.cast(_next(seed), "int32")
     k1 = _mix(ops.add(_mix(ops.bitwise_xor(state[0], _int(KEY_A))), state[1]))
     return k1, _mix(ops.bitwise_xor(k1, _int(KEY_B)))
 
@@ -137,7 +147,10 @@ def _words(keys, count: int, stride: int = 1):
 
 
 def _size(shape) -> int:
-    return int(math.prod(int(d) for d in shape))
+    size = 1
+    for d in shape:  # not math.prod: torch.compile cannot trace it
+        size *= int(d)
+    return size
 
 
 def bits(shape, seed):

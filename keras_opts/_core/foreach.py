@@ -139,10 +139,20 @@ class Foreach:
             # A CPU scalar read as a Python number is faster in eager
             # mode; under torch.compile it would break the graph and
             # specialize on a value that changes every step.
-            if value.device.type == "cpu" and not _compiling():
+            if value.device.type == "cpu" and not compiling():
                 return value.item()
             return value
         return float(value)
+
+    def _scalar(self, value, like):
+        """A scalar for the ``Scalar`` or ``ScalarList`` overloads of the
+        ops whose ``Tensor`` overload reads the value back (``add``,
+        ``maximum``, ``clamp``): a number, or under ``torch.compile`` a
+        0-d tensor repeated, which broadcasts without a host sync."""
+        value = self._number(value)
+        if self._is_tensor(value):
+            return [value] * len(like)
+        return value
 
     def _is_tensor(self, value):
         return isinstance(value, self._torch.Tensor)
@@ -169,7 +179,7 @@ class Foreach:
     def add_(self, x, y, alpha=1.0):
         torch = self._torch
         if not isinstance(y, (list, tuple)):  # a scalar: alpha must be 1
-            torch._foreach_add_(x, y)
+            torch._foreach_add_(x, self._scalar(y, x))
             return x
         alpha = self._number(alpha)
         if self._is_tensor(alpha):
@@ -211,14 +221,14 @@ class Foreach:
 
     def maximum_(self, x, y):
         if not isinstance(y, (list, tuple)):
-            y = float(y)  # on an accelerator this reads the scalar back
+            y = self._scalar(y, x)
         self._torch._foreach_maximum_(x, y)
         return x
 
     def clamp_(self, x, low, high):
         torch = self._torch
-        torch._foreach_clamp_min_(x, float(low))
-        torch._foreach_clamp_max_(x, float(high))
+        torch._foreach_clamp_min_(x, self._scalar(low, x))
+        torch._foreach_clamp_max_(x, self._scalar(high, x))
         return x
 
     def sqrt_(self, x):
@@ -304,7 +314,9 @@ class Foreach:
         return x
 
     def scale(self, x, factors):
-        if factors.device.type == "cpu":  # as numbers: no device round trip
+        if factors.device.type == "cpu" and not compiling():
+            # As numbers: no device round trip (under torch.compile, a
+            # graph break).
             return self._torch._foreach_mul(x, factors.tolist())
         return self._torch._foreach_mul(x, list(factors.unbind(0)))
 
@@ -322,7 +334,8 @@ def _scope_value(variable):
 FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def _compiling() -> bool:
+def compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the running code."""
     import torch
 
     return torch.compiler.is_compiling()
@@ -333,7 +346,7 @@ def fusable(tensors) -> bool:
     outside ``torch.compile`` (inductor has no CPU kernel of
     ``_fused_sgd_`` with a tensor learning rate; it compiles the foreach
     form instead)."""
-    if _compiling():
+    if compiling():
         return False
     return str(tensors[0].dtype).removeprefix("torch.") in FUSED_DTYPES
 

@@ -88,6 +88,15 @@ def uses_weight_decay(optimizer, variable) -> bool:
     return optimizer._use_weight_decay(variable)
 
 
+def decide_weight_decay(optimizer, variables) -> None:
+    """Decides at ``build()`` which ``variables`` take weight decay, as
+    Keras 3.16 does itself: Keras 3.15 fills its exclusion cache at the
+    first step instead, which ``torch.compile`` sees change and compiles
+    the step again for."""
+    for variable in variables:
+        optimizer._use_weight_decay(variable)
+
+
 def variable_index(optimizer, variable) -> int:
     """The position of ``variable`` in the list the optimizer was built
     with (``_get_variable_index``), which is also its slots' position."""

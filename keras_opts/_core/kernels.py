@@ -47,9 +47,18 @@ from keras_opts._core import gradients, rounding, step_options
 
 
 class Slots(dict):
-    """Slots by name, also readable as attributes (``s.momentum``)."""
+    """Slots by name, also readable as attributes (``s.momentum``).
 
-    __getattr__ = dict.__getitem__
+    ``__getattr__`` is a function, not ``dict.__getitem__`` itself: a
+    missing name raises ``AttributeError``, and ``torch.compile`` traces
+    the lookup instead of breaking the graph on it.
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class _LiveSlots(Slots):
@@ -66,8 +75,6 @@ class _LiveSlots(Slots):
         if name in self._latest:
             return self._latest[name]
         return dict.__getitem__(self, name)
-
-    __getattr__ = __getitem__
 
 
 class Single:
