@@ -5,8 +5,9 @@
 # Both create .venv. `make mnist` installs only what it needs
 # (requirements/mnist.txt, plus the backend KERAS_BACKEND names if it is not
 # jax); `make test` installs the pinned set of requirements/test.txt.
-#   make test-nightly - the core of the suite on JAX against keras-nightly
-#                  (the next Keras), in a venv of its own (.venv-nightly)
+#   make test-nightly - the Keras-facing part of the suite on the three
+#                  backends against keras-nightly (the next Keras), in a
+#                  venv of its own (.venv-nightly)
 # PIP_ARGS passes options to every pip install, e.g. on Linux
 #   make test PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 # for torch's CPU-only wheel instead of the CUDA one.
@@ -25,7 +26,8 @@ MNIST_STAMP := $(VENV)/.mnist-$(BACKEND)-$(call cksum,requirements/mnist.txt \
 	requirements/test.txt pyproject.toml)
 NIGHTLY := .venv-nightly
 NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
-	tests/test_resume.py tests/test_wrappers.py
+	tests/test_resume.py tests/test_wrappers.py tests/test_keras_features.py \
+	tests/test_registry.py tests/test_torch_compile.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: test mnist install test-nightly test-paths docs-check
@@ -71,20 +73,30 @@ test-paths: $(STAMP)
 mnist: $(MNIST_STAMP)
 	KERAS_BACKEND=$(BACKEND) $(PY) examples/mnist_fit.py $(ARGS)
 
-# keras-nightly installs as the module `keras`; each run upgrades it to the
-# newest. No TensorFlow here: it depends on the released keras, which would
-# install beside it.
-test-nightly:
+# keras-nightly installs as the module `keras`. The pinned set goes in
+# first (its TensorFlow brings the released keras, removed after), then the
+# newest keras-nightly in its place, reinstalled each run. `pip check` then
+# reports keras missing for tensorflow and keras-opts: keras-nightly
+# provides the module under another distribution name. The tests also load
+# files saved with the pinned Keras of .venv, and the other way round.
+test-nightly: $(STAMP)
 	test -x $(NIGHTLY)/bin/python || $(PYTHON) -m venv $(NIGHTLY)
 	echo '*' > $(NIGHTLY)/.gitignore
-	$(NIGHTLY)/bin/python $(PIP) -c requirements/test.txt jax jaxlib \
-		optax torch madgrad prodigyopt numpy pytest hypothesis setuptools
-	$(NIGHTLY)/bin/python $(PIP) --upgrade "keras-nightly>=3.16.0.dev0"
+	$(NIGHTLY)/bin/python $(PIP) -r requirements/test.txt
+	$(NIGHTLY)/bin/python $(PIP) --no-deps -r requirements/keras-hub.txt
+	$(NIGHTLY)/bin/python -m pip uninstall --quiet --yes keras keras-nightly
+	$(NIGHTLY)/bin/python $(PIP) --upgrade --force-reinstall --no-deps \
+		"keras-nightly>=3.16.0.dev0"
 	$(NIGHTLY)/bin/python $(PIP) --no-deps --no-build-isolation -e .
 	KERAS_BACKEND=jax $(NIGHTLY)/bin/python -c \
 		"import keras; print('keras', keras.__version__)"
-	KERAS_BACKEND=jax $(NIGHTLY)/bin/python -m pytest -q -p no:xdist \
-		$(NIGHTLY_TESTS) -k "not distributed" $(ARGS)
+	status=0; for backend in $(subst $(comma), ,$(or $(BACKENDS),\
+		tensorflow$(comma)jax$(comma)torch)); do \
+	  echo "===== keras-nightly, backend: $$backend ====="; \
+	  KERAS_OPTS_OTHER_KERAS=$(abspath $(PY)) KERAS_BACKEND=$$backend \
+	    $(NIGHTLY)/bin/python -m pytest -q -n 2 $(NIGHTLY_TESTS) \
+	    -k "not distributed" $(ARGS) || status=1; \
+	done; exit $$status
 
 # The built docs as a reader sees them: every page opened from disk in
 # headless Chromium (Debian: apt-get install chromium), failing on a

@@ -18,7 +18,12 @@ medians:
 - ``fit transformer``: one ``fit()`` step (an epoch of 16 batches of 16
   sequences) of the character Transformer of ``benchmarks/workloads.py``,
   whose 38 variables mix embeddings, attention kernels of rank 3, dense
-  kernels, biases and LayerNormalization vectors.
+  kernels, biases and LayerNormalization vectors;
+- on torch, ``fit mlp3`` and ``fit transformer`` also under
+  ``torch.compile`` (``jit_compile=True``): ``compiled_ms`` (ours) and
+  ``keras_compiled_ms`` (Keras' built-in Adam), with
+  ``ratio_compiled_vs_eager`` (ours compiled / ours eager) and
+  ``ratio_compiled_vs_keras_compiled``.
 
 Beside ours, where they exist: Keras' built-in under matching settings
 (the registry's ``keras`` reference); the native library on its own
@@ -58,6 +63,9 @@ MODELS = {
     "transformer": None,  # benchmarks/workloads.py's
 }
 FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}  # torch 2.13's fused kernels
+#: The models whose fit() is also timed under torch.compile on torch
+#: (``jit_compile=True``), ours beside Keras' built-in Adam.
+COMPILED_MODELS = ("mlp3", "transformer")
 BATCH, BATCHES = 128, 16
 
 
@@ -179,7 +187,7 @@ def _transformer(optimizer):
     return model, x[:count], y[:count], workload.batch_size
 
 
-def compiled_mlp(model_name, optimizer):
+def compiled_mlp(model_name, optimizer, jit_compile="auto"):
     """The ReLU MLP ``MODELS[model_name]``, compiled with ``optimizer``
     and a softmax cross-entropy on integer labels."""
     import keras
@@ -193,11 +201,12 @@ def compiled_mlp(model_name, optimizer):
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
     return model
 
 
-def _fit_runner(optimizer, model_name):
+def _fit_runner(optimizer, model_name, jit_compile="auto"):
     import keras
     import numpy as np
 
@@ -206,7 +215,7 @@ def _fit_runner(optimizer, model_name):
         model, x, y, batch = _transformer(optimizer)
     else:
         inputs, _, classes = MODELS[model_name]
-        model = compiled_mlp(model_name, optimizer)
+        model = compiled_mlp(model_name, optimizer, jit_compile)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((BATCH * BATCHES, inputs)).astype("float32")
         y = rng.integers(0, classes, BATCH * BATCHES)
@@ -232,6 +241,11 @@ def _settings(spec):
     return (dict(chosen.ours) if chosen else {}), keras_ref, native_ref
 
 
+def ratio_of(a, b):
+    """``a / b``, None where either is missing."""
+    return a / b if a and b else None
+
+
 def _row(backend, spec, case, timed, native, state):
     ours = timed["ours"]
     # ours under the native library's settings, where they differ from
@@ -245,10 +259,19 @@ def _row(backend, spec, case, timed, native, state):
             return ours_as_native / timed[key]
         return ours / timed[key]
 
+    compiled = timed.get("compiled")
     return {
         "backend": backend,
         "optimizer": spec.name,
         "case": case,
+        # torch: fit() under torch.compile (jit_compile=True), ours and
+        # Keras' built-in, against ours eager.
+        "compiled_ms": compiled,
+        "keras_compiled_ms": timed.get("keras_compiled"),
+        "ratio_compiled_vs_eager": compiled / ours if compiled else None,
+        "ratio_compiled_vs_keras_compiled": ratio_of(
+            compiled, timed.get("keras_compiled")
+        ),
         "ours_ms": ours,
         "ours_as_native_ms": ours_as_native,
         "keras_ms": timed.get("keras"),
@@ -350,6 +373,17 @@ def measure_fit(specs, models, repeats, progress):
                     learning_rate=1e-3, **keras_ref.theirs
                 )
                 runners["keras"] = _fit_runner(builtin, model_name)
+            if backend == "torch" and model_name in COMPILED_MODELS:
+                runners["compiled"] = _fit_runner(
+                    spec.cls(learning_rate=1e-3, **ours_kwargs),
+                    model_name,
+                    jit_compile=True,
+                )
+                runners["keras_compiled"] = _fit_runner(
+                    keras.optimizers.Adam(learning_rate=1e-3),
+                    model_name,
+                    jit_compile=True,
+                )
             timed = dict(
                 zip(
                     runners,
@@ -434,9 +468,11 @@ def main() -> None:
     print(
         "| backend | optimizer | case | ours ms | keras ms | native | "
         "ours (native settings) ms | native ms | fused ms | ours/keras | "
-        "ours/native | ours/fused | ours/our adam | state B/param |"
+        "ours/native | ours/fused | ours/our adam | state B/param | "
+        "compiled ms | keras Adam compiled ms | compiled/eager | "
+        "compiled/keras compiled |"
     )
-    print("|---" * 14 + "|")
+    print("|---" * 18 + "|")
     for r in rows:
         print(
             f"| {r['backend']} | {r['optimizer']} | {r['case']} | "
@@ -446,7 +482,10 @@ def main() -> None:
             f"{_fmt(r['fused_ms'])} | {_fmt(r['ratio_vs_keras'])} | "
             f"{_fmt(r['ratio_vs_native'])} | {_fmt(r['ratio_vs_fused'])} | "
             f"{_fmt(r['ratio_vs_adam'])} | "
-            f"{_fmt(r['state_bytes_per_param'], '.1f')} |"
+            f"{_fmt(r['state_bytes_per_param'], '.1f')} | "
+            f"{_fmt(r['compiled_ms'])} | {_fmt(r['keras_compiled_ms'])} | "
+            f"{_fmt(r['ratio_compiled_vs_eager'])} | "
+            f"{_fmt(r['ratio_compiled_vs_keras_compiled'])} |"
         )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -32,15 +32,16 @@ BACKENDS = ("tensorflow", "jax", "torch")
 CONTINUATION_STEPS = resume_worker.MORE * 32 // resume_worker.BATCH
 
 
-def _worker(backend, *args):
+def _worker(backend, *args, python=sys.executable, **env_extra):
     env = {
         **os.environ,
         "KERAS_BACKEND": backend,
         "PYTHONPATH": str(ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env_extra,
     }
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "resume_worker.py"), *args],
+        [python, str(ROOT / "tests" / "resume_worker.py"), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -108,6 +109,67 @@ def test_every_backend_resumes_every_backends_file(tmp_path):
                     )
             _assert_bitwise(straight, tmp_path / f"on-{source}", source, spec)
     assert len(checked) == 9  # every backend read every backend's files
+
+
+#: The Python of an environment with another Keras release (``make
+#: test-nightly`` sets the pinned one's, its own being keras-nightly).
+OTHER_KERAS = os.environ.get("KERAS_OPTS_OTHER_KERAS")
+
+
+def _keras_version(python):
+    return subprocess.run(
+        [python, "-c", "import keras; print(keras.version())"],
+        env={**os.environ, "KERAS_BACKEND": helpers.BACKEND},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.mark.skipif(
+    not OTHER_KERAS, reason="KERAS_OPTS_OTHER_KERAS names no other Keras"
+)
+def test_files_saved_by_one_keras_release_resume_on_the_other(tmp_path):
+    """The .keras and .weights.h5 files of the cases this backend saves
+    (``resume_worker.saved_on``: a third of them, all three backends
+    together every case), saved with this Keras and with the other
+    release, continued by the other: within float32 roundings of the run
+    that never stopped."""
+    other = _keras_version(OTHER_KERAS)
+    assert other != keras.version()
+    here = helpers.BACKEND
+    _worker(here, "save", str(tmp_path / "this"))
+    _worker(here, "save", str(tmp_path / "other"), python=OTHER_KERAS)
+    on_this, on_other = tmp_path / "on-this", tmp_path / "on-other"
+    _worker(here, "continue", str(on_this), str(tmp_path / "other"))
+    _worker(
+        here,
+        "continue",
+        str(on_other),
+        str(tmp_path / "this"),
+        python=OTHER_KERAS,
+    )
+    cases = [
+        c for c in resume_worker.CASES if here in resume_worker.saved_on(c)
+    ]
+    assert cases
+    for spec in cases:
+        for source, target in (("this", "on-other"), ("other", "on-this")):
+            straight = _load(tmp_path / source / f"{spec.name}.straight.npz")
+            tol = helpers.float32_tolerance([straight], CONTINUATION_STEPS)
+            for suffix in ("npz", "weights.npz"):
+                resumed = _load(
+                    tmp_path / target / f"{source}-{spec.name}.{suffix}"
+                )
+                for a, b in zip(resumed, straight):
+                    np.testing.assert_allclose(
+                        a,
+                        b,
+                        rtol=0,
+                        atol=tol,
+                        err_msg=f"{spec.name}: Keras {keras.version()} "
+                        f"and {other}, {source} -> {target}",
+                    )
 
 
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
