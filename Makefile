@@ -25,12 +25,16 @@ BACKEND := $(or $(KERAS_BACKEND),jax)
 MNIST_STAMP := $(VENV)/.mnist-$(BACKEND)-$(call cksum,requirements/mnist.txt \
 	requirements/test.txt pyproject.toml)
 NIGHTLY := .venv-nightly
+NEWEST := .venv-newest
+#: The test tools and parity references, unpinned for test-newest.
+NEWEST_TOOLS := pytest pytest-xdist hypothesis ruff setuptools optax \
+	madgrad prodigyopt pytorch-optimizer schedulefree adam-mini mlxtend
 NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
 	tests/test_resume.py tests/test_wrappers.py tests/test_keras_features.py \
 	tests/test_registry.py tests/test_torch_compile.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test mnist install test-nightly test-paths docs-check
+.PHONY: test mnist install test-nightly test-paths docs-check test-newest
 
 install: $(STAMP)
 
@@ -103,3 +107,18 @@ test-nightly: $(STAMP)
 # formula MathJax left as raw LaTeX or a blockquote inside a table.
 docs-check: $(STAMP)
 	$(PY) tools/docs_check.py $(ARGS)
+
+# What a new user gets today: the newest releases keras-opts' extras allow
+# (keras, jax, torch, tensorflow; the docs and examples extras; the test
+# tools and references unpinned), upgraded each run, in a venv of its own,
+# then the whole suite. On Linux, torch from PyPI is the CUDA build: pass
+# PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu".
+test-newest:
+	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
+	echo '*' > $(NEWEST)/.gitignore
+	$(NEWEST)/bin/python $(PIP) --upgrade \
+		-e ".[jax,torch,tensorflow,docs,examples]" $(NEWEST_TOOLS)
+	$(NEWEST)/bin/python $(PIP) --no-deps -r requirements/keras-hub.txt
+	$(NEWEST)/bin/python -m pip list 2>/dev/null | grep -iE \
+		"^(keras|jax|jaxlib|torch|tensorflow-cpu|tensorflow|numpy) "
+	$(NEWEST)/bin/python tools/run_tests.py $(ARGS)
