@@ -31,7 +31,8 @@ NEWEST_TOOLS := pytest pytest-xdist hypothesis ruff setuptools optax \
 	madgrad prodigyopt pytorch-optimizer schedulefree adam-mini mlxtend
 NIGHTLY_TESTS ?= tests/test_parity.py tests/test_serialization.py \
 	tests/test_resume.py tests/test_wrappers.py tests/test_keras_features.py \
-	tests/test_registry.py tests/test_torch_compile.py
+	tests/test_registry.py tests/test_torch_compile.py \
+	tests/test_mixed_precision.py
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: test mnist install test-nightly test-paths docs-check test-newest
