@@ -153,23 +153,18 @@ KERAS_BASELINES = {
     ),
 }
 
-#: Still breaking: the matrix preconditioners refresh their factors every
-#: few steps under ``keras.ops.cond``, which on torch branches in Python
-#: on a tensor; ``torch.cond`` does not take their eigendecompositions yet.
-REFRESH_BREAKS = pytest.mark.xfail(
-    strict=True,
-    reason="the refresh branch of a matrix preconditioner breaks the graph",
-)
+#: Whose step takes a minute of tracing on 2 cores (PSGDKron's probes
+#: and triangular solves): in ``make test-paths`` only.
+SLOW_TO_TRACE = ("psgdkron",)
 
 
 def _cells(names):
-    """``names`` as parameters; the matrix preconditioners (a minute of
-    tracing each) as expected failures in ``make test-paths`` only."""
-    matrix = test_paths.MATRIX_STATE
+    """``names`` as parameters, without :data:`SLOW_TO_TRACE` outside
+    ``make test-paths``."""
     return [
-        pytest.param(c, id=c, marks=[REFRESH_BREAKS] if c in matrix else [])
+        pytest.param(c, id=c)
         for c in names
-        if test_paths.ALL_PATHS or c not in matrix
+        if test_paths.ALL_PATHS or c not in SLOW_TO_TRACE
     ]
 
 

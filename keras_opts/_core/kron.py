@@ -47,13 +47,33 @@ def cond(condition, fit, keep):
     """``keras.ops.cond``: one traced program for both branches under
     ``jax.jit`` and ``tf.function``. On a concrete JAX value (a stateful,
     eager step) a Python branch: ``jax.lax.cond`` would compile both
-    branches anew at every call."""
+    branches anew at every call. Under ``torch.compile``, ``torch.cond``:
+    Keras' cond branches in Python on torch, which breaks the graph on a
+    tensor."""
     if keras.backend.backend() == "jax":
         import jax
 
         if not isinstance(condition, jax.core.Tracer):
             return fit() if bool(condition) else keep()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if torch.compiler.is_compiling():
+            return torch.cond(
+                condition,
+                lambda: [_standard(x) for x in fit()],
+                lambda: [_standard(x) for x in keep()],
+            )
     return ops.cond(condition, fit, keep)
+
+
+def _standard(x):
+    """``x`` copied to row-major strides, size-1 dimensions included
+    (``contiguous()`` keeps theirs): ``torch.cond`` needs its branches'
+    outputs to agree in strides, and not to be an input itself."""
+    import torch
+
+    return torch.clone(x, memory_format=torch.contiguous_format)
 
 
 def layout(
@@ -181,7 +201,7 @@ def norm_lower_bound(a):
     within a factor ``sqrt(d)`` and usually far tighter (Li's estimate):
     scaled by its largest entry, one product with its heaviest row (or
     column) gives a unit vector ``x``, and ``||x a||`` bounds the norm."""
-    largest = ops.max(ops.abs(a))
+    largest = ops.amax(ops.abs(a))
     a = a / ops.where(largest > 0, largest, ops.ones_like(largest))
     squares = a * a
     column_sums = ops.sum(squares, axis=0)
@@ -194,7 +214,9 @@ def norm_lower_bound(a):
     x1 = _matmul(a, ops.take(a, ops.argmax(row_sums), axis=0))
     x1 = x1 / _at_least(_norm(x1), tiny)
     bound1 = _norm(_matmul(ops.transpose(a), x1))
-    bound = ops.where(ops.max(column_sums) > ops.max(row_sums), bound0, bound1)
+    bound = ops.where(
+        ops.amax(column_sums) > ops.amax(row_sums), bound0, bound1
+    )
     return largest * bound
 
 
@@ -203,7 +225,7 @@ def balanced(factors):
     unchanged: no factor drifts towards overflow while another shrinks."""
     if len(factors) < 2:
         return list(factors)
-    norms = [ops.max(ops.abs(q)) for q in factors]
+    norms = [ops.amax(ops.abs(q)) for q in factors]
     product = norms[0]
     for n in norms[1:]:
         product = product * n
@@ -233,7 +255,7 @@ def fitted(factors, triangular, h, v, step_size):
             scale = step_size / (norm_lower_bound(term1 + term2) + tiny)
             new.append(q - scale * _matmul(ops.triu(term1 - term2), q))
         else:
-            scale = step_size / (ops.max(ops.abs(term1 + term2)) + tiny)
+            scale = step_size / (ops.amax(ops.abs(term1 + term2)) + tiny)
             new.append(q - scale * (term1 - term2) * q)
     return new
 

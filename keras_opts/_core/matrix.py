@@ -210,7 +210,7 @@ def shifted_power_iteration(a, basis, dtype, shift=None):
     product = matmul(a, basis)
     order = ops.argsort(-ops.sum(basis * product, axis=-2), axis=-1)
     # ||a||_F scaled by its largest entry, which cannot overflow.
-    largest = ops.max(ops.abs(a))
+    largest = ops.amax(ops.abs(a))
     scale = ops.where(largest > 0, largest, ops.ones((), dtype))
     norm = scale * ops.sqrt(ops.sum(ops.square(a / scale)))
     shifted = ops.where(largest > 0, product + (shift * norm) * basis, basis)
