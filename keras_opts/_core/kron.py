@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from keras_opts._core import matrix
+from keras_opts._core import foreach, matrix
 from keras_opts._core.step_options import slot_prefix
 
 #: The memory-saving modes: which axes get a diagonal factor whatever their
@@ -55,15 +55,14 @@ def cond(condition, fit, keep):
 
         if not isinstance(condition, jax.core.Tracer):
             return fit() if bool(condition) else keep()
-    if keras.backend.backend() == "torch":
+    if keras.backend.backend() == "torch" and foreach.compiling():
         import torch
 
-        if torch.compiler.is_compiling():
-            return torch.cond(
-                condition,
-                lambda: [_standard(x) for x in fit()],
-                lambda: [_standard(x) for x in keep()],
-            )
+        return torch.cond(
+            condition,
+            lambda: [_standard(x) for x in fit()],
+            lambda: [_standard(x) for x in keep()],
+        )
     return ops.cond(condition, fit, keep)
 
 
