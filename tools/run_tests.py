@@ -89,6 +89,53 @@ def _without_workers(extra: list[str]) -> list[str]:
     return [*kept, "-p", "no:xdist"]
 
 
+def _backend_env(backend: str) -> dict[str, str]:
+    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _distributed(extra: list[str], tmp: pathlib.Path) -> list:
+    """The multi-device tests, one process per backend, the three at once.
+
+    Each needs a process set up for it: JAX's virtual devices and
+    TensorFlow's logical ones must be set before the backend starts;
+    torch's tests launch their own ranks. TensorFlow's pass runs on one
+    core, so together they take about as long as TensorFlow's alone.
+    Each pass's output is printed when it has finished, in the order of
+    ``BACKENDS``. Returns (backend, exit status, seconds) per backend.
+    """
+    runs = []
+    for backend in BACKENDS:
+        what = f"{backend} distributed"
+        log = open(tmp / f"{what}.log", "w+")  # noqa: SIM115 - closed below
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--junitxml={tmp / f'{what}.xml'}",
+            *_without_workers(extra),
+            "tests/distributed",
+        ]
+        env = {
+            **_backend_env(backend),
+            "KERAS_OPTS_DISTRIBUTED": "1",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        }
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        runs.append((backend, process, log, time.perf_counter()))
+    finished = []
+    for backend, process, log, start in runs:
+        returncode = process.wait()
+        finished.append((backend, returncode, time.perf_counter() - start))
+        print(f"\n===== {backend}: distributed =====", flush=True)
+        log.seek(0)
+        sys.stdout.write(log.read())
+        sys.stdout.flush()
+        log.close()
+    return finished
+
+
 def main(extra: list[str]) -> int:
     if not any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         # pytest-xdist: one worker per core of the 2-core target machine.
@@ -108,50 +155,23 @@ def main(extra: list[str]) -> int:
     )
     rows, status = [], int(lint_failed)
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
         for backend in BACKENDS:
-            junit = pathlib.Path(tmp) / f"{backend}.xml"
-            env = {
-                **os.environ,
-                "KERAS_BACKEND": backend,
-                "TF_CPP_MIN_LOG_LEVEL": "2",
-            }
+            junit = tmp / f"{backend}.xml"
             print(f"\n===== backend: {backend} =====", flush=True)
             start = time.perf_counter()
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", f"--junitxml={junit}", *extra],
                 cwd=ROOT,
-                env=env,
+                env=_backend_env(backend),
             )
             seconds = time.perf_counter() - start
             status = status or _status(result.returncode, backend)
             rows.append((backend, counts(junit), seconds))
-            # The multi-device tests, in a process of their own: JAX's
-            # virtual devices and TensorFlow's logical ones must be set
-            # before the backend starts; torch's launch their own ranks.
-            junit = pathlib.Path(tmp) / f"{backend}-distributed.xml"
-            print(f"\n===== {backend}: distributed =====", flush=True)
-            start = time.perf_counter()
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    f"--junitxml={junit}",
-                    *_without_workers(extra),
-                    "tests/distributed",
-                ],
-                cwd=ROOT,
-                env={
-                    **env,
-                    "KERAS_OPTS_DISTRIBUTED": "1",
-                    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-                },
-            )
-            seconds = time.perf_counter() - start
-            status = status or _status(
-                result.returncode, f"{backend} distributed"
-            )
-            rows.append((f"{backend} distributed", counts(junit), seconds))
+        for backend, returncode, seconds in _distributed(extra, tmp):
+            what = f"{backend} distributed"
+            status = status or _status(returncode, what)
+            rows.append((what, counts(tmp / f"{what}.xml"), seconds))
     print("\n| backend | passed | failed | skipped | seconds |")
     print("|---|---|---|---|---|")
     for backend, c, seconds in rows:
