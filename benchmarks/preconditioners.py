@@ -1,7 +1,7 @@
 """The cost of the matrix preconditioners beside Adam: step time and state.
 
-    KERAS_BACKEND=jax python benchmarks/preconditioners.py
-    KERAS_BACKEND=torch python benchmarks/preconditioners.py --json out.json
+    KERAS_BACKEND=jax python -m benchmarks.preconditioners
+    KERAS_BACKEND=torch python -m benchmarks.preconditioners --json out.json
 
 For each optimizer (at its defaults, learning rate aside) and each model it
 times the isolated update on fixed gradients, one step at a time, over
@@ -40,15 +40,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import step_time  # noqa: E402  (the MLP of its fit cases)
+from benchmarks import step_time  # the MLP of its fit cases
 
 MODELS = {
     "mlp3": [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)],
@@ -205,7 +200,10 @@ def measure_fit(cls, frequency, periods, batch=128, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.preconditioners",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--periods", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--json")

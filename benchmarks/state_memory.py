@@ -1,14 +1,14 @@
 """Optimizer state in bytes per parameter, for every optimizer and the
 options that change it, on two models.
 
-    python benchmarks/state_memory.py                 # the markdown table
-    python benchmarks/state_memory.py --json out.json
+    python -m benchmarks.state_memory                 # the markdown table
+    python -m benchmarks.state_memory --json out.json
 
 Counts every variable of the built optimizer (slots, Adam-mini's block
 moments, PSGD-Kron's factors, the seed of stochastic rounding, the step
 counter and other scalars) in bytes, over the model's parameter count.
 Models: the 784-256-256-10 MLP of ``examples/mnist_fit.py`` (269,322
-parameters), and the character Transformer of ``benchmarks/workloads.py``
+parameters), and the character Transformer of ``benchmarks.workloads``
 (mixed shapes: embeddings, attention kernels of rank 3, vectors). Keras'
 own Adam is the first row. Nothing is trained: the figures are exact and
 the same on every backend (the row names its arguments).
@@ -19,15 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-import keras_opts  # noqa: E402
+import keras_opts
 
 #: (label, factory): every optimizer at its defaults, then the options that
 #: change the state.
@@ -74,7 +70,7 @@ def mlp():
 
 
 def transformer():
-    from workload_suite.problems import FULL, Transformer
+    from benchmarks.workload_suite.problems import FULL, Transformer
 
     return Transformer(FULL).model()
 
@@ -126,7 +122,10 @@ def markdown(results) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.state_memory",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     results = measure()

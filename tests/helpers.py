@@ -6,7 +6,9 @@ float64 NumPy arrays, one per parameter.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
 import zlib
 
 import keras
@@ -14,6 +16,18 @@ import numpy as np
 import pytest
 
 BACKEND = keras.backend.backend()
+
+
+def tools_module(name: str):
+    """The module ``tools/<name>.py`` of this checkout (``tools/`` is a
+    folder of scripts, not a package)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 BACKENDS = ("tensorflow", "jax", "torch")
 #: The backends whose compiled step is a traced program (torch runs eagerly).
 TRACING_BACKENDS = ("tensorflow", "jax")

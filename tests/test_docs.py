@@ -27,17 +27,7 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 
 
-def _tools_module(name):
-    """The module ``tools/<name>.py``."""
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "tools" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RUN_TESTS = _tools_module("run_tests")
+RUN_TESTS = helpers.tools_module("run_tests")
 
 
 def _build_docs(config_dir, site_dir):
@@ -210,7 +200,7 @@ def test_the_site_ships_its_own_mathjax(site):
 def test_formulas_typeset_offline_in_a_browser(site):
     # What a reader sees: MathJax runs from the site's own copy, on a page
     # opened from disk, and leaves no formula as raw LaTeX.
-    checker = _tools_module("docs_check")
+    checker = helpers.tools_module("docs_check")
     if checker.browser() is None:
         pytest.skip("no Chromium on PATH (make docs-check needs it)")
     pages = ["optimizers/SOAP", "optimizers/RAdam"]
@@ -253,7 +243,7 @@ def test_docstring_examples_render_as_highlighted_code(site, page):
 
 
 def test_sphinx_roles_become_links_or_code():
-    module = _tools_module("griffe_docstrings")
+    module = helpers.tools_module("griffe_docstrings")
     text = "as in :class:`Adam`, not :func:`~numpy.sqrt` or :class:`Other`."
     public = {"Adam": "keras_opts.Adam"}
     assert module.link_roles(text, public) == (
@@ -262,7 +252,7 @@ def test_sphinx_roles_become_links_or_code():
 
 
 def test_fence_doctests_wraps_each_block_at_its_indentation():
-    module = _tools_module("griffe_docstrings")
+    module = helpers.tools_module("griffe_docstrings")
     text = "\n".join(
         [
             "Example:",

@@ -7,7 +7,6 @@ Generated: the export lists of ``keras_opts/__init__.py`` and
 public name without one.
 """
 
-import importlib.util
 import pathlib
 import shutil
 
@@ -21,16 +20,7 @@ ROOT = pathlib.Path(__file__).parents[1]
 HINT = "stale: run `KERAS_BACKEND=jax python tools/generate.py`"
 
 
-def _generate_module():
-    spec = importlib.util.spec_from_file_location(
-        "generate", ROOT / "tools" / "generate.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = _generate_module()
+GENERATE = helpers.tools_module("generate")
 FILES = (
     "README.md",
     "docs/index.md",

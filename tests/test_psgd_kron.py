@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from keras_opts import PSGDKron
-from keras_opts._core import counter_random, kron
+from keras_opts._core import counter_random
+from keras_opts.optimizers import psgd_kron
 from tests import helpers, oracles
 from tests.oracles.psgd_kron import CounterDraws, seeded
 
@@ -178,7 +179,7 @@ def test_the_fit_whitens_the_gradients():
         v = rng.standard_normal((d, d)).astype("float32")
         factors = [
             np.asarray(keras.ops.convert_to_numpy(q))
-            for q in kron.fitted(
+            for q in psgd_kron.fitted(
                 [keras.ops.convert_to_tensor(q) for q in factors],
                 triangular,
                 keras.ops.convert_to_tensor(g),

@@ -100,8 +100,9 @@ def _distributed(extra: list[str], tmp: pathlib.Path) -> list:
     TensorFlow's logical ones must be set before the backend starts;
     torch's tests launch their own ranks. TensorFlow's pass runs on one
     core, so together they take about as long as TensorFlow's alone.
-    Each pass's output is printed when it has finished, in the order of
-    ``BACKENDS``. Returns (backend, exit status, seconds) per backend.
+    Their output is printed when all have finished, in the order of
+    ``BACKENDS``; each pass's seconds are its own. Returns (backend, exit
+    status, seconds) per backend.
     """
     runs = []
     for backend in BACKENDS:
@@ -124,10 +125,15 @@ def _distributed(extra: list[str], tmp: pathlib.Path) -> list:
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         runs.append((backend, process, log, time.perf_counter()))
+    seconds = {}
+    while len(seconds) < len(runs):
+        for backend, process, _, start in runs:
+            if backend not in seconds and process.poll() is not None:
+                seconds[backend] = time.perf_counter() - start
+        time.sleep(0.2)
     finished = []
-    for backend, process, log, start in runs:
-        returncode = process.wait()
-        finished.append((backend, returncode, time.perf_counter() - start))
+    for backend, process, log, _ in runs:
+        finished.append((backend, process.returncode, seconds[backend]))
         print(f"\n===== {backend}: distributed =====", flush=True)
         log.seek(0)
         sys.stdout.write(log.read())
@@ -137,6 +143,7 @@ def _distributed(extra: list[str], tmp: pathlib.Path) -> list:
 
 
 def main(extra: list[str]) -> int:
+    began = time.perf_counter()
     if not any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         # pytest-xdist: one worker per core of the 2-core target machine.
         extra = ["-n", str(min(2, os.cpu_count() or 1)), *extra]
@@ -187,6 +194,7 @@ def main(extra: list[str]) -> int:
     failed = sum(c["failed"] for _, c, _ in rows) + lint_failed
     skipped = sum(c["skipped"] for _, c, _ in rows)
     print(f"all backends: {passed} passed, {failed} failed, {skipped} skipped")
+    print(f"wall time: {time.perf_counter() - began:.0f} s")
     if passed + failed + skipped == 0:
         print("no test selected on any backend: check the arguments")
         return 1

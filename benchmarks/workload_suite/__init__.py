@@ -1,2 +1,2 @@
-"""The workload suite of ``benchmarks/workloads.py``: the problems, the
-runs and the report."""
+"""The workload suite of ``python -m benchmarks.workloads``: the problems,
+the runs and the report."""

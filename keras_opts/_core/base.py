@@ -135,7 +135,11 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
             "coupled_weight_decay", coupled_weight_decay
         )
         cautious, state_dtype = step_options.checked(
-            self, cautious, state_dtype, lazy_rows
+            self,
+            cautious,
+            state_dtype,
+            lazy_rows,
+            custom_step=type(self).update_step is not Optimizer.update_step,
         )
         # Keras checks ema_momentum, ema_overwrite_frequency and
         # gradient_accumulation_steps itself, before creating variables.

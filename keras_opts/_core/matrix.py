@@ -21,7 +21,39 @@ import math
 import keras
 from keras import ops
 
-from keras_opts._core import kron
+from keras_opts._core import foreach
+
+
+def cond(condition, fit, keep):
+    """``keras.ops.cond``: one traced program for both branches under
+    ``jax.jit`` and ``tf.function``. On a concrete JAX value (a stateful,
+    eager step) a Python branch: ``jax.lax.cond`` would compile both
+    branches anew at every call. Under ``torch.compile``, ``torch.cond``:
+    Keras' cond branches in Python on torch, which breaks the graph on a
+    tensor."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not isinstance(condition, jax.core.Tracer):
+            return fit() if bool(condition) else keep()
+    if keras.backend.backend() == "torch" and foreach.compiling():
+        import torch
+
+        return torch.cond(
+            condition,
+            lambda: [_standard(x) for x in fit()],
+            lambda: [_standard(x) for x in keep()],
+        )
+    return ops.cond(condition, fit, keep)
+
+
+def _standard(x):
+    """``x`` copied to row-major strides, size-1 dimensions included
+    (``contiguous()`` keeps theirs): ``torch.cond`` needs its branches'
+    outputs to agree in strides, and not to be an input itself."""
+    import torch
+
+    return torch.clone(x, memory_format=torch.contiguous_format)
 
 
 def matrix_shape(shape) -> tuple[int, int] | None:
@@ -290,7 +322,7 @@ def refresh(optimizer, condition, compute, targets) -> list:
     keeps them otherwise; returns their values after.
 
     One traced program for both cases under ``jax.jit`` and
-    ``tf.function`` (``kron.cond``). On TensorFlow the branch assigns the
+    ``tf.function`` (:func:`cond`). On TensorFlow the branch assigns the
     variables itself: a ``tf.cond`` that returns an eigendecomposition
     inside the while loop of Keras' uncompiled ``fit()`` is rewritten by
     TensorFlow 2.21's graph optimizer into a loop whose outputs are
@@ -303,7 +335,7 @@ def refresh(optimizer, condition, compute, targets) -> list:
                 optimizer.assign(target, ops.cast(value, target.dtype))
             return ops.zeros((), "int32")
 
-        kron.cond(condition, assign, lambda: ops.zeros((), "int32"))
+        cond(condition, assign, lambda: ops.zeros((), "int32"))
         return [ops.convert_to_tensor(target) for target in targets]
 
     def kept():
@@ -315,7 +347,7 @@ def refresh(optimizer, condition, compute, targets) -> list:
             for target, value in zip(targets, compute())
         ]
 
-    values = kron.cond(condition, computed, kept)
+    values = cond(condition, computed, kept)
     for target, value in zip(targets, values):
         optimizer.assign(target, value)
     return values

@@ -90,16 +90,16 @@ class Flags:
     _full_precision_slots: tuple[str, ...] = ()
 
 
-def checked(optimizer, cautious, state_dtype, lazy_rows):
+def checked(optimizer, cautious, state_dtype, lazy_rows, custom_step):
     """``cautious`` and ``state_dtype`` checked, the combinations the
-    module docstring names refused, before any variable exists."""
+    module docstring names refused, before any variable exists.
+    ``custom_step``: the optimizer writes its own ``update_step`` instead
+    of the base class' kernel."""
     cautious = checks.boolean("cautious", cautious)
     state_dtype = checks.state_dtype(state_dtype)
     cls = type(optimizer).__name__
-    base = _kernel_update_step()
-    custom = type(optimizer).update_step is not base
     for name, value in (("cautious", cautious), ("state_dtype", state_dtype)):
-        if value and custom:
+        if value and custom_step:
             raise ValueError(
                 f"{cls} writes its own `update_step`: `{name}` applies to "
                 f"the base class' kernel only. Received: {name}={value!r}"
@@ -130,12 +130,6 @@ def checked(optimizer, cautious, state_dtype, lazy_rows):
             f"Received: state_dtype={state_dtype!r}"
         )
     return cautious, state_dtype
-
-
-def _kernel_update_step():
-    from keras_opts._core.base import Optimizer
-
-    return Optimizer.update_step
 
 
 def add_slots(optimizer, variables, name) -> list:

@@ -1,0 +1,1 @@
+"""Benchmarks of keras_opts: run each as ``python -m benchmarks.<name>``."""
