@@ -8,7 +8,6 @@ backend the suite runs on (each backend's optimizer, trainer and variable
 classes differ).
 """
 
-import ast
 import importlib
 import inspect
 import pathlib
@@ -211,43 +210,3 @@ def test_no_module_but_the_seam_names_private_keras_api():
         "private Keras API outside keras_opts/_core/keras_api.py: "
         + ", ".join(found)
     )
-
-
-def code_lines(source: str) -> int:
-    """Lines of code: not blank, not a comment, not in a docstring (a
-    well-documented algorithm may be long; its code should not)."""
-    tree = ast.parse(source)
-    docstrings = set()
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
-    return sum(
-        1
-        for number, line in enumerate(source.splitlines(), start=1)
-        if line.strip()
-        and not line.strip().startswith("#")
-        and number not in docstrings
-    )
-
-
-def test_code_lines_counts_code_only():
-    source = (
-        'def f():\n    """Doc\n\n    more."""\n    # note\n\n    return 1\n'
-    )
-    assert code_lines(source) == 2
-
-
-def test_no_module_is_over_about_300_lines_of_code():
-    long = {
-        str(path.relative_to(PACKAGE.parent)): n
-        for path in PACKAGE.rglob("*.py")
-        if (n := code_lines(path.read_text())) > 300
-    }
-    assert not long

@@ -221,6 +221,10 @@ FAMILIES = (
 #: to compile on 2 cores: they take the graph path there instead.
 PRIMARY_PATH = {"tensorflow": "xla", "jax": "jit", "torch": "compile"}
 
+#: Whose step runs eagerly inside torch.compile's train step (the rest
+#: compiles): cheap to check there, so in ``make test`` too.
+STEPS_EAGERLY = ("psgdkron",)
+
 
 def paths_of(cell: str) -> tuple[str, ...]:
     """The paths ``cell`` runs on this backend."""
@@ -229,7 +233,7 @@ def paths_of(cell: str) -> tuple[str, ...]:
     if cell in FAMILIES:
         paths = PATHS
     elif BACKEND == "torch":  # torch.compile: tens of seconds a cell
-        return ()
+        return ("compile",) if cell in STEPS_EAGERLY else ()
     else:
         paths = (PRIMARY_PATH[BACKEND],)
     if cell in MATRIX_STATE and BACKEND == "tensorflow":

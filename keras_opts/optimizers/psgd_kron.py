@@ -37,6 +37,7 @@ from keras import ops
 from keras_opts._core import (
     checks,
     counter_random,
+    foreach,
     formulas,
     keras_api,
     matrix,
@@ -46,6 +47,18 @@ from keras_opts._core.step_options import slot_prefix
 
 _SCHEDULES = ("random", "counter")
 _DTYPES = ("float32", "float64")
+
+
+def _apply_eagerly(optimizer, grads, trainable_variables):
+    """The base class' ``apply``; on torch outside ``torch.compile``'s
+    graph (see :meth:`PSGDKron.apply`)."""
+    return Optimizer.apply(optimizer, grads, trainable_variables)
+
+
+if keras.backend.backend() == "torch":
+    import torch
+
+    _apply_eagerly = torch.compiler.disable(_apply_eagerly)
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -334,6 +347,15 @@ class PSGDKron(Optimizer):
         self.clip_update_rms = clip_update_rms
         self.preconditioner_dtype = preconditioner_dtype
         self.seed = seed
+
+    def apply(self, grads, trainable_variables=None):
+        # Inductor did not finish compiling the preconditioner's fit in 15
+        # minutes on two CPU cores: inside a compiled train step
+        # (`jit_compile=True` on torch) the step runs eagerly, one graph
+        # break here, and the rest of the train step compiles.
+        if keras.backend.backend() == "torch" and foreach.compiling():
+            return _apply_eagerly(self, grads, trainable_variables)
+        return super().apply(grads, trainable_variables)
 
     # State.
 
