@@ -121,5 +121,5 @@ test-newest:
 		-e ".[jax,torch,tensorflow,docs,examples]" $(NEWEST_TOOLS)
 	$(NEWEST)/bin/python $(PIP) --no-deps -r requirements/keras-hub.txt
 	$(NEWEST)/bin/python -m pip list 2>/dev/null | grep -iE \
-		"^(keras|jax|jaxlib|torch|tensorflow-cpu|tensorflow|numpy) "
+		"^(keras|jax|jaxlib|torch|tensorflow[-_]cpu|tensorflow|numpy) "
 	$(NEWEST)/bin/python tools/run_tests.py $(ARGS)
