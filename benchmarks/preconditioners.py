@@ -39,6 +39,7 @@ theirs.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import time
@@ -175,7 +176,7 @@ def measure_fit(cls, frequency, periods, batch=128, seed=0):
     y = rng.integers(0, 10, frequency * batch)
     keras.utils.set_random_seed(seed)
     kwargs = {"learning_rate": 1e-3}
-    if "precondition_frequency" in cls._config_keys:
+    if "precondition_frequency" in inspect.signature(cls).parameters:
         kwargs["precondition_frequency"] = frequency
     model = step_time.compiled_mlp("mlp3", cls(**kwargs))
     epochs = []

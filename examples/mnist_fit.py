@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import os
 import pathlib
 import tempfile
@@ -175,11 +176,8 @@ def main(argv=None):
     for name in args.optimizer:
         config = {**SETTINGS.get(name, {}), **settings}
         optimizer = keras_opts.get({"class_name": name, "config": config})
-        shown = {
-            k: v
-            for k, v in optimizer.get_config().items()
-            if k == "learning_rate" or k in optimizer._config_keys
-        }
+        own = inspect.signature(type(optimizer)).parameters
+        shown = {k: v for k, v in optimizer.get_config().items() if k in own}
         print(f"\n== {type(optimizer).__name__} {shown}")
         model = build_model(optimizer)
         start = time.perf_counter()

@@ -54,8 +54,8 @@ def _history_and_state(optimizer, params, grads, dtypes=None):
 @pytest.mark.parametrize("seed", [3, 4])
 @pytest.mark.parametrize("spec, kwargs", CONFIGS)
 def test_foreach_matches_keras_ops_path(spec, kwargs, seed):
-    if spec.cls.use_foreach is False:
-        pytest.skip("runs per variable (use_foreach = False): no foreach")
+    if not spec.cls.capabilities.foreach:
+        pytest.skip("runs per variable (capabilities.foreach): no foreach")
     params, grads = helpers.random_problem(seed=seed, steps=STEPS)
     schedule = keras.optimizers.schedules.ExponentialDecay(
         spec.lr, decay_steps=10, decay_rate=0.5
@@ -78,8 +78,8 @@ def test_foreach_groups_mixed_dtypes(spec):
     own rounding, 2**-10 relative per step)."""
     if "float32_variables" in spec.capabilities:
         pytest.skip("refuses float16 variables (tested in test_properties)")
-    if spec.cls.use_foreach is False:
-        pytest.skip("runs per variable (use_foreach = False): no foreach")
+    if not spec.cls.capabilities.foreach:
+        pytest.skip("runs per variable (capabilities.foreach): no foreach")
     params, grads = helpers.random_problem(seed=5, steps=10)
     dtypes = ["float32", "float16", "float32"]
     kwargs = {"epsilon": 1e-3} if "epsilon" in spec.cls().get_config() else {}

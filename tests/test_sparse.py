@@ -21,7 +21,9 @@ VOCAB, DIM, IDS = 10, 3, 4
 BATCH, BATCHES = 16, 4
 SPECS = [pytest.param(s, id=s.name) for s in registry.SPECS]
 LAZY = [
-    pytest.param(s, id=s.name) for s in registry.SPECS if s.cls._elementwise
+    pytest.param(s, id=s.name)
+    for s in registry.SPECS
+    if s.cls.capabilities.elementwise
 ]
 
 
@@ -151,7 +153,7 @@ def test_lazy_rows_equal_dense_updates_when_every_row_is_touched(spec):
     [
         pytest.param(s, id=s.name)
         for s in registry.SPECS
-        if not s.cls._elementwise
+        if not s.cls.capabilities.elementwise
     ],
 )
 def test_lazy_rows_need_an_elementwise_algorithm(spec):
@@ -173,7 +175,7 @@ SPARSE_CASES = [
     pytest.param(spec, extra, id=f"{spec.name}-{key}")
     for spec in registry.SPECS
     for key, extra in EXTRAS.items()
-    if spec.cls._elementwise or "lazy_rows" not in extra
+    if spec.cls.capabilities.elementwise or "lazy_rows" not in extra
 ]
 
 

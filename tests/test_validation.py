@@ -192,3 +192,34 @@ def test_weight_decay_takes_a_schedule_or_a_callable(spec):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     assert spec.cls(weight_decay=schedule).weight_decay is schedule
     assert spec.cls(weight_decay=lambda: 0.1).weight_decay() == 0.1
+
+
+#: Arguments of an optimizer's signature that are not its hyperparameters:
+#: Keras' (checked by the base class, saved by Keras) and the name.
+NOT_DECLARED = {"self", "learning_rate", "name", "kwargs"}
+
+
+@pytest.mark.parametrize("spec", registry.SPECS, ids=lambda s: s.name)
+def test_every_argument_is_declared_once_with_its_rule(spec):
+    """The signature is the source of each hyperparameter: every argument
+    has a rule (so it is checked, set and saved without more code), the
+    config holds exactly the declared ones beside Keras', and an optimizer
+    built from its defaults has each default as its attribute."""
+    import inspect
+
+    from keras_opts._core import config
+    from keras_opts._core.base import Optimizer
+
+    declared = config.declared(spec.cls)
+    parameters = inspect.signature(spec.cls.__init__).parameters
+    undeclared = set(parameters) - NOT_DECLARED - set(declared)
+    assert not undeclared, f"{spec.cls.__name__}: no rule for {undeclared}"
+    optimizer = spec.cls()
+    saved = optimizer.get_config()
+    keras_keys = set(keras.optimizers.Optimizer(1.0).get_config())
+    assert set(saved) - keras_keys == set(declared) - {"weight_decay"}
+    for name in declared:
+        if name in parameters and name != "weight_decay":
+            default = parameters[name].default
+            assert getattr(optimizer, name) == default, name
+    assert set(config.declared(Optimizer)) <= set(declared)

@@ -25,6 +25,10 @@ Generated from them (never edit these parts by hand):
   ``<!-- references:begin -->`` ... markers;
 - the Optimizers, Wrappers and Schedules sections of the ``mkdocs.yml``
   navigation, between its ``generated:nav`` markers;
+- the "Arguments" table of each optimizer's page, between its
+  ``<!-- arguments:begin -->`` ... markers (added below the API reference
+  where missing): each hyperparameter of the class' signature with its
+  default and the values its rule allows (``keras_opts._core.config``);
 - a page stub ``docs/optimizers/<Name>.md`` or ``docs/schedules/<Name>.md``
   for each public name that has no page. A page is never overwritten: its
   prose and its measured "Recommended starting point" block
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import pathlib
 import sys
 from collections.abc import Iterable
@@ -193,6 +198,55 @@ def page_stub(section: str, name: str) -> str:
     return f"::: keras_opts.{name}\n\n{STARTING_POINT}"
 
 
+ARGS_BEGIN, ARGS_END = "<!-- arguments:begin -->", "<!-- arguments:end -->"
+
+
+def arguments_table(cls) -> str:
+    """The "Arguments" section of an optimizer's page: the hyperparameters
+    its signature declares (not those every optimizer shares), each with
+    its default and the values it allows."""
+    from keras_opts._core import config
+    from keras_opts._core.base import Optimizer
+
+    shared = config.declared(Optimizer)
+    rate = inspect.signature(cls).parameters["learning_rate"].default
+    rows = [
+        f"| `learning_rate` | `{rate!r}` | > 0, a `LearningRateSchedule` "
+        "or a callable |"
+    ] + [
+        f"| `{name}` | `{h.default!r}` | {h.rule.allowed} |"
+        for name, h in config.declared(cls).items()
+        if name not in shared
+    ]
+    return "\n".join(
+        [
+            "## Arguments",
+            "",
+            "Checked when the optimizer is created; a value outside these "
+            "raises a `ValueError` naming the argument. Every optimizer also "
+            "takes Keras' arguments (`weight_decay`, `clipnorm`, "
+            "`gradient_accumulation_steps`, ...) and the options of "
+            "[Step options](../step_options.md).",
+            "",
+            "| argument | default | allowed |",
+            "|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+def with_arguments(text: str, directive: str, table: str, where) -> str:
+    """A page's ``text`` with ``table`` between its arguments markers,
+    which go right below ``directive`` where the page has none."""
+    if ARGS_BEGIN not in text:
+        text = text.replace(
+            f"{directive}\n",
+            f"{directive}\n\n{ARGS_BEGIN}\n{ARGS_END}\n",
+            1,
+        )
+    return replace_between(text, ARGS_BEGIN, ARGS_END, table, where)
+
+
 def replace_between(text: str, begin: str, end: str, body: str, where) -> str:
     """``text`` with the lines between the ``begin`` and ``end`` markers
     replaced by ``body``."""
@@ -245,17 +299,18 @@ def expected(root: pathlib.Path = ROOT) -> dict[str, str]:
     out["mkdocs.yml"] = replace_between(
         read("mkdocs.yml"), NAV_BEGIN, NAV_END, nav(sections()), "mkdocs.yml"
     )
+    by_name = {cls.__name__: cls for cls in classes}
     for section, pages in sections().items():
         for name, page in pages:
             path = root / "docs" / page
             stub = page_stub(section, name)
-            if not path.exists():
-                out[f"docs/{page}"] = stub
-                continue
-            text = path.read_text()
+            text = path.read_text() if path.exists() else stub
             directive = stub.splitlines()[0]
             if directive not in text.splitlines():
                 text = f"{directive}\n\n{text}"
+            if name in by_name:
+                table = arguments_table(by_name[name])
+                text = with_arguments(text, directive, table, f"docs/{page}")
             out[f"docs/{page}"] = text
     return out
 

@@ -1,31 +1,28 @@
 """The base class every keras_opts optimizer derives from.
 
-What it adds to ``keras.optimizers.Optimizer``:
+An optimizer module holds its math and its settings, nothing else:
 
-- **Arguments**, checked before Keras creates any variable (the learning
-  rate, Keras' ``weight_decay``, clipping and ``loss_scale_factor``; a
-  subclass checks its own); a default ``name``, the lower-cased class name
-  made unique (``"radam"``); ``get_config`` with the subclass' arguments
-  (``_config_keys``), ``from_config`` giving a missing one its default.
-- **Weight decay** (``keras_opts._core.weight_decay``):
-  ``coupled_weight_decay``, L2 folded into the gradient (torch.optim's
-  ``weight_decay`` of Adam, SGD, RAdam), beside Keras' decoupled
-  ``weight_decay``, which may be a schedule or a callable (as in
-  tensorflow-addons), may be scaled by a subclass (AdamW) or applied by
-  the algorithm itself (``_decay_in_kernel``); never twice.
-- **Gradients** (``keras_opts._core.gradients``): sparse ones made dense;
-  ``gradient_centralization`` (Yong et al., 2020); ``skip_nonfinite``, a
-  step with a NaN or an infinity in its gradients changes nothing, as
-  under ``LossScaleOptimizer``; ``lazy_rows``, only the rows with a
-  non-zero gradient change, as tensorflow-addons' LazyAdam.
-- ``cautious`` and ``state_dtype``: ``keras_opts._core.step_options``.
-- **The update, written once** (``_kernel``, ``keras_opts._core.kernels``):
-  per variable through ``keras.ops`` on TensorFlow and JAX, over all
-  variables at once through ``torch._foreach_*`` on torch, each prepared by
-  ``_run_kernel``. A subclass that overrides ``update_step`` gets Keras'
-  loop over it instead.
+- **its hyperparameters**, once, in the signature of ``__init__``, each
+  annotated with its rule (``beta_1: checks.DecayRate = 0.9``); the body
+  passes them on, ``super().__init__(**config.given(locals()))``, and this
+  class checks them before Keras creates any variable, sets them as
+  attributes of the same names, saves them in ``get_config`` and gives a
+  missing one its default in ``from_config``
+  (``keras_opts._core.config.declared``);
+- **its capabilities**, one frozen record
+  (``keras_opts._core.step.Capabilities``): which of the options every
+  optimizer has (``lazy_rows``, ``cautious``, ``state_dtype``, Keras'
+  ``weight_decay``) its step allows, and how;
+- **its state**: ``_slot_names()`` (one tensor per variable, in order),
+  ``_slot_initializer(name)`` (zeros by default), ``_scalar_slot_names``
+  (one number per variable);
+- **its math**: ``_coefficients(learning_rate, t)``, the scalars of step
+  ``t`` as a ``NamedTuple`` of its own, and ``_kernel(k, p, g, s, c)``, the
+  update, written once in the vocabulary of ``keras_opts._core.kernels``.
 
-Private Keras API goes through ``keras_opts._core.keras_api``.
+Everything around the math, the same for every optimizer, runs in
+``keras_opts._core.step`` as named stages in order. Private Keras API
+goes through ``keras_opts._core.keras_api``.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import keras
-from keras import ops
 
 from keras_opts._core import (
     checks,
@@ -41,16 +37,19 @@ from keras_opts._core import (
     gradients,
     keras_api,
     kernels,
-    step_options,
-    weight_decay,
+    step,
 )
 from keras_opts._core.config import (
     checked_config,
-    declared_config,
+    declared,
     shortest_float,
 )
+from keras_opts._core.step import Capabilities
 
-_BASE_CHECKS = {
+#: Keras' own arguments, checked here before Keras sees them (Keras checks
+#: ema_momentum, ema_overwrite_frequency and gradient_accumulation_steps
+#: itself, before creating variables).
+_KERAS_CHECKS = {
     "weight_decay": checks.weight_decay,
     "clipnorm": checks.positive,
     "clipvalue": checks.positive,
@@ -65,43 +64,30 @@ class LearningRate(NamedTuple):
     learning_rate: Any
 
 
-class Optimizer(step_options.Flags, keras_api.Hooks):
-    r"""Base class. A subclass
-
-    - checks its arguments (``keras_opts._core.checks``), calls
-      ``super().__init__``, assigns them as attributes of the same names
-      and lists those names in ``_config_keys`` (saved by ``get_config``);
-    - names its slots: ``_slot_names()`` (one tensor per variable, in
-      order), ``_slot_initializer(name)`` (zeros by default) and
-      ``_scalar_slot_names`` (one number per variable);
-    - writes ``_coefficients(learning_rate, t)``, the scalars of step ``t``
-      as a ``NamedTuple`` of its own, and ``_kernel(k, p, g, s, c)``, the
-      update.
+class Optimizer(keras_api.Hooks):
+    r"""Base class (see the module docstring for what a subclass writes).
 
     Optional: ``_variable_coefficients`` (numbers that differ between
     variables), ``_fused`` (torch's fused kernel), ``_begin_update`` and
-    ``_end_update`` (once per step), ``_weight_decay_factor``; the flags
-    ``_elementwise`` and ``_decay_in_kernel``; ``step_options.Flags``.
+    ``_end_update`` (once per step), ``_weight_decay_factor``,
+    ``_check_arguments`` (checks of several arguments together).
 
-    Arguments of every optimizer beside Keras': ``coupled_weight_decay``,
-    ``skip_nonfinite``, ``gradient_centralization``, ``lazy_rows`` (above),
-    ``cautious`` (the step masked where it disagrees in sign with the
-    gradient, Liang et al. 2024) and ``state_dtype`` (slots in bfloat16 or
-    float16, stochastically rounded): ``keras_opts._core.step_options``.
+    Arguments of every optimizer beside Keras': ``coupled_weight_decay``
+    (L2 folded into the gradient, torch.optim's ``weight_decay`` of Adam,
+    SGD, RAdam), ``skip_nonfinite`` (a step with a NaN or an infinity in
+    its gradients changes nothing, as under ``LossScaleOptimizer``),
+    ``gradient_centralization`` (Yong et al., 2020), ``lazy_rows`` (only
+    the rows with a non-zero gradient change, as tensorflow-addons'
+    LazyAdam), ``cautious`` (the step masked where it disagrees in sign
+    with the gradient, Liang et al. 2024) and ``state_dtype`` (slots in
+    bfloat16 or float16, stochastically rounded):
+    ``keras_opts._core.step``.
     """
 
+    #: What the step allows of the shared options (``step.Capabilities``).
+    capabilities = Capabilities()
     #: Set to False to run the per-variable ``keras.ops`` loop on torch too.
     use_foreach = True
-    #: False where a variable's step depends on the whole variable (a
-    #: per-layer norm, a global estimate): no ``lazy_rows`` then.
-    _elementwise = True
-    #: True where ``weight_decay`` is part of the algorithm (NovoGrad, LARS,
-    #: Prodigy): Keras' decoupled decay is not applied, and the kernel gets
-    #: each variable's coefficient as ``c.weight_decay`` (0 for a variable
-    #: excluded by ``exclude_from_weight_decay``).
-    _decay_in_kernel = False
-    #: Names of the algorithm's arguments, each an attribute.
-    _config_keys: tuple[str, ...] = ()
     #: Slots of one number per variable (NovoGrad's layer-wise second
     #: moment), created after ``_slot_names()``'s.
     _scalar_slot_names: tuple[str, ...] = ()
@@ -110,118 +96,64 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         self,
         learning_rate: Any,
         *,
-        coupled_weight_decay: float = 0.0,
-        skip_nonfinite: bool = False,
-        gradient_centralization: bool = False,
-        lazy_rows: bool = False,
-        cautious: bool = False,
-        state_dtype: str | None = None,
+        coupled_weight_decay: checks.NonNegative = 0.0,
+        skip_nonfinite: checks.Flag = False,
+        gradient_centralization: checks.Flag = False,
+        lazy_rows: checks.Flag = False,
+        cautious: checks.Flag = False,
+        state_dtype: checks.StateDtype = None,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         checks.learning_rate(learning_rate)
-        lazy_rows = checks.boolean("lazy_rows", lazy_rows)
-        if lazy_rows and not self._elementwise:
-            raise ValueError(
-                f"{type(self).__name__} cannot update rows lazily: its step "
-                "depends on the whole variable, not on each entry alone. "
-                f"Received: lazy_rows={lazy_rows!r}"
-            )
-        skip_nonfinite = checks.boolean("skip_nonfinite", skip_nonfinite)
-        centralize = checks.boolean(
-            "gradient_centralization", gradient_centralization
+        given = dict(
+            kwargs,
+            coupled_weight_decay=coupled_weight_decay,
+            skip_nonfinite=skip_nonfinite,
+            gradient_centralization=gradient_centralization,
+            lazy_rows=lazy_rows,
+            cautious=cautious,
+            state_dtype=state_dtype,
         )
-        coupled = checks.non_negative(
-            "coupled_weight_decay", coupled_weight_decay
-        )
-        cautious, state_dtype = step_options.checked(
+        arguments = {
+            key: h.rule(key, given.pop(key, h.default))
+            for key, h in declared(type(self)).items()
+        }
+        step.checked(
             self,
-            cautious,
-            state_dtype,
-            lazy_rows,
+            arguments,
             custom_step=type(self).update_step is not Optimizer.update_step,
         )
-        # Keras checks ema_momentum, ema_overwrite_frequency and
-        # gradient_accumulation_steps itself, before creating variables.
-        for key, check in _BASE_CHECKS.items():
-            if kwargs.get(key) is not None:
-                kwargs[key] = check(key, kwargs[key])
+        self._check_arguments(dict(arguments, learning_rate=learning_rate))
+        for key, check in _KERAS_CHECKS.items():
+            if key in arguments:  # a Keras argument the algorithm declares
+                given[key] = arguments.pop(key)
+            elif given.get(key) is not None:
+                given[key] = check(key, given[key])
         if name is None:  # Keras would snake-case the class name: r_adam
             name = keras_api.auto_name(type(self).__name__.lower())
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.coupled_weight_decay = coupled
-        self.skip_nonfinite = skip_nonfinite
-        self.gradient_centralization = centralize
-        self.lazy_rows = lazy_rows
-        self.cautious = cautious
-        self.state_dtype = state_dtype
+        super().__init__(learning_rate=learning_rate, name=name, **given)
+        for key, value in arguments.items():
+            setattr(self, key, value)
+
+    def _check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Checks of several arguments together (each is checked alone
+        already), before any variable exists; ``arguments`` holds the
+        declared hyperparameters and ``learning_rate``."""
 
     # Gradients: centralized, and a non-finite step skipped.
 
     def apply(self, grads, trainable_variables=None):
-        if trainable_variables is not None:
-            trainable_variables = list(trainable_variables)
-        if self.gradient_centralization and (
-            trainable_variables is not None or self.built
-        ):
-            # Linear, so before Keras' accumulation and unscaling is the
-            # same; and before the skip's branch, inside which
-            # TensorFlow's all-reduce of new tensors fails ("All
-            # custom_gradient outputs should be from the same graph").
-            variables = trainable_variables
-            if variables is None:
-                variables = keras_api.built_variables(self)
-            grads = gradients.centralize_all(grads, variables)
-        base_apply = super().apply
-        if (
-            not self.skip_nonfinite
-            # Inside stateless_apply, which skips with values.
-            or keras_api.in_stateless_scope()
-            or gradients.none_given(grads)  # Keras' own error
-            or (trainable_variables is None and not self.built)
-        ):
-            return base_apply(grads, trainable_variables)
-        if not self.built:  # never create variables inside a cond branch
-            self.build(list(trainable_variables))
-        finite = gradients.all_finite(grads)
-        if keras.backend.backend() == "jax":
-            # Stateful JAX runs eagerly (jit goes through stateless_apply),
-            # and lax.cond cannot assign to variables: branch in Python.
-            if bool(finite):
-                base_apply(grads, trainable_variables)
-            return
-        if keras.backend.backend() == "torch" and foreach.compiling():
-            # torch.compile cannot branch on a tensor without breaking
-            # the graph: step, then keep the old values where not finite.
-            variables = list(trainable_variables or ())
-            variables = variables or keras_api.built_variables(self)
-            variables = [*variables, *self.variables]
-            before = [ops.copy(v.value) for v in variables]
-            base_apply(grads, trainable_variables)
-            for variable, old in zip(variables, before):
-                variable.assign(ops.where(finite, variable.value, old))
-            return
-        ops.cond(
-            finite, lambda: base_apply(grads, trainable_variables), lambda: None
-        )
+        return step.apply(self, super().apply, grads, trainable_variables)
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         """JAX's ``fit()`` path: the same skip, written with values."""
-        base_stateless_apply = super().stateless_apply
-        if not self.skip_nonfinite or gradients.none_given(grads):
-            return base_stateless_apply(
-                optimizer_variables, grads, trainable_variables
-            )
-        # Values, not keras.Variable objects (which Keras' own
-        # stateless_apply accepts too): both branches return arrays.
-        trainable_variables = [_as_value(v) for v in trainable_variables]
-        optimizer_variables = [_as_value(v) for v in optimizer_variables]
-        return ops.cond(
-            gradients.all_finite(grads),
-            lambda: base_stateless_apply(
-                optimizer_variables, grads, trainable_variables
-            ),
-            lambda: (list(trainable_variables), list(optimizer_variables)),
+        return step.stateless_apply(
+            self,
+            super().stateless_apply,
+            optimizer_variables,
+            grads,
+            trainable_variables,
         )
 
     # State.
@@ -239,20 +171,12 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         super().build(variables)
         keras_api.decide_weight_decay(self, variables)
         self._slots = {
-            name: step_options.add_slots(self, variables, name)
+            name: step.add_slots(self, variables, name)
             for name in self._slot_names()
         }
-        self._rounding_seed = step_options.seed(self, variables)
+        self._rounding_seed = step.rounding_seed(self, variables)
         for name in self._scalar_slot_names:
-            self._slots[name] = [
-                self.add_variable(
-                    shape=(),
-                    initializer=self._slot_initializer(name),
-                    dtype=variable.dtype,
-                    name=f"{step_options.slot_prefix(variable)}_{name}",
-                )
-                for variable in variables
-            ]
+            self._slots[name] = step.add_scalar_slots(self, variables, name)
 
     # The algorithm: what a subclass writes.
 
@@ -273,8 +197,8 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         tensor) each; on torch's foreach path each becomes a 1-D tensor
         with one entry per variable. ``weight_decay`` where the algorithm
         applies a decay itself, none otherwise."""
-        if self._decay_in_kernel and self.weight_decay:
-            return {"weight_decay": weight_decay.for_kernel(self, variable)}
+        if self.capabilities.decay_in_kernel and self.weight_decay:
+            return {"weight_decay": step.kernel_weight_decay(self, variable)}
         return {}
 
     def _fused(self, p, g, s, learning_rate, t, l2) -> bool:
@@ -311,6 +235,7 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         self._begin_update()
         if (
             self.use_foreach
+            and self.capabilities.foreach
             and not self.lazy_rows
             and keras.backend.backend() == "torch"
             and type(self).update_step is Optimizer.update_step
@@ -321,73 +246,14 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         self._end_update()
 
     def _run_kernel(self, k, grads, variables, learning_rate) -> None:
-        """One step of ``_kernel`` over ``variables``, all of one dtype: one
-        variable under ``kernels.Single``, all at once under
-        ``foreach.Foreach``. The preparation is the same on both paths:
-        Keras' decoupled decay where the step applies it, the coupled L2
-        term, the slots, the scalars (torch's fused kernel where it
-        computes this configuration's update)."""
-        p = [k.tensor(v) for v in variables]
-        g = [k.gradient(grad, x) for grad, x in zip(grads, p)]
-        dtype = variables[0].dtype
-        learning_rate = ops.cast(learning_rate, dtype)
-        t = self._t(dtype)
-        indices = [keras_api.variable_index(self, v) for v in variables]
-        s = kernels.Slots(
-            {
-                name: [k.tensor(slots[i]) for i in indices]
-                for name, slots in self._slots.items()
-            }
-        )
-        l2 = self.coupled_weight_decay
-        decays = weight_decay.applied_in_step(self)
-        decayed = []  # exclude_from_weight_decay, read only where needed
-        if l2 or decays:
-            decayed = [keras_api.uses_weight_decay(self, v) for v in variables]
-        if decays and any(decayed):
-            k.decay_(
-                [x for x, d in zip(p, decayed) if d],
-                weight_decay.decoupled_coefficient(self, dtype),
-                learning_rate,
-            )
-        if not any(decayed):
-            l2 = 0.0
-        every = all(decayed)
-        if l2 and not every:  # into new tensors: g stays the caller's
-            chosen = [i for i, d in enumerate(decayed) if d]
-            added = k.add_scaled(
-                [g[i] for i in chosen], [p[i] for i in chosen], l2
-            )
-            for i, value in zip(chosen, added):
-                g[i] = value
-        g, l2 = step_options.prepare(self, k, p, g, l2 if every else 0.0)
-        narrowed = step_options.widen(k, s, dtype)
-        if not (
-            k.fuses
-            and self._fused(p, g, s, learning_rate, t, l2 if every else 0.0)
-        ):  # else the fused kernel applied any L2 term itself
-            if l2 and every:
-                g = k.add_scaled(g, p, l2)
-            c = self._coefficients(learning_rate, t)
-            values = [self._variable_coefficients(v) for v in variables]
-            if values[0]:
-                c = c._replace(
-                    **{
-                        name: k.per_variable([v[name] for v in values], p[0])
-                        for name in values[0]
-                    }
-                )
-            formed = k.slots({name: k.form(x) for name, x in s.items()})
-            self._kernel(k, k.form(p), k.form(g), formed, c)
-        step_options.finish(self, k, p, g, narrowed, indices)
+        """One step over ``variables``, all of one dtype: one variable
+        under ``kernels.Single``, all at once under ``foreach.Foreach``
+        (``keras_opts._core.step.run``)."""
+        step.run(self, k, grads, variables, learning_rate)
 
     def _t(self, dtype):
-        """``t``, the 1-based count of this update, in ``dtype``.
-
-        ``iterations`` already counts only real updates under gradient
-        accumulation, and skipped loss-scale overflow steps do not count.
-        """
-        return ops.cast(self.iterations + 1, dtype)
+        """``t``, the 1-based count of this update, in ``dtype``."""
+        return keras.ops.cast(self.iterations + 1, dtype)
 
     # Weight decay.
 
@@ -399,9 +265,7 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
         return 1.0
 
     def _keras_applies_decay(self) -> bool:
-        return not self._decay_in_kernel and not weight_decay.applied_in_step(
-            self
-        )
+        return step.keras_applies_decay(self)
 
     # Configuration.
 
@@ -431,17 +295,11 @@ class Optimizer(step_options.Flags, keras_api.Hooks):
             config["weight_decay"] = keras.saving.serialize_keras_object(
                 self.weight_decay
             )
-        config["coupled_weight_decay"] = self.coupled_weight_decay
-        config["skip_nonfinite"] = self.skip_nonfinite
-        config["gradient_centralization"] = self.gradient_centralization
-        config["lazy_rows"] = self.lazy_rows
-        config.update(cautious=self.cautious, state_dtype=self.state_dtype)
-        config.update(declared_config(self))
+        config.update(
+            {
+                key: getattr(self, key)
+                for key in declared(type(self))
+                if key not in _KERAS_CHECKS  # saved by Keras above
+            }
+        )
         return config
-
-
-def _as_value(variable):
-    """A ``keras.Variable``'s value; a tensor unchanged."""
-    if isinstance(variable, keras.Variable):
-        return variable.value
-    return variable

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, NamedTuple
 
 import keras
 
@@ -133,17 +134,6 @@ def state_dtype(value: Any) -> str | None:
     return choice("state_dtype", value, ("bfloat16", "float16"))
 
 
-def cautious_momentum(cautious: Any, momentum: float) -> None:
-    """``cautious=True`` needs momentum (SGD's, RMSprop's): without it the
-    step always has the gradient's sign."""
-    if cautious is True and not momentum:
-        raise ValueError(
-            "`cautious` needs momentum: without it the step always has "
-            "the gradient's sign, so the mask would keep everything. "
-            f"Received: cautious={cautious!r}, momentum={momentum!r}"
-        )
-
-
 def integer(name: str, value: Any, low: int) -> int:
     """An integer (not a bool) that is at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -156,3 +146,98 @@ def integer(name: str, value: Any, low: int) -> int:
             f"`{name}` must be an integer >= {low}. Received: {name}={value!r}"
         )
     return int(value)
+
+
+# Rules: a check and the values it allows, as the hyperparameters of an
+# optimizer's signature declare them (``beta_1: checks.DecayRate = 0.9``);
+# ``keras_opts._core.config.declared`` reads them from the signature, the
+# base class applies them, and the docs show ``allowed``.
+
+
+class Rule(NamedTuple):
+    """A check of one argument and the values it allows, in words."""
+
+    check: Callable[[str, Any], Any]
+    allowed: str
+
+    def __call__(self, name: str, value: Any) -> Any:
+        return self.check(name, value)
+
+
+def one_of(*options: str) -> Rule:
+    """One of the strings ``options``."""
+    return Rule(
+        lambda name, value: choice(name, value, options),
+        "one of " + ", ".join(f'`"{o}"`' for o in options),
+    )
+
+
+def at_least(low: int) -> Rule:
+    """An integer of at least ``low``."""
+    return Rule(
+        lambda name, value: integer(name, value, low), f"integer ≥ {low}"
+    )
+
+
+def in_range(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Rule:
+    """A real number within the bounds given, each excluded where its
+    ``*_open`` says."""
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return Rule(
+        lambda name, value: real(
+            name,
+            value,
+            low=low,
+            high=high,
+            low_open=low_open,
+            high_open=high_open,
+        ),
+        f"in {left}{lo}, {hi}{right}",
+    )
+
+
+def real_number(name: str, value: Any) -> float:
+    """Any finite real number."""
+    return real(name, value)
+
+
+def optional(rule: Rule) -> Rule:
+    """``None``, or a value ``rule`` allows."""
+    return Rule(
+        lambda name, value: None if value is None else rule(name, value),
+        f"None or {rule.allowed}",
+    )
+
+
+DECAY_RATE = Rule(decay_rate, "in [0, 1)")
+POSITIVE = Rule(positive, "> 0")
+NON_NEGATIVE = Rule(non_negative, "≥ 0")
+FLAG = Rule(boolean, "`True` or `False`")
+
+DecayRate = Annotated[float, DECAY_RATE]
+Positive = Annotated[float, POSITIVE]
+NonNegative = Annotated[float, NON_NEGATIVE]
+Real = Annotated[float, Rule(real_number, "finite")]
+Flag = Annotated[bool, FLAG]
+#: Keras' ``weight_decay`` where the algorithm needs one (not None).
+WeightDecay = Annotated[
+    Any, Rule(weight_decay, "≥ 0, a schedule or a callable")
+]
+OptionalPositive = Annotated["float | None", optional(POSITIVE)]
+OptionalDecayRate = Annotated["float | None", optional(DECAY_RATE)]
+StateDtype = Annotated[
+    "str | None",
+    Rule(
+        lambda name, value: state_dtype(value),
+        '`None`, `"bfloat16"` or `"float16"`',
+    ),
+]

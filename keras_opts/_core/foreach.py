@@ -5,7 +5,7 @@ kernel through it."""
 
 from __future__ import annotations
 
-from keras_opts._core import keras_api, kernels, rounding, step_options
+from keras_opts._core import keras_api, kernels, rounding
 
 
 class Foreach:
@@ -126,7 +126,7 @@ class Foreach:
             dtype=counts.dtype,
             device=counts.device,
         )
-        floor = step_options.CAUTIOUS_MIN_FRACTION
+        floor = kernels.CAUTIOUS_MIN_FRACTION
         masks = self.scale(masks, sizes / torch.maximum(counts, floor * sizes))
         torch._foreach_sub_(before, torch._foreach_mul(u, masks))
         torch._foreach_copy_(tensors, before)

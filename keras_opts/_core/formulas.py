@@ -9,12 +9,18 @@ in ``_``.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from keras import ops
 
+from keras_opts._core import checks
+
 EPSILON_MODES = ("corrected", "uncorrected", "inside_sqrt")
 ROOT_EPSILON_MODES = ("inside_sqrt", "outside_sqrt")
+#: ``epsilon_mode`` of an Adam-type optimizer (:func:`denominator`).
+EpsilonMode = Annotated[str, checks.one_of(*EPSILON_MODES)]
+#: ``epsilon_mode`` of a root-of-a-sum step (Adagrad, RMSprop).
+RootEpsilonMode = Annotated[str, checks.one_of(*ROOT_EPSILON_MODES)]
 
 
 def ema_(k, average, value, decay, weight=None):

@@ -27,7 +27,7 @@ Rules that make one text correct for both:
   the step, the same for every variable.
 
 Besides the kernel's vocabulary, each class has the few list operations
-the base class' ``_run_kernel`` prepares a step with (``tensor``,
+``keras_opts._core.step`` prepares a step with (``tensor``,
 ``gradient``, ``form``, ``decay_``, ``add_scaled``, ``per_variable``) and
 finishes it with (``widen``, ``widened``, ``store_rounded_`` for the slots
 ``state_dtype`` narrows; ``snapshot`` and ``cautious_`` for ``cautious``),
@@ -43,7 +43,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_opts._core import gradients, rounding, step_options
+from keras_opts._core import gradients, rounding
+
+#: ``cautious``: the kept fraction the rescale divides by is at least this
+#: (the authors' ``mask.mean().clamp(min=1e-3)``), so that a step keeping
+#: a few entries of a large variable is scaled up at most 1000 times.
+CAUTIOUS_MIN_FRACTION = 1e-3
 
 
 class Slots(dict):
@@ -185,8 +190,8 @@ class Single:
         along the gradient ``g``, and ``p = before - u * phi * n /
         max(sum(phi), n / 1000)``, ``n`` the variable's size: the kept
         entries scaled up by the inverse of the kept fraction
-        (``step_options.CAUTIOUS_MIN_FRACTION``)."""
-        floor = step_options.CAUTIOUS_MIN_FRACTION
+        (:data:`CAUTIOUS_MIN_FRACTION`)."""
+        floor = CAUTIOUS_MIN_FRACTION
         for variable, before, grad in zip(variables, self._before, grads):
             u = before - ops.convert_to_tensor(variable)
             mask = ops.cast(u * grad > 0, u.dtype)

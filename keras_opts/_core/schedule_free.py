@@ -32,13 +32,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
 from keras_opts._core import checks, keras_api
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
+
+#: ``beta_1`` of a schedule-free method: the interpolation between z and
+#: the average x, in (0, 1) (x = y at 0 and 1 would divide by zero).
+Beta = Annotated[
+    float, checks.in_range(low=0.0, high=1.0, low_open=True, high_open=True)
+]
 
 
 class ScheduleFreeCoefficients(NamedTuple):
@@ -68,49 +75,23 @@ class ScheduleFree(Optimizer):
     with :func:`step_`.
     """
 
-    # weight_decay is the algorithm's lambda y term, applied with the step.
-    _decay_in_kernel = True
-    # x averages every step: a row that skipped steps (lazy_rows) would
-    # average other iterates than the rest of its variable.
-    _elementwise = False
-    _config_keys = ("beta_1", "r", "weight_lr_power")
-
-    def __init__(
-        self,
-        learning_rate: Any,
-        *,
-        beta_1: float,
-        weight_decay: Any,
-        r: float,
-        weight_lr_power: float,
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        beta_1 = checks.real(
-            "beta_1", beta_1, low=0.0, high=1.0, low_open=True, high_open=True
-        )
-        r = checks.non_negative("r", r)
-        weight_lr_power = checks.non_negative(
-            "weight_lr_power", weight_lr_power
-        )
-        super().__init__(
-            learning_rate,
-            weight_decay=checks.weight_decay("weight_decay", weight_decay),
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.r = r
-        self.weight_lr_power = weight_lr_power
-
-    #: The step moves y and z together; masking y's part would break
-    #: x = (y - (1 - beta_1) z) / beta_1, which ``averaged()`` reads.
-    _cautious_refusal = (
-        "`cautious` would mask y's step but not z's, and x, the weights "
-        "`averaged()` gives, is read from the two."
+    capabilities = Capabilities(
+        # weight_decay is the algorithm's lambda y term, applied with the
+        # step.
+        decay_in_kernel=True,
+        # x averages every step: a row that skipped steps (lazy_rows)
+        # would average other iterates than the rest of its variable.
+        elementwise=False,
+        # The step moves y and z together; masking y's part would break
+        # x = (y - (1 - beta_1) z) / beta_1, which ``averaged()`` reads.
+        cautious_refusal=(
+            "cannot be cautious: the mask would apply to y's step but not "
+            "to z's, and x, the weights `averaged()` gives, is read from "
+            "the two."
+        ),
+        # z is a sequence of weights, not a moment: kept at full precision.
+        full_precision_slots=("z",),
     )
-    #: z is a sequence of weights, not a moment: kept at full precision.
-    _full_precision_slots = ("z",)
 
     # State: z (a slot, z_1 = y_1) and two scalars.
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import keras
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import NO_MOMENTUM, Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -63,29 +64,21 @@ class Adadelta(Optimizer):
         https://arxiv.org/abs/1212.5701
     """
 
-    _has_momentum = False
-    _square_slots = ("accumulated_grad", "accumulated_delta_var")
-    _config_keys = ("rho", "epsilon")
+    capabilities = Capabilities(
+        cautious_refusal=NO_MOMENTUM,
+        square_slots=("accumulated_grad", "accumulated_delta_var"),
+    )
 
     def __init__(
         self,
         learning_rate: Any = 1.0,
-        rho: float = 0.95,
-        epsilon: float = 1e-6,
-        coupled_weight_decay: float = 0.0,
+        rho: checks.DecayRate = 0.95,
+        epsilon: checks.Positive = 1e-6,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        rho = checks.decay_rate("rho", rho)
-        epsilon = checks.positive("epsilon", epsilon)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.rho = rho
-        self.epsilon = epsilon
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("accumulated_grad", "accumulated_delta_var")

@@ -7,8 +7,9 @@ from typing import Any
 import keras
 from keras import initializers
 
-from keras_opts._core import checks, foreach, formulas
+from keras_opts._core import checks, config, foreach, formulas
 from keras_opts._core.base import LearningRate, Optimizer
+from keras_opts._core.step import NO_MOMENTUM, Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -71,44 +72,22 @@ class Adagrad(Optimizer):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
-    _has_momentum = False
-    _square_slots = ("accumulator",)
-    _config_keys = (
-        "initial_accumulator_value",
-        "epsilon",
-        "epsilon_mode",
-        "lr_decay",
+    capabilities = Capabilities(
+        cautious_refusal=NO_MOMENTUM, square_slots=("accumulator",)
     )
 
     def __init__(
         self,
         learning_rate: Any = 0.01,
-        initial_accumulator_value: float = 0.0,
-        epsilon: float = 1e-7,
-        epsilon_mode: str = "inside_sqrt",
-        lr_decay: float = 0.0,
-        coupled_weight_decay: float = 0.0,
+        initial_accumulator_value: checks.NonNegative = 0.0,
+        epsilon: checks.Positive = 1e-7,
+        epsilon_mode: formulas.RootEpsilonMode = "inside_sqrt",
+        lr_decay: checks.NonNegative = 0.0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        initial_accumulator_value = checks.non_negative(
-            "initial_accumulator_value", initial_accumulator_value
-        )
-        epsilon = checks.positive("epsilon", epsilon)
-        epsilon_mode = checks.choice(
-            "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
-        )
-        lr_decay = checks.non_negative("lr_decay", lr_decay)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.initial_accumulator_value = initial_accumulator_value
-        self.epsilon = epsilon
-        self.epsilon_mode = epsilon_mode
-        self.lr_decay = lr_decay
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("accumulator",)

@@ -6,8 +6,9 @@ from typing import Any
 
 import keras
 
-from keras_opts._core import checks, foreach, formulas
+from keras_opts._core import checks, config, foreach, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -82,39 +83,21 @@ class Adam(Optimizer):
         https://openreview.net/forum?id=ryQu7f-RZ
     """
 
-    _square_slots = ("velocity", "velocity_hat")
-    _config_keys = ("beta_1", "beta_2", "epsilon", "amsgrad", "epsilon_mode")
+    capabilities = Capabilities(square_slots=("velocity", "velocity_hat"))
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        amsgrad: bool = False,
-        epsilon_mode: str = "corrected",
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        amsgrad: checks.Flag = False,
+        epsilon_mode: formulas.EpsilonMode = "corrected",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        amsgrad = checks.boolean("amsgrad", amsgrad)
-        epsilon_mode = checks.choice(
-            "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.amsgrad = amsgrad
-        self.epsilon_mode = epsilon_mode
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         names = ("momentum", "velocity")

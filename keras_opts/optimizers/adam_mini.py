@@ -6,13 +6,14 @@ import numbers
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -153,34 +154,20 @@ class AdamMini(Optimizer):
         https://github.com/zyushun/Adam-mini
     """
 
-    _elementwise = False  # a block's v depends on its whole block
-    _config_keys = ("beta_1", "beta_2", "epsilon", "block_axes")
+    capabilities = Capabilities(elementwise=False)
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        block_axes: Mapping[str, Any] | None = None,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        block_axes: BlockAxes = None,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        block_axes = _checked_block_axes(block_axes)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.block_axes = block_axes
+        super().__init__(**config.given(locals()))
 
     def blocks(self, variable, variables=None) -> tuple[int, ...]:
         """The axes one block of ``variable`` spans (``block_axes``, else
@@ -422,7 +409,7 @@ def _variable_path(variable) -> str:
     return str(variable.name).split(":")[0]
 
 
-def _checked_block_axes(value):
+def _checked_block_axes(name, value):
     """``block_axes`` as ``{pattern: [axis, ...]}`` (lists: what a saved
     config holds), or None."""
     if value is None:
@@ -463,3 +450,11 @@ def _checked_block_axes(value):
             )
         checked[pattern] = [int(a) for a in axes]
     return checked
+
+
+BlockAxes = Annotated[
+    "Mapping[str, Any] | None",
+    checks.Rule(
+        _checked_block_axes, "`None`, or regular expression to list of axes"
+    ),
+]

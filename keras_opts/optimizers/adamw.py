@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config, formulas
 from keras_opts.optimizers.adam import Adam
 
 SCALINGS = ("learning_rate", "schedule")
@@ -84,57 +84,41 @@ class AdamW(Adam):
         https://github.com/loshchil/AdamW-and-SGDW
     """
 
-    _config_keys = Adam._config_keys + (
-        "weight_decay_scaling",
-        "base_learning_rate",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        weight_decay: float = 0.01,
-        weight_decay_scaling: str = "learning_rate",
-        base_learning_rate: float | None = None,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        amsgrad: bool = False,
-        epsilon_mode: str = "corrected",
-        coupled_weight_decay: float = 0.0,
+        weight_decay: checks.WeightDecay = 0.01,
+        weight_decay_scaling: Annotated[str, checks.one_of(*SCALINGS)] = (
+            "learning_rate"
+        ),
+        base_learning_rate: checks.OptionalPositive = None,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        amsgrad: checks.Flag = False,
+        epsilon_mode: formulas.EpsilonMode = "corrected",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        weight_decay = checks.weight_decay("weight_decay", weight_decay)
-        scaling = checks.choice(
-            "weight_decay_scaling", weight_decay_scaling, SCALINGS
-        )
-        alpha = base_learning_rate
-        if alpha is not None:
-            alpha = checks.positive("base_learning_rate", alpha)
-        elif scaling == "schedule":
-            if callable(learning_rate):
-                raise ValueError(
-                    "`weight_decay_scaling='schedule'` with a learning-rate "
-                    "schedule needs `base_learning_rate` (the paper's alpha; "
-                    "the decay is lr_t * weight_decay / alpha). Received: "
-                    "base_learning_rate=None"
-                )
-        super().__init__(
-            learning_rate=learning_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            amsgrad=amsgrad,
-            epsilon_mode=epsilon_mode,
-            coupled_weight_decay=coupled_weight_decay,
-            weight_decay=weight_decay,
-            name=name,
-            **kwargs,
-        )
-        if scaling == "schedule" and alpha is None:
-            alpha = float(learning_rate)
-        self.weight_decay_scaling = scaling
-        self.base_learning_rate = alpha
+        super().__init__(**config.given(locals()))
+        if self.base_learning_rate is None and self.weight_decay_scaling == (
+            "schedule"
+        ):
+            self.base_learning_rate = float(learning_rate)
+
+    def _check_arguments(self, arguments):
+        if (
+            arguments["weight_decay_scaling"] == "schedule"
+            and arguments["base_learning_rate"] is None
+            and callable(arguments["learning_rate"])
+        ):
+            raise ValueError(
+                "`weight_decay_scaling='schedule'` with a learning-rate "
+                "schedule needs `base_learning_rate` (the paper's alpha; "
+                "the decay is lr_t * weight_decay / alpha). Received: "
+                "base_learning_rate=None"
+            )
 
     def _weight_decay_factor(self) -> float:
         if self.weight_decay_scaling == "learning_rate":

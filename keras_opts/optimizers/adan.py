@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -80,37 +81,21 @@ class Adan(Optimizer):
         https://github.com/sail-sg/Adan
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = ("beta_1", "beta_2", "beta_3", "epsilon", "bias_correction")
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.98,
-        beta_2: float = 0.92,
-        beta_3: float = 0.99,
-        epsilon: float = 1e-8,
-        bias_correction: bool = True,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.98,
+        beta_2: checks.DecayRate = 0.92,
+        beta_3: checks.DecayRate = 0.99,
+        epsilon: checks.Positive = 1e-8,
+        bias_correction: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        beta_3 = checks.decay_rate("beta_3", beta_3)
-        bias_correction = checks.boolean("bias_correction", bias_correction)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.beta_3 = beta_3
-        self.epsilon = epsilon
-        self.bias_correction = bias_correction
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum", "difference", "velocity", "previous_gradient")

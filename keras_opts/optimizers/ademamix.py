@@ -8,8 +8,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -78,60 +79,31 @@ class AdEMAMix(Optimizer):
         Faster, Older", ICLR 2025, https://arxiv.org/abs/2409.03137
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "beta_3",
-        "alpha",
-        "alpha_warmup_steps",
-        "beta_3_warmup_steps",
-    )
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        beta_3: float = 0.9999,
-        alpha: float = 5.0,
-        epsilon: float = 1e-8,
-        alpha_warmup_steps: int = 0,
-        beta_3_warmup_steps: int = 0,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        beta_3: checks.DecayRate = 0.9999,
+        alpha: checks.NonNegative = 5.0,
+        epsilon: checks.Positive = 1e-8,
+        alpha_warmup_steps: checks.NonNegative = 0,
+        beta_3_warmup_steps: checks.NonNegative = 0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        beta_3 = checks.decay_rate("beta_3", beta_3)
-        alpha = checks.non_negative("alpha", alpha)
-        alpha_warmup_steps = checks.non_negative(
-            "alpha_warmup_steps", alpha_warmup_steps
-        )
-        beta_3_warmup_steps = checks.non_negative(
-            "beta_3_warmup_steps", beta_3_warmup_steps
-        )
-        if beta_3_warmup_steps and not 0.0 < beta_1:
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        beta_1 = arguments["beta_1"]
+        if arguments["beta_3_warmup_steps"] and not 0.0 < beta_1:
             raise ValueError(
                 "`beta_3_warmup_steps` starts beta_3 at beta_1, which must "
                 f"then be in (0, 1). Received: beta_1={beta_1}"
             )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.beta_3 = beta_3
-        self.alpha = alpha
-        self.alpha_warmup_steps = alpha_warmup_steps
-        self.beta_3_warmup_steps = beta_3_warmup_steps
 
     def _slot_names(self):
         return ("momentum", "slow_momentum", "velocity")

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -79,34 +80,20 @@ class ADOPT(Optimizer):
         https://github.com/iShohei220/adopt
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = ("beta_1", "beta_2", "epsilon", "clipping")
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.9999,
-        epsilon: float = 1e-6,
-        clipping: bool = True,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.9999,
+        epsilon: checks.Positive = 1e-6,
+        clipping: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        clipping = checks.boolean("clipping", clipping)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.clipping = clipping
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum", "velocity")

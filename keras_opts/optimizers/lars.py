@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -109,55 +110,23 @@ class LARS(Optimizer):
         Networks", https://arxiv.org/abs/1708.03888
     """
 
-    _decay_in_kernel = True
-    _elementwise = False
-
-    _config_keys = (
-        "momentum",
-        "trust_coefficient",
-        "epsilon",
-        "nesterov",
-        "exclude_from_layer_adaptation",
-        "adapt_vectors",
-    )
+    capabilities = Capabilities(decay_in_kernel=True, elementwise=False)
 
     def __init__(
         self,
         learning_rate: Any = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        trust_coefficient: float = 0.1,
-        epsilon: float = 0.0,
-        nesterov: bool = False,
-        exclude_from_layer_adaptation: list[str] | None = None,
-        adapt_vectors: bool = True,
-        coupled_weight_decay: float = 0.0,
+        momentum: checks.DecayRate = 0.9,
+        weight_decay: checks.WeightDecay = 0.0,
+        trust_coefficient: checks.Positive = 0.1,
+        epsilon: checks.NonNegative = 0.0,
+        nesterov: checks.Flag = False,
+        exclude_from_layer_adaptation: Patterns = None,
+        adapt_vectors: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        momentum = checks.decay_rate("momentum", momentum)
-        trust_coefficient = checks.positive(
-            "trust_coefficient", trust_coefficient
-        )
-        epsilon = checks.non_negative("epsilon", epsilon)
-        nesterov = checks.boolean("nesterov", nesterov)
-        exclude_from_layer_adaptation = _patterns(
-            "exclude_from_layer_adaptation", exclude_from_layer_adaptation
-        )
-        adapt_vectors = checks.boolean("adapt_vectors", adapt_vectors)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            weight_decay=checks.weight_decay("weight_decay", weight_decay),
-            name=name,
-            **kwargs,
-        )
-        self.momentum = momentum
-        self.trust_coefficient = trust_coefficient
-        self.epsilon = epsilon
-        self.nesterov = nesterov
-        self.exclude_from_layer_adaptation = exclude_from_layer_adaptation
-        self.adapt_vectors = adapt_vectors
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum",) if self.momentum else ()
@@ -236,3 +205,9 @@ def _patterns(name: str, value: Any) -> list[str] | None:
                 f"({error}). Received: {name}={value!r}"
             ) from None
     return list(value)
+
+
+Patterns = Annotated[
+    "list[str] | None",
+    checks.Rule(_patterns, "`None`, or a list of regular expressions"),
+]

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 #: The smallest normal number of each dtype: below any non-zero
 #: ``nu^(1/3)`` (at least 4e-3 in float16, 1e-15 in float32).
@@ -84,29 +85,20 @@ class MADGRAD(Optimizer):
         authors' code: https://github.com/facebookresearch/madgrad
     """
 
-    _square_slots = ("squared_sum",)
-    _full_precision_slots = ("initial",)
-    _config_keys = ("momentum", "epsilon")
+    capabilities = Capabilities(
+        square_slots=("squared_sum",), full_precision_slots=("initial",)
+    )
 
     def __init__(
         self,
         learning_rate: Any = 0.01,
-        momentum: float = 0.9,
-        epsilon: float = 1e-6,
-        coupled_weight_decay: float = 0.0,
+        momentum: checks.DecayRate = 0.9,
+        epsilon: checks.NonNegative = 1e-6,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        momentum = checks.decay_rate("momentum", momentum)
-        epsilon = checks.non_negative("epsilon", epsilon)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.momentum = momentum
-        self.epsilon = epsilon
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         names = ("gradient_sum", "squared_sum")

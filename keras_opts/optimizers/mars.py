@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas, keras_api
-from keras_opts._core import weight_decay as decay_rules
+from keras_opts._core import checks, config, formulas, keras_api, step
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 MARS_TYPES = ("adamw", "lion")
 PREVIOUS_GRADIENT_INITS = ("first", "zeros")
@@ -139,92 +139,38 @@ class MARS(Optimizer):
         https://github.com/AGI-Arena/MARS
     """
 
-    _decay_in_kernel = True
-    _elementwise = False  # the corrected gradient is clipped per tensor
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "gamma",
-        "mars_type",
-        "epsilon",
-        "epsilon_mode",
-        "optimize_1d",
-        "learning_rate_1d_scale",
-        "beta_1_1d",
-        "beta_2_1d",
-        "weight_decay_1d",
-        "higher_rank_mars",
-        "previous_gradient_init",
+    capabilities = Capabilities(
+        decay_in_kernel=True, elementwise=False, square_slots=("velocity",)
     )
 
     def __init__(
         self,
         learning_rate: Any = 0.003,
-        beta_1: float = 0.95,
-        beta_2: float = 0.99,
-        gamma: float = 0.025,
-        mars_type: str = "adamw",
-        epsilon: float = 1e-8,
-        epsilon_mode: str = "corrected",
-        weight_decay: Any = 0.0,
-        optimize_1d: bool = False,
-        learning_rate_1d_scale: float = 1.0,
-        beta_1_1d: float = 0.9,
-        beta_2_1d: float = 0.95,
-        weight_decay_1d: float = 0.1,
-        higher_rank_mars: bool = False,
-        previous_gradient_init: str = "first",
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.95,
+        beta_2: checks.DecayRate = 0.99,
+        gamma: checks.NonNegative = 0.025,
+        mars_type: Annotated[str, checks.one_of(*MARS_TYPES)] = "adamw",
+        epsilon: checks.Positive = 1e-8,
+        epsilon_mode: Annotated[
+            str, checks.one_of("corrected", "uncorrected")
+        ] = "corrected",
+        weight_decay: checks.WeightDecay = 0.0,
+        optimize_1d: checks.Flag = False,
+        learning_rate_1d_scale: checks.Positive = 1.0,
+        beta_1_1d: checks.DecayRate = 0.9,
+        beta_2_1d: checks.DecayRate = 0.95,
+        weight_decay_1d: checks.NonNegative = 0.1,
+        higher_rank_mars: checks.Flag = False,
+        previous_gradient_init: Annotated[
+            str, checks.one_of(*PREVIOUS_GRADIENT_INITS)
+        ] = "first",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        gamma = checks.non_negative("gamma", gamma)
-        mars_type = checks.choice("mars_type", mars_type, MARS_TYPES)
-        epsilon = checks.positive("epsilon", epsilon)
-        epsilon_mode = checks.choice(
-            "epsilon_mode", epsilon_mode, ("corrected", "uncorrected")
-        )
-        optimize_1d = checks.boolean("optimize_1d", optimize_1d)
-        learning_rate_1d_scale = checks.positive(
-            "learning_rate_1d_scale", learning_rate_1d_scale
-        )
-        beta_1_1d = checks.decay_rate("beta_1_1d", beta_1_1d)
-        beta_2_1d = checks.decay_rate("beta_2_1d", beta_2_1d)
-        weight_decay_1d = checks.non_negative(
-            "weight_decay_1d", weight_decay_1d
-        )
-        higher_rank_mars = checks.boolean("higher_rank_mars", higher_rank_mars)
-        previous_gradient_init = checks.choice(
-            "previous_gradient_init",
-            previous_gradient_init,
-            PREVIOUS_GRADIENT_INITS,
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            weight_decay=checks.weight_decay("weight_decay", weight_decay),
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.gamma = gamma
-        self.mars_type = mars_type
-        self.epsilon = epsilon
-        self.epsilon_mode = epsilon_mode
-        self.optimize_1d = optimize_1d
-        self.learning_rate_1d_scale = learning_rate_1d_scale
-        self.beta_1_1d = beta_1_1d
-        self.beta_2_1d = beta_2_1d
-        self.weight_decay_1d = weight_decay_1d
-        self.higher_rank_mars = higher_rank_mars
-        self.previous_gradient_init = previous_gradient_init
+        super().__init__(**config.given(locals()))
         # Which of the two kinds of variable _run_kernel is updating.
         self._vectors = False
-
-    _square_slots = ("velocity",)
 
     def _slot_names(self):
         # The second moment of the AdamW steps: MARS-AdamW's, and plain
@@ -259,7 +205,7 @@ class MARS(Optimizer):
 
     def _variable_coefficients(self, variable):
         if not self._vectors:
-            return {"weight_decay": decay_rules.for_kernel(self, variable)}
+            return {"weight_decay": step.kernel_weight_decay(self, variable)}
         if not keras_api.uses_weight_decay(self, variable):
             return {"weight_decay": 0.0}
         return {"weight_decay": self.weight_decay_1d}

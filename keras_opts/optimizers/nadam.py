@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -85,34 +86,20 @@ class Nadam(Optimizer):
         workshop, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = ("beta_1", "beta_2", "epsilon", "momentum_decay")
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.002,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        momentum_decay: float = 0.004,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        momentum_decay: checks.NonNegative = 0.004,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        momentum_decay = checks.non_negative("momentum_decay", momentum_decay)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.momentum_decay = momentum_decay
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum", "velocity")

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -94,49 +95,23 @@ class NovoGrad(Optimizer):
         https://arxiv.org/abs/1905.11286
     """
 
-    _decay_in_kernel = True
-    _elementwise = False
+    capabilities = Capabilities(decay_in_kernel=True, elementwise=False)
     _scalar_slot_names = ("velocity",)
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "grad_averaging",
-        "average_first_step",
-    )
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.95,
-        beta_2: float = 0.98,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.0,
-        grad_averaging: bool = False,
-        average_first_step: bool = False,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.95,
+        beta_2: checks.DecayRate = 0.98,
+        epsilon: checks.Positive = 1e-8,
+        weight_decay: checks.WeightDecay = 0.0,
+        grad_averaging: checks.Flag = False,
+        average_first_step: checks.Flag = False,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        grad_averaging = checks.boolean("grad_averaging", grad_averaging)
-        average_first_step = checks.boolean(
-            "average_first_step", average_first_step
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            weight_decay=checks.weight_decay("weight_decay", weight_decay),
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.grad_averaging = grad_averaging
-        self.average_first_step = average_first_step
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum",)

@@ -8,8 +8,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import initializers, ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -100,54 +101,29 @@ class Prodigy(Optimizer):
         https://github.com/konstmish/prodigy
     """
 
-    _decay_in_kernel = True
-    _elementwise = False
-    _square_slots = ("velocity",)
-    _full_precision_slots = ("initial",)
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "beta_3",
-        "epsilon",
-        "d0",
-        "bias_correction",
+    capabilities = Capabilities(
+        decay_in_kernel=True,
+        elementwise=False,
+        square_slots=("velocity",),
+        full_precision_slots=("initial",),
     )
     _scalar_slot_names = ("numerator", "gradient_sum_norm")
 
     def __init__(
         self,
         learning_rate: Any = 1.0,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        beta_3: float | None = None,
-        epsilon: float = 1e-8,
-        d0: float = 1e-6,
-        weight_decay: float = 0.0,
-        bias_correction: bool = False,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        beta_3: checks.OptionalDecayRate = None,
+        epsilon: checks.NonNegative = 1e-8,
+        d0: checks.Positive = 1e-6,
+        weight_decay: checks.WeightDecay = 0.0,
+        bias_correction: checks.Flag = False,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        if beta_3 is not None:
-            beta_3 = checks.decay_rate("beta_3", beta_3)
-        epsilon = checks.non_negative("epsilon", epsilon)
-        d0 = checks.positive("d0", d0)
-        bias_correction = checks.boolean("bias_correction", bias_correction)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            weight_decay=checks.weight_decay("weight_decay", weight_decay),
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.beta_3 = beta_3
-        self.epsilon = epsilon
-        self.d0 = d0
-        self.bias_correction = bias_correction
+        super().__init__(**config.given(locals()))
 
     @property
     def _beta_3(self) -> float:

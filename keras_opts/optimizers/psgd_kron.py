@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
 from keras_opts._core import (
     checks,
+    config,
     counter_random,
     foreach,
     formulas,
@@ -43,7 +44,7 @@ from keras_opts._core import (
     matrix,
 )
 from keras_opts._core.base import Optimizer
-from keras_opts._core.step_options import slot_prefix
+from keras_opts._core.step import Capabilities, slot_prefix
 
 _SCHEDULES = ("random", "counter")
 _DTYPES = ("float32", "float64")
@@ -59,6 +60,10 @@ if keras.backend.backend() == "torch":
     import torch
 
     _apply_eagerly = torch.compiler.disable(_apply_eagerly)
+
+
+#: A probability, in [0, 1].
+Probability = Annotated[float, checks.in_range(low=0.0, high=1.0)]
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -231,122 +236,51 @@ class PSGDKron(Optimizer):
     """
 
     # Q differs in shape from the variable: one variable at a time.
-    use_foreach = False
-    _elementwise = False
-    _config_keys = (
-        "beta_1",
-        "precond_lr",
-        "precond_init_scale",
-        "precond_update_prob",
-        "precond_update_prob_min",
-        "precond_update_prob_decay",
-        "precond_update_flat_steps",
-        "precond_update_schedule",
-        "max_size_triangular",
-        "min_ndim_triangular",
-        "memory_save_mode",
-        "merge_dims",
-        "momentum_into_precond_update",
-        "clip_update_rms",
-        "preconditioner_dtype",
-        "seed",
-    )
+    capabilities = Capabilities(foreach=False, elementwise=False)
 
     def __init__(
         self,
         learning_rate: Any = 0.003,
-        beta_1: float = 0.9,
-        precond_lr: float = 0.1,
-        precond_init_scale: float = 1.0,
-        precond_update_prob: float = 1.0,
-        precond_update_prob_min: float = 0.03,
-        precond_update_prob_decay: float = 0.001,
-        precond_update_flat_steps: int = 500,
-        precond_update_schedule: str = "random",
-        max_size_triangular: int = 8192,
-        min_ndim_triangular: int = 2,
-        memory_save_mode: str | None = None,
-        merge_dims: bool = False,
-        momentum_into_precond_update: bool = False,
-        clip_update_rms: float | None = 1.1,
-        preconditioner_dtype: str = "float32",
-        seed: int | None = 0,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        precond_lr: Annotated[
+            float, checks.in_range(low=0.0, high=1.0, low_open=True)
+        ] = 0.1,
+        precond_init_scale: checks.Positive = 1.0,
+        precond_update_prob: Probability = 1.0,
+        precond_update_prob_min: Probability = 0.03,
+        precond_update_prob_decay: checks.NonNegative = 0.001,
+        precond_update_flat_steps: Annotated[int, checks.at_least(0)] = 500,
+        precond_update_schedule: Annotated[
+            str, checks.one_of(*_SCHEDULES)
+        ] = "random",
+        max_size_triangular: Annotated[int, checks.at_least(1)] = 8192,
+        min_ndim_triangular: Annotated[int, checks.at_least(1)] = 2,
+        memory_save_mode: Annotated[
+            str | None,
+            checks.optional(
+                checks.one_of(*(m for m in MEMORY_SAVE_MODES if m))
+            ),
+        ] = None,
+        merge_dims: checks.Flag = False,
+        momentum_into_precond_update: checks.Flag = False,
+        clip_update_rms: checks.OptionalPositive = 1.1,
+        preconditioner_dtype: Annotated[
+            str, checks.one_of(*_DTYPES)
+        ] = "float32",
+        seed: Annotated[int | None, checks.optional(checks.at_least(0))] = 0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        precond_lr = checks.real(
-            "precond_lr", precond_lr, low=0.0, high=1.0, low_open=True
-        )
-        precond_init_scale = checks.positive(
-            "precond_init_scale", precond_init_scale
-        )
-        precond_update_prob = checks.real(
-            "precond_update_prob", precond_update_prob, low=0.0, high=1.0
-        )
-        precond_update_prob_min = checks.real(
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        checks.real(
             "precond_update_prob_min",
-            precond_update_prob_min,
+            arguments["precond_update_prob_min"],
             low=0.0,
-            high=precond_update_prob,
+            high=arguments["precond_update_prob"],
         )
-        precond_update_prob_decay = checks.non_negative(
-            "precond_update_prob_decay", precond_update_prob_decay
-        )
-        precond_update_flat_steps = checks.integer(
-            "precond_update_flat_steps", precond_update_flat_steps, 0
-        )
-        precond_update_schedule = checks.choice(
-            "precond_update_schedule", precond_update_schedule, _SCHEDULES
-        )
-        max_size_triangular = checks.integer(
-            "max_size_triangular", max_size_triangular, 1
-        )
-        min_ndim_triangular = checks.integer(
-            "min_ndim_triangular", min_ndim_triangular, 1
-        )
-        if memory_save_mode is not None:
-            memory_save_mode = checks.choice(
-                "memory_save_mode",
-                memory_save_mode,
-                tuple(m for m in MEMORY_SAVE_MODES if m),
-            )
-        merge_dims = checks.boolean("merge_dims", merge_dims)
-        momentum_into_precond_update = checks.boolean(
-            "momentum_into_precond_update", momentum_into_precond_update
-        )
-        if clip_update_rms is not None:
-            clip_update_rms = checks.positive(
-                "clip_update_rms", clip_update_rms
-            )
-        preconditioner_dtype = checks.choice(
-            "preconditioner_dtype", preconditioner_dtype, _DTYPES
-        )
-        if seed is not None:
-            seed = checks.integer("seed", seed, 0)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.precond_lr = precond_lr
-        self.precond_init_scale = precond_init_scale
-        self.precond_update_prob = precond_update_prob
-        self.precond_update_prob_min = precond_update_prob_min
-        self.precond_update_prob_decay = precond_update_prob_decay
-        self.precond_update_flat_steps = precond_update_flat_steps
-        self.precond_update_schedule = precond_update_schedule
-        self.max_size_triangular = max_size_triangular
-        self.min_ndim_triangular = min_ndim_triangular
-        self.memory_save_mode = memory_save_mode
-        self.merge_dims = merge_dims
-        self.momentum_into_precond_update = momentum_into_precond_update
-        self.clip_update_rms = clip_update_rms
-        self.preconditioner_dtype = preconditioner_dtype
-        self.seed = seed
 
     def apply(self, grads, trainable_variables=None):
         # Inductor did not finish compiling the preconditioner's fit in 15

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -102,47 +103,21 @@ class RAdam(Optimizer):
         https://github.com/LiyuanLucasLiu/RAdam
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "epsilon_mode",
-        "rectify_threshold",
-    )
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        epsilon_mode: str = "inside_sqrt",
-        rectify_threshold: float = 4.0,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        epsilon_mode: formulas.EpsilonMode = "inside_sqrt",
+        rectify_threshold: Annotated[float, checks.in_range(low=4.0)] = 4.0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        epsilon_mode = checks.choice(
-            "epsilon_mode", epsilon_mode, formulas.EPSILON_MODES
-        )
-        rectify_threshold = checks.real(
-            "rectify_threshold", rectify_threshold, low=4.0
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.epsilon_mode = epsilon_mode
-        self.rectify_threshold = rectify_threshold
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum", "velocity")

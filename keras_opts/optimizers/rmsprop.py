@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 from keras_opts.optimizers.sgd import MOMENTUM_FORMS
 
 
@@ -85,52 +86,26 @@ class RMSprop(Optimizer):
         https://arxiv.org/abs/1308.0850 (eq. 38-41, centered form)
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = (
-        "rho",
-        "momentum",
-        "epsilon",
-        "centered",
-        "epsilon_mode",
-        "momentum_form",
+    capabilities = Capabilities(
+        momentum_argument="momentum", square_slots=("velocity",)
     )
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        rho: float = 0.9,
-        momentum: float = 0.0,
-        epsilon: float = 1e-7,
-        centered: bool = False,
-        epsilon_mode: str = "inside_sqrt",
-        momentum_form: str = "gradient",
-        coupled_weight_decay: float = 0.0,
+        rho: checks.DecayRate = 0.9,
+        momentum: checks.DecayRate = 0.0,
+        epsilon: checks.Positive = 1e-7,
+        centered: checks.Flag = False,
+        epsilon_mode: formulas.RootEpsilonMode = "inside_sqrt",
+        momentum_form: Annotated[
+            str, checks.one_of(*MOMENTUM_FORMS)
+        ] = "gradient",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        rho = checks.decay_rate("rho", rho)
-        momentum = checks.decay_rate("momentum", momentum)
-        checks.cautious_momentum(kwargs.get("cautious"), momentum)
-        epsilon = checks.positive("epsilon", epsilon)
-        centered = checks.boolean("centered", centered)
-        epsilon_mode = checks.choice(
-            "epsilon_mode", epsilon_mode, formulas.ROOT_EPSILON_MODES
-        )
-        momentum_form = checks.choice(
-            "momentum_form", momentum_form, MOMENTUM_FORMS
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.rho = rho
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.centered = centered
-        self.epsilon_mode = epsilon_mode
-        self.momentum_form = momentum_form
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         names = ("velocity",)

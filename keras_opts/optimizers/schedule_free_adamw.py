@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas, schedule_free
+from keras_opts._core import checks, config, formulas, schedule_free
 
 BIAS_CORRECTIONS = ("learning_rate", "second_moment")
 
@@ -132,50 +132,28 @@ class ScheduleFreeAdamW(schedule_free.ScheduleFree):
         authors' code: https://github.com/facebookresearch/schedule_free
     """
 
-    _config_keys = schedule_free.ScheduleFree._config_keys + (
-        "beta_2",
-        "epsilon",
-        "warmup_steps",
-        "bias_correction_in",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.0025,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        r: float = 0.0,
-        weight_lr_power: float = 2.0,
-        bias_correction_in: str = "learning_rate",
-        coupled_weight_decay: float = 0.0,
+        beta_1: schedule_free.Beta = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        weight_decay: checks.WeightDecay = 0.0,
+        warmup_steps: Annotated[int, checks.at_least(0)] = 0,
+        r: checks.NonNegative = 0.0,
+        weight_lr_power: checks.NonNegative = 2.0,
+        bias_correction_in: Annotated[
+            str, checks.one_of(*BIAS_CORRECTIONS)
+        ] = "learning_rate",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        warmup_steps = checks.integer("warmup_steps", warmup_steps, 0)
-        bias_correction_in = checks.choice(
-            "bias_correction_in", bias_correction_in, BIAS_CORRECTIONS
-        )
-        super().__init__(
-            learning_rate,
-            beta_1=beta_1,
-            weight_decay=weight_decay,
-            r=r,
-            weight_lr_power=weight_lr_power,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.warmup_steps = warmup_steps
-        self.bias_correction_in = bias_correction_in
+        super().__init__(**config.given(locals()))
 
-    _square_slots = ("velocity",)
+    capabilities = schedule_free.ScheduleFree.capabilities.replace(
+        square_slots=("velocity",)
+    )
 
     def _slot_names(self):
         return ("z", "velocity")

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas, schedule_free
+from keras_opts._core import checks, config, formulas, schedule_free
 from keras_opts.optimizers.schedule_free_adamw import (
     second_moment_denominator,
 )
@@ -117,44 +117,25 @@ class ScheduleFreeRAdam(schedule_free.ScheduleFree):
         https://arxiv.org/abs/1908.03265
     """
 
-    _config_keys = schedule_free.ScheduleFree._config_keys + (
-        "beta_2",
-        "epsilon",
-        "silent_sgd_phase",
-    )
-
     def __init__(
         self,
         learning_rate: Any = 0.0025,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.0,
-        r: float = 0.0,
-        weight_lr_power: float = 2.0,
-        silent_sgd_phase: bool = True,
-        coupled_weight_decay: float = 0.0,
+        beta_1: schedule_free.Beta = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-8,
+        weight_decay: checks.WeightDecay = 0.0,
+        r: checks.NonNegative = 0.0,
+        weight_lr_power: checks.NonNegative = 2.0,
+        silent_sgd_phase: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        silent_sgd_phase = checks.boolean("silent_sgd_phase", silent_sgd_phase)
-        super().__init__(
-            learning_rate,
-            beta_1=beta_1,
-            weight_decay=weight_decay,
-            r=r,
-            weight_lr_power=weight_lr_power,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.silent_sgd_phase = silent_sgd_phase
+        super().__init__(**config.given(locals()))
 
-    _square_slots = ("velocity",)
+    capabilities = schedule_free.ScheduleFree.capabilities.replace(
+        square_slots=("velocity",)
+    )
 
     def _slot_names(self):
         return ("z", "velocity")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 
-from keras_opts._core import checks, schedule_free
+from keras_opts._core import checks, config, schedule_free
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -113,32 +113,19 @@ class ScheduleFreeSGD(schedule_free.ScheduleFree):
         authors' code: https://github.com/facebookresearch/schedule_free
     """
 
-    _config_keys = schedule_free.ScheduleFree._config_keys + ("warmup_steps",)
-
     def __init__(
         self,
         learning_rate: Any = 0.1,
-        beta_1: float = 0.9,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        r: float = 0.0,
-        weight_lr_power: float = 2.0,
-        coupled_weight_decay: float = 0.0,
+        beta_1: schedule_free.Beta = 0.9,
+        weight_decay: checks.WeightDecay = 0.0,
+        warmup_steps: Annotated[int, checks.at_least(0)] = 0,
+        r: checks.NonNegative = 0.0,
+        weight_lr_power: checks.NonNegative = 2.0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        warmup_steps = checks.integer("warmup_steps", warmup_steps, 0)
-        super().__init__(
-            learning_rate,
-            beta_1=beta_1,
-            weight_decay=weight_decay,
-            r=r,
-            weight_lr_power=weight_lr_power,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.warmup_steps = warmup_steps
+        super().__init__(**config.given(locals()))
 
     def _learning_rate_in_effect(self, learning_rate, t):
         return learning_rate * schedule_free.warmup_factor(self.warmup_steps, t)

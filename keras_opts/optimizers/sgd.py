@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, foreach
+from keras_opts._core import checks, config, foreach
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 MOMENTUM_FORMS = ("gradient", "step")
 
@@ -99,47 +100,23 @@ class SGD(Optimizer):
         https://proceedings.mlr.press/v28/sutskever13.html
     """
 
-    _config_keys = (
-        "momentum",
-        "dampening",
-        "nesterov",
-        "momentum_form",
-        "dampen_first_step",
-    )
+    capabilities = Capabilities(momentum_argument="momentum")
 
     def __init__(
         self,
         learning_rate: Any = 0.01,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        nesterov: bool = False,
-        momentum_form: str = "gradient",
-        dampen_first_step: bool = True,
-        coupled_weight_decay: float = 0.0,
+        momentum: Annotated[float, checks.in_range(low=0.0, high=1.0)] = 0.0,
+        dampening: checks.DecayRate = 0.0,
+        nesterov: checks.Flag = False,
+        momentum_form: Annotated[
+            str, checks.one_of(*MOMENTUM_FORMS)
+        ] = "gradient",
+        dampen_first_step: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        momentum = checks.real("momentum", momentum, low=0.0, high=1.0)
-        checks.cautious_momentum(kwargs.get("cautious"), momentum)
-        dampening = checks.decay_rate("dampening", dampening)
-        nesterov = checks.boolean("nesterov", nesterov)
-        momentum_form = checks.choice(
-            "momentum_form", momentum_form, MOMENTUM_FORMS
-        )
-        dampen_first_step = checks.boolean(
-            "dampen_first_step", dampen_first_step
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.momentum = momentum
-        self.dampening = dampening
-        self.nesterov = nesterov
-        self.momentum_form = momentum_form
-        self.dampen_first_step = dampen_first_step
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("velocity",) if self.momentum else ()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core import matrix as mx
 from keras_opts._core.base import Optimizer
-from keras_opts._core.step_options import slot_prefix
+from keras_opts._core.step import Capabilities, slot_prefix
 
 GRAFTINGS = ("adagrad", "adam", "sgd", None)
 PRECONDITIONER_DTYPES = ("float32", "float64")
@@ -161,73 +161,37 @@ class Shampoo(Optimizer):
         tree/master/scalable_shampoo
     """
 
-    _elementwise = False
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "grafting",
-        "graft_epsilon",
-        "block_size",
-        "precondition_frequency",
-        "start_preconditioning_step",
-        "preconditioner_dtype",
-    )
+    capabilities = Capabilities(elementwise=False, foreach=False)
     #: A matrix preconditioner has no torch multi-tensor form.
-    use_foreach = False
 
     def __init__(
         self,
         learning_rate: Any = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        grafting: str | None = "adam",
-        graft_epsilon: float = 1e-8,
-        block_size: int = 512,
-        precondition_frequency: int = 20,
-        start_preconditioning_step: int = 10,
-        preconditioner_dtype: str = "float32",
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: Annotated[float, checks.in_range(low=0.0, high=1.0)] = 0.999,
+        epsilon: checks.NonNegative = 1e-6,
+        grafting: Annotated[str, checks.one_of(*GRAFTINGS)] = "adam",
+        graft_epsilon: checks.Positive = 1e-8,
+        block_size: Annotated[int, checks.at_least(1)] = 512,
+        precondition_frequency: Annotated[int, checks.at_least(1)] = 20,
+        start_preconditioning_step: Annotated[int, checks.at_least(1)] = 10,
+        preconditioner_dtype: Annotated[
+            str, checks.one_of(*PRECONDITIONER_DTYPES)
+        ] = "float32",
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.real("beta_2", beta_2, low=0.0, high=1.0)
-        epsilon = checks.non_negative("epsilon", epsilon)
-        grafting = checks.choice("grafting", grafting, GRAFTINGS)
-        if grafting == "adam" and beta_2 == 1.0:
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        beta_2 = arguments["beta_2"]
+        if arguments["grafting"] == "adam" and beta_2 == 1.0:
             raise ValueError(
                 "`grafting='adam'` needs `beta_2` < 1 (Adam's bias "
                 f"correction 1 - beta_2**t is 0 at 1). Received: "
                 f"beta_2={beta_2!r}"
             )
-        graft_epsilon = checks.positive("graft_epsilon", graft_epsilon)
-        block_size = checks.integer("block_size", block_size, 1)
-        precondition_frequency = checks.integer(
-            "precondition_frequency", precondition_frequency, 1
-        )
-        start_preconditioning_step = checks.integer(
-            "start_preconditioning_step", start_preconditioning_step, 1
-        )
-        preconditioner_dtype = checks.choice(
-            "preconditioner_dtype", preconditioner_dtype, PRECONDITIONER_DTYPES
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.grafting = grafting
-        self.graft_epsilon = graft_epsilon
-        self.block_size = block_size
-        self.precondition_frequency = precondition_frequency
-        self.start_preconditioning_step = start_preconditioning_step
-        self.preconditioner_dtype = preconditioner_dtype
 
     # State.
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, formulas, keras_api
+from keras_opts._core import checks, config, formulas, keras_api
 from keras_opts._core import matrix as mx
 from keras_opts._core.base import Optimizer
-from keras_opts._core.step_options import slot_prefix
+from keras_opts._core.step import Capabilities, slot_prefix
 
 PRECONDITIONER_DTYPES = ("float32", "float64")
 
@@ -177,74 +177,30 @@ class SOAP(Optimizer):
         https://github.com/nikhilvyas/SOAP
     """
 
-    _elementwise = False
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "shampoo_beta",
-        "epsilon",
-        "precondition_frequency",
-        "max_precond_dim",
-        "merge_dims",
-        "bias_correction",
-        "skip_first_step",
-        "preconditioner_dtype",
-        "canonical_basis",
-    )
+    capabilities = Capabilities(elementwise=False, foreach=False)
     #: A matrix preconditioner has no torch multi-tensor form.
-    use_foreach = False
 
     def __init__(
         self,
         learning_rate: Any = 0.003,
-        beta_1: float = 0.95,
-        beta_2: float = 0.95,
-        shampoo_beta: float | None = None,
-        epsilon: float = 1e-8,
-        precondition_frequency: int = 10,
-        max_precond_dim: int = 10000,
-        merge_dims: bool = False,
-        bias_correction: bool = True,
-        skip_first_step: bool = True,
-        preconditioner_dtype: str = "float32",
-        canonical_basis: bool = True,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.95,
+        beta_2: checks.DecayRate = 0.95,
+        shampoo_beta: checks.OptionalDecayRate = None,
+        epsilon: checks.Positive = 1e-8,
+        precondition_frequency: Annotated[int, checks.at_least(1)] = 10,
+        max_precond_dim: Annotated[int, checks.at_least(1)] = 10000,
+        merge_dims: checks.Flag = False,
+        bias_correction: checks.Flag = True,
+        skip_first_step: checks.Flag = True,
+        preconditioner_dtype: Annotated[
+            str, checks.one_of(*PRECONDITIONER_DTYPES)
+        ] = "float32",
+        canonical_basis: checks.Flag = True,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        if shampoo_beta is not None:
-            shampoo_beta = checks.decay_rate("shampoo_beta", shampoo_beta)
-        epsilon = checks.positive("epsilon", epsilon)
-        precondition_frequency = checks.integer(
-            "precondition_frequency", precondition_frequency, 1
-        )
-        max_precond_dim = checks.integer("max_precond_dim", max_precond_dim, 1)
-        merge_dims = checks.boolean("merge_dims", merge_dims)
-        bias_correction = checks.boolean("bias_correction", bias_correction)
-        skip_first_step = checks.boolean("skip_first_step", skip_first_step)
-        canonical_basis = checks.boolean("canonical_basis", canonical_basis)
-        preconditioner_dtype = checks.choice(
-            "preconditioner_dtype", preconditioner_dtype, PRECONDITIONER_DTYPES
-        )
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.shampoo_beta = shampoo_beta
-        self.epsilon = epsilon
-        self.precondition_frequency = precondition_frequency
-        self.max_precond_dim = max_precond_dim
-        self.merge_dims = merge_dims
-        self.bias_correction = bias_correction
-        self.skip_first_step = skip_first_step
-        self.preconditioner_dtype = preconditioner_dtype
-        self.canonical_basis = canonical_basis
+        super().__init__(**config.given(locals()))
 
     @property
     def _shampoo_beta(self) -> float:

@@ -7,8 +7,9 @@ from typing import Any
 import keras
 from keras import initializers
 
-from keras_opts._core import checks, formulas
+from keras_opts._core import checks, config, formulas
 from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
@@ -74,45 +75,21 @@ class Yogi(Optimizer):
         https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
     """
 
-    _square_slots = ("velocity",)
-    _config_keys = (
-        "beta_1",
-        "beta_2",
-        "epsilon",
-        "initial_accumulator_value",
-        "bias_correction",
-    )
+    capabilities = Capabilities(square_slots=("velocity",))
 
     def __init__(
         self,
         learning_rate: Any = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-3,
-        initial_accumulator_value: float = 1e-6,
-        bias_correction: bool = False,
-        coupled_weight_decay: float = 0.0,
+        beta_1: checks.DecayRate = 0.9,
+        beta_2: checks.DecayRate = 0.999,
+        epsilon: checks.Positive = 1e-3,
+        initial_accumulator_value: checks.NonNegative = 1e-6,
+        bias_correction: checks.Flag = False,
+        coupled_weight_decay: checks.NonNegative = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        beta_1 = checks.decay_rate("beta_1", beta_1)
-        beta_2 = checks.decay_rate("beta_2", beta_2)
-        epsilon = checks.positive("epsilon", epsilon)
-        initial_accumulator_value = checks.non_negative(
-            "initial_accumulator_value", initial_accumulator_value
-        )
-        bias_correction = checks.boolean("bias_correction", bias_correction)
-        super().__init__(
-            learning_rate,
-            coupled_weight_decay=coupled_weight_decay,
-            name=name,
-            **kwargs,
-        )
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.initial_accumulator_value = initial_accumulator_value
-        self.bias_correction = bias_correction
+        super().__init__(**config.given(locals()))
 
     def _slot_names(self):
         return ("momentum", "velocity")
