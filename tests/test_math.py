@@ -76,6 +76,6 @@ def test_adam_step_places_epsilon_as_documented(v, beta_2, step, epsilon):
     for mode, value in expected.items():
         scalars = formulas.adam_coefficients(one, t, 0.0, beta_2, epsilon, mode)
         got = scalars.step_size / formulas.denominator(
-            k, vt, scalars.epsilon, mode
+            k, vt, scalars.denominator_epsilon, mode
         )
         assert abs(_value(got) - value) <= 16 * ULP * value, mode

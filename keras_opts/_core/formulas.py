@@ -163,8 +163,10 @@ class AdamCoefficients(NamedTuple):
 
     #: ``lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``.
     step_size: Any
-    #: The ``epsilon`` of :func:`denominator`.
-    epsilon: Any
+    #: The ``epsilon`` of :func:`denominator` (``epsilon * sqrt(1 -
+    #: beta_2^t)`` in the ``"corrected"`` mode, since the step size holds
+    #: the correction).
+    denominator_epsilon: Any
 
 
 def adam_coefficients(
@@ -174,7 +176,7 @@ def adam_coefficients(
     sqrt_c2 = ops.sqrt(bias_correction(beta_2, t))
     return AdamCoefficients(
         step_size=learning_rate * sqrt_c2 / bias_correction(beta_1, t),
-        epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
+        denominator_epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
     )
 
 
@@ -184,8 +186,9 @@ class RectifiedCoefficients(NamedTuple):
     #: ``lr r_t sqrt(1 - beta_2^t) / (1 - beta_1^t)`` once rectified, else
     #: ``lr / (1 - beta_1^t)``.
     step_size: Any
-    #: The ``epsilon`` of :func:`denominator`.
-    epsilon: Any
+    #: The ``epsilon`` of :func:`denominator` (see
+    #: :class:`AdamCoefficients`).
+    denominator_epsilon: Any
     #: ``rho_t > threshold``: the variance of the adaptive step is
     #: tractable, and it is taken rectified.
     rectified: Any
@@ -204,7 +207,7 @@ def rectified_coefficients(
     )
     return RectifiedCoefficients(
         step_size=learning_rate * scale / bias_correction(beta_1, t),
-        epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
+        denominator_epsilon=_denominator_epsilon(epsilon, sqrt_c2, mode),
         rectified=rectified,
     )
 
@@ -218,5 +221,5 @@ def rectified_update(k, p, m, v, c, mode):
     ``where`` picks that and one fused update follows: a ``where`` between
     the two whole updates would cost torch's multi-tensor path a separate
     division into a new tensor per step."""
-    adaptive = denominator(k, v, c.epsilon, mode)
+    adaptive = denominator(k, v, c.denominator_epsilon, mode)
     k.addcdiv_(p, m, k.where(c.rectified, adaptive, 1.0), -c.step_size)

@@ -1,7 +1,9 @@
-"""Matrix helpers of the preconditioners (Shampoo, SOAP): merging a
-variable's dimensions into a matrix, cutting it into square-ish blocks,
-inverse roots and eigenbases of symmetric matrices, all through
-``keras.ops`` so that they run on TensorFlow, JAX and torch alike.
+"""What the matrix preconditioners (Shampoo, SOAP, PSGD-Kron) share: the
+base class :class:`Preconditioned` (a step per variable, factors laid out
+like the dimensions they stand for, refreshes on a schedule), and the
+algebra: merging a variable's dimensions into a matrix, cutting it into
+square-ish blocks, inverse roots and eigenbases of symmetric matrices, all
+through ``keras.ops`` so that they run on TensorFlow, JAX and torch alike.
 
 Blocks are stored stacked: a matrix of ``m x n`` cut into blocks of at
 most ``b`` rows and columns is padded with zeros to ``(I b_m) x (J b_n)``
@@ -22,6 +24,40 @@ import keras
 from keras import ops
 
 from keras_opts._core import foreach
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities, slot_prefix
+
+
+class Preconditioned(Optimizer):
+    """Base class of the optimizers that keep matrix factors per variable.
+
+    - Their step reads the whole variable and runs per variable: no
+      ``lazy_rows``, no torch multi-tensor path.
+    - A factor is an optimizer variable of ``preconditioner_dtype`` (an
+      argument of each subclass) named after its variable, laid out under
+      ``keras.distribution`` like the dimensions of the variable it stands
+      for (:meth:`_add_factor`, :func:`factor_layout`).
+    - A refresh (an inverse root, an eigenbasis, a fitted factor) runs
+      where a scalar condition of the step holds, in one traced program
+      for both cases (:meth:`_refresh`, :func:`refresh`).
+    """
+
+    capabilities = Capabilities(elementwise=False, foreach=False)
+
+    def _add_factor(self, variable, name, shape, dims, initializer="zeros"):
+        """A factor of ``shape`` for ``variable``, whose rows stand for its
+        dimensions ``dims``."""
+        return self.add_variable(
+            shape=shape,
+            initializer=initializer,
+            dtype=self.preconditioner_dtype,
+            name=f"{slot_prefix(variable)}_{name}",
+            layout=factor_layout(variable, dims, shape),
+        )
+
+    def _refresh(self, condition, compute, targets) -> list:
+        """:func:`refresh` of ``targets`` by this optimizer."""
+        return refresh(self, condition, compute, targets)
 
 
 def cond(condition, fit, keep):

@@ -143,5 +143,5 @@ class AdaBelief(Optimizer):
         if self.rectify:
             formulas.rectified_update(k, p, m, belief, c, "uncorrected")
             return
-        d = formulas.denominator(k, belief, c.epsilon, "corrected")
+        d = formulas.denominator(k, belief, c.denominator_epsilon, "corrected")
         k.addcdiv_(p, m, d, -c.step_size)

@@ -142,5 +142,5 @@ class Adam(Optimizer):
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
         if self.amsgrad:
             v = k.maximum_(s.velocity_hat, v)
-        d = formulas.denominator(k, v, c.epsilon, self.epsilon_mode)
+        d = formulas.denominator(k, v, c.denominator_epsilon, self.epsilon_mode)
         k.addcdiv_(p, m, d, -c.step_size)

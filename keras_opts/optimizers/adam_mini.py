@@ -261,7 +261,7 @@ class AdamMini(Optimizer):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         square = _each(_block_mean_square, g, s.velocity)
         v = k.add_(k.mul_(s.velocity, self.beta_2), square, 1.0 - self.beta_2)
-        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        d = formulas.denominator(k, v, c.denominator_epsilon, "corrected")
         if isinstance(p, list):
             # torch's multi-tensor ops take operands of one shape: each
             # block's denominator as a view of its variable's shape.

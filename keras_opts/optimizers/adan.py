@@ -107,7 +107,7 @@ class Adan(Optimizer):
                 later=later,
                 momentum_step=learning_rate,
                 difference_step=learning_rate * self.beta_2,
-                epsilon=self.epsilon,
+                denominator_epsilon=self.epsilon,
             )
         sqrt_c3 = ops.sqrt(formulas.bias_correction(self.beta_3, t))
         scale = learning_rate * sqrt_c3
@@ -117,7 +117,7 @@ class Adan(Optimizer):
             difference_step=scale
             * self.beta_2
             / formulas.bias_correction(self.beta_2, t),
-            epsilon=self.epsilon * sqrt_c3,
+            denominator_epsilon=self.epsilon * sqrt_c3,
         )
 
     def _kernel(self, k, p, g, s, c):
@@ -127,7 +127,7 @@ class Adan(Optimizer):
         v = formulas.ema_(k, s.difference, diff, self.beta_2)
         corrected = k.add_(k.mul_(diff, self.beta_2), g)
         n = formulas.ema_square_(k, s.velocity, corrected, self.beta_3)
-        d = formulas.denominator(k, n, c.epsilon, "corrected")
+        d = formulas.denominator(k, n, c.denominator_epsilon, "corrected")
         p = k.addcdiv_(p, m, d, -c.momentum_step)
         k.addcdiv_(p, v, d, -c.difference_step)
 
@@ -143,4 +143,4 @@ class AdanCoefficients(NamedTuple):
     #: moment's step.
     difference_step: Any
     #: The ``epsilon`` of the denominator, times ``sqrt(1 - beta_3^t)``.
-    epsilon: Any
+    denominator_epsilon: Any

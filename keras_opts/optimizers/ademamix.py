@@ -130,14 +130,14 @@ class AdEMAMix(Optimizer):
             fast_step=scale / formulas.bias_correction(self.beta_1, t),
             slow_step=scale * alpha,
             slow_weight=self._slow_weight(t),
-            epsilon=self.epsilon * sqrt_c2,
+            denominator_epsilon=self.epsilon * sqrt_c2,
         )
 
     def _kernel(self, k, p, g, s, c):
         fast = formulas.ema_(k, s.momentum, g, self.beta_1)
         slow = k.lerp_(s.slow_momentum, g, c.slow_weight)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
-        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        d = formulas.denominator(k, v, c.denominator_epsilon, "corrected")
         p = k.addcdiv_(p, fast, d, -c.fast_step)
         k.addcdiv_(p, slow, d, -c.slow_step)
 
@@ -152,4 +152,4 @@ class AdEMAMixCoefficients(NamedTuple):
     #: ``1 - beta_3(t)``: the weight of ``g`` in the slow EMA.
     slow_weight: Any
     #: The ``epsilon`` of the denominator, times ``sqrt(1 - beta_2^t)``.
-    epsilon: Any
+    denominator_epsilon: Any

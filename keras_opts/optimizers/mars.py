@@ -222,7 +222,7 @@ class MARS(Optimizer):
         return MARSCoefficients(
             learning_rate=learning_rate,
             step_size=adam.step_size,
-            epsilon=adam.epsilon,
+            denominator_epsilon=adam.denominator_epsilon,
             later=ops.cast(t > 1.0, t.dtype),
         )
 
@@ -232,7 +232,9 @@ class MARS(Optimizer):
         if self._vectors:  # plain AdamW
             m = formulas.ema_(k, s.momentum, g, self.beta_1_1d)
             v = formulas.ema_square_(k, s.velocity, g, self.beta_2_1d)
-            d = formulas.denominator(k, v, c.epsilon, self.epsilon_mode)
+            d = formulas.denominator(
+                k, v, c.denominator_epsilon, self.epsilon_mode
+            )
             k.addcdiv_(p, m, d, -c.step_size)
             return
         difference = k.sub(g, s.previous_gradient)
@@ -251,7 +253,7 @@ class MARS(Optimizer):
             k.add_(p, direction, -c.learning_rate)
             return
         v = formulas.ema_square_(k, s.velocity, corrected, self.beta_2)
-        d = formulas.denominator(k, v, c.epsilon, self.epsilon_mode)
+        d = formulas.denominator(k, v, c.denominator_epsilon, self.epsilon_mode)
         k.addcdiv_(p, m, d, -c.step_size)
 
     def _decays(self) -> bool:
@@ -269,7 +271,7 @@ class MARSCoefficients(NamedTuple):
     #: ``lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``: the AdamW step.
     step_size: Any
     #: The ``epsilon`` of the denominator (``formulas.denominator``).
-    epsilon: Any
+    denominator_epsilon: Any
     #: 0 at ``t = 1``, where ``g_0 = g_1``, else 1.
     later: Any
     #: This variable's decoupled decay (0 where it is excluded).

@@ -142,13 +142,13 @@ class Nadam(Optimizer):
         return NadamCoefficients(
             gradient_step=scale * self._one_minus_mu(t) / (1.0 - product),
             momentum_step=scale * mu_next / (1.0 - product * mu_next),
-            epsilon=self.epsilon * sqrt_c2,
+            denominator_epsilon=self.epsilon * sqrt_c2,
         )
 
     def _kernel(self, k, p, g, s, c):
         m = formulas.ema_(k, s.momentum, g, self.beta_1)
         v = formulas.ema_square_(k, s.velocity, g, self.beta_2)
-        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        d = formulas.denominator(k, v, c.denominator_epsilon, "corrected")
         p = k.addcdiv_(p, g, d, -c.gradient_step)
         k.addcdiv_(p, m, d, -c.momentum_step)
 
@@ -162,4 +162,4 @@ class NadamCoefficients(NamedTuple):
     #: ``lr sqrt(c_2) mu_{t+1} / (1 - P_t mu_{t+1})``: the momentum's step.
     momentum_step: Any
     #: The ``epsilon`` of the denominator, times ``sqrt(c_2)``.
-    epsilon: Any
+    denominator_epsilon: Any

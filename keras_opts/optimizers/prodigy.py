@@ -175,7 +175,7 @@ class Prodigy(Optimizer):
             estimate_weight=rate * d * d / self.d0,
             momentum_weight=(1.0 - self.beta_1) * d,
             velocity_weight=(1.0 - self.beta_2) * d * d,
-            epsilon=self.epsilon * d,
+            denominator_epsilon=self.epsilon * d,
         )
 
     def _kernel(self, k, p, g, s, c):
@@ -192,7 +192,7 @@ class Prodigy(Optimizer):
         if self.weight_decay:
             k.sub_(p, k.scale(p, c.step_size * c.weight_decay))
         p = k.update_begins(p)  # cautious masks the step, not the decay
-        d = k.add_(k.sqrt(v), c.epsilon)
+        d = k.add_(k.sqrt(v), c.denominator_epsilon)
         k.addcdiv_(p, m, d, -c.step_size)
 
     def _end_update(self):
@@ -222,7 +222,7 @@ class ProdigyCoefficients(NamedTuple):
     momentum_weight: Any
     #: ``(1 - beta_2) d_k^2``.
     velocity_weight: Any
-    #: ``epsilon d_k``.
-    epsilon: Any
+    #: ``epsilon d_k``, the epsilon of the denominator.
+    denominator_epsilon: Any
     #: This variable's ``weight_decay`` (0 where it is excluded).
     weight_decay: Any = 0.0

@@ -44,7 +44,6 @@ from keras_opts._core import (
     matrix,
 )
 from keras_opts._core.base import Optimizer
-from keras_opts._core.step import Capabilities, slot_prefix
 
 _SCHEDULES = ("random", "counter")
 _DTYPES = ("float32", "float64")
@@ -67,7 +66,7 @@ Probability = Annotated[float, checks.in_range(low=0.0, high=1.0)]
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class PSGDKron(Optimizer):
+class PSGDKron(matrix.Preconditioned):
     r"""PSGD-Kron (Li, 2018; 2024), preconditioned SGD with the
     Kronecker-factored gradient-whitening preconditioner.
 
@@ -236,7 +235,6 @@ class PSGDKron(Optimizer):
     """
 
     # Q differs in shape from the variable: one variable at a time.
-    capabilities = Capabilities(foreach=False, elementwise=False)
 
     def __init__(
         self,
@@ -318,7 +316,6 @@ class PSGDKron(Optimizer):
                     shape,
                     triangular,
                     self.precond_init_scale ** (1.0 / len(shape)),
-                    self.preconditioner_dtype,
                 )
             )
         self._update_counter = None
@@ -622,7 +619,7 @@ def preconditioned(factors, triangular, g):
     return g
 
 
-def initial_factors(optimizer, variable, shape, triangular, scale, dtype):
+def initial_factors(optimizer, variable, shape, triangular, scale):
     """The Kronecker factors of ``variable``, optimizer variables:
     ``scale`` times the identity for a triangular factor, ``scale``
     everywhere for a diagonal one (stored as a vector). Under a
@@ -632,21 +629,19 @@ def initial_factors(optimizer, variable, shape, triangular, scale, dtype):
     groups = [(i,) for i in range(rank)]
     if len(shape) != rank:  # a scalar as (1,), or merged dimensions
         groups = [()] if rank == 0 else [tuple(range(rank - 1)), (rank - 1,)]
-    prefix = slot_prefix(variable)
     variables = []
     for i, (d, tri, dims) in enumerate(zip(shape, triangular, groups)):
-        factor_shape = (d, d) if tri else (d,)
         variables.append(
-            optimizer.add_variable(
-                shape=factor_shape,
+            optimizer._add_factor(
+                variable,
+                f"q{i}",
+                (d, d) if tri else (d,),
+                dims,
                 initializer=(
                     keras.initializers.Identity(scale)
                     if tri
                     else keras.initializers.Constant(scale)
                 ),
-                dtype=dtype,
-                name=f"{prefix}_q{i}",
-                layout=matrix.factor_layout(variable, dims, factor_shape),
             )
         )
     return variables

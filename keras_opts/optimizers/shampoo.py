@@ -9,15 +9,13 @@ from keras import ops
 
 from keras_opts._core import checks, config, formulas
 from keras_opts._core import matrix as mx
-from keras_opts._core.base import Optimizer
-from keras_opts._core.step import Capabilities, slot_prefix
 
 GRAFTINGS = ("adagrad", "adam", "sgd", None)
 PRECONDITIONER_DTYPES = ("float32", "float64")
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class Shampoo(Optimizer):
+class Shampoo(mx.Preconditioned):
     r"""Shampoo (Gupta, Koren & Singer, 2018), with the grafting, blocking,
     delayed start and infrequent roots of Anil et al. (2020).
 
@@ -161,7 +159,6 @@ class Shampoo(Optimizer):
         tree/master/scalable_shampoo
     """
 
-    capabilities = Capabilities(elementwise=False, foreach=False)
     #: A matrix preconditioner has no torch multi-tensor form.
 
     def __init__(
@@ -216,13 +213,7 @@ class Shampoo(Optimizer):
                 self._slots[name].append(
                     None
                     if shape is None
-                    else self.add_variable(
-                        shape=shape,
-                        initializer="zeros",
-                        dtype=self.preconditioner_dtype,
-                        name=f"{slot_prefix(variable)}_{name}",
-                        layout=mx.factor_layout(variable, dims, shape),
-                    )
+                    else self._add_factor(variable, name, shape, dims)
                 )
 
     def _factor_shapes(self, shape):
@@ -307,8 +298,8 @@ class Shampoo(Optimizer):
                 mx.inverse_root(right, 4.0, self.epsilon, dtype),
             )
 
-        left_root, right_root = mx.refresh(
-            self, refresh, roots, [s.left_root, s.right_root]
+        left_root, right_root = self._refresh(
+            refresh, roots, [s.left_root, s.right_root]
         )
         shampoo = mx.matmul(mx.matmul(left_root, blocks), right_root)
         shampoo = ops.cast(shampoo, "float32")

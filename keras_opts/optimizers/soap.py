@@ -9,14 +9,12 @@ from keras import ops
 
 from keras_opts._core import checks, config, formulas, keras_api
 from keras_opts._core import matrix as mx
-from keras_opts._core.base import Optimizer
-from keras_opts._core.step import Capabilities, slot_prefix
 
 PRECONDITIONER_DTYPES = ("float32", "float64")
 
 
 @keras.saving.register_keras_serializable(package="keras_opts")
-class SOAP(Optimizer):
+class SOAP(mx.Preconditioned):
     r"""SOAP (Vyas et al., 2025): ShampoO with Adam in the Preconditioner's
     eigenbasis.
 
@@ -177,7 +175,6 @@ class SOAP(Optimizer):
         https://github.com/nikhilvyas/SOAP
     """
 
-    capabilities = Capabilities(elementwise=False, foreach=False)
     #: A matrix preconditioner has no torch multi-tensor form.
 
     def __init__(
@@ -240,14 +237,8 @@ class SOAP(Optimizer):
                     None
                     if d > self.max_precond_dim
                     else tuple(
-                        self.add_variable(
-                            shape=(d, d),
-                            initializer="zeros",
-                            dtype=self.preconditioner_dtype,
-                            name=f"{slot_prefix(variable)}_{kind}_{axis}",
-                            layout=mx.factor_layout(
-                                variable, groups[axis], (d, d)
-                            ),
+                        self._add_factor(
+                            variable, f"{kind}_{axis}", (d, d), groups[axis]
                         )
                         for kind in ("factor", "basis")
                     )
@@ -307,7 +298,7 @@ class SOAP(Optimizer):
 
         basis_variables = [f[1] for f in factors if f is not None]
         bases = _expand(
-            mx.refresh(self, first, eigenbases, basis_variables), factors
+            self._refresh(first, eigenbases, basis_variables), factors
         )
         velocity = self._adam(k, p, g, s, c, first, bases)
         # The factors with this step's gradient (at step 1 the same ones the
@@ -342,7 +333,7 @@ class SOAP(Optimizer):
         targets = list(basis_variables)
         if not self.canonical_basis:
             targets.append(s.velocity)
-        mx.refresh(self, refresh, refreshed, targets)
+        self._refresh(refresh, refreshed, targets)
         for f, st in zip(factors, stats):
             if f is not None:
                 self.assign(f[0], st)

@@ -116,5 +116,5 @@ class Yogi(Optimizer):
         g2 = k.square(g)
         direction = k.mul_(k.sign(k.sub(s.velocity, g2)), g2)
         v = k.sub_(s.velocity, direction, 1.0 - self.beta_2)
-        d = formulas.denominator(k, v, c.epsilon, "corrected")
+        d = formulas.denominator(k, v, c.denominator_epsilon, "corrected")
         k.addcdiv_(p, m, d, -c.step_size)
