@@ -102,6 +102,7 @@ def test_the_worked_example_runs_as_written(tmp_path):
     assert result["oracle"] <= 1e-6
     assert result["restored"] == ["Lion", 0.3]
     assert result["config"] == ["beta_1", "beta_2"]
-    assert "`beta_2` must be in [0, 1). Received: beta_2=1.5" in (
-        result["refused"]
+    assert (
+        "`beta_2` must be in [0, 1). Received: beta_2=1.5"
+        in (result["refused"])
     )
