@@ -87,6 +87,7 @@ SWEEPS = {
     "schedulefreeradam": [1e-3, 2.5e-3, 1e-2, 3e-2],
     "shampoo": [1e-3, 3e-3],
     "soap": [3e-3],
+    "muon": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
 

@@ -34,6 +34,7 @@ from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
 from keras_opts.optimizers.mars import MARS
+from keras_opts.optimizers.muon import Muon
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -72,6 +73,7 @@ from tests.oracles.adopt import ADOPTOracle
 from tests.oracles.lars import LARSOracle
 from tests.oracles.madgrad import MADGRADOracle
 from tests.oracles.mars import MARSOracle
+from tests.oracles.muon import MuonOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
@@ -232,9 +234,11 @@ class Spec:
     #: ``"zero_epsilon"``: ``epsilon = 0`` is allowed (the paper's value,
     #: or the setting that matches a reference).
     #: ``"float32_variables"``: float16 and bfloat16 variables are refused
+    #: with a ValueError at build (Prodigy).
     #: ``"matrix_state"``: state beyond one tensor per slot and variable
     #: (Shampoo's statistics and roots, one square matrix per block).
-    #: with a ValueError at build (Prodigy).
+    #: ``"matrix_references"``: the other libraries' versions update 2-D
+    #: weights only (Muon), so tests/test_<name>.py compares on matrices.
     #: ``"random"``: the step draws random numbers (PSGD-Kron's probes)
     #: from a seeded generator that is optimizer state; every test
     #: configuration names a ``seed``, and the oracle (built with it) draws
@@ -1507,6 +1511,76 @@ SPECS: tuple[Spec, ...] = (
             "rosenbrock": ({"learning_rate": 0.05}, 2000),
         },
         capabilities=frozenset({"matrix_state"}),
+    ),
+    Spec(
+        cls=Muon,
+        paper="Jordan et al. 2024, Muon: An optimizer for hidden layers in "
+        "neural networks",
+        paper_url="https://kellerjordan.github.io/posts/muon/",
+        oracle=MuonOracle,
+        lr=0.01,
+        # The shared problem's (3, 4) and (2, 3, 2) variables take Muon's
+        # step (the second as a (6, 2) matrix), the (7,) one AdamW's.
+        test_configs=(
+            {},
+            {
+                "nesterov": False,
+                "momentum": 0.9,
+                "adjust_learning_rate": "original",
+                "adam_epsilon_mode": "uncorrected",
+            },
+            {
+                "ns_coefficients": "polar_express",
+                "ns_steps": 6,
+                "bias_correction": True,
+                "adam_lr_ratio": 0.5,
+                "adam_epsilon_mode": "inside_sqrt",
+            },
+            {
+                "ns_coefficients": [[3.0, -3.2, 1.2], [2.0, -1.5, 0.5]],
+                "adjust_learning_rate": None,
+                "rms_rate": 0.3,
+                "weight_decay": 0.1,
+                "adam_weight_decay": 0.05,
+            },
+            # The richest, which the base-feature and resume tests take.
+            {
+                "momentum": 0.8,
+                "adam_beta_1": 0.5,
+                "adam_beta_2": 0.9,
+                "epsilon": 1e-6,
+                "weight_decay": 0.1,
+                "coupled_weight_decay": 0.1,
+            },
+        ),
+        references=(),
+        search_space=space(
+            "momentum",
+            "nesterov",
+            "bias_correction",
+            "weight_decay",
+            "coupled_weight_decay",
+            adam_beta_1=("float", 0.0, 0.99),
+            adam_beta_2=("float", 0.5, 0.9999),
+            adam_epsilon=("logfloat", 1e-8, 1e-2),
+            ns_steps=("choice", (1, 3, 5, 8)),
+            ns_coefficients=("choice", ("quintic", "polar_express")),
+            adjust_learning_rate=(
+                "choice",
+                ("original", "match_rms_adamw", None),
+            ),
+        ),
+        decays_near_one=near_one(
+            "momentum", adam_beta_1=0.999, adam_beta_2=0.9999
+        ),
+        # The problems' variables are vectors: Muon's AdamW updates them.
+        convergence={
+            "parabola": ({"learning_rate": 0.1}, 300),
+            "rosenbrock": ({"learning_rate": 0.01}, 4000),
+        },
+        capabilities=frozenset(
+            {"owns_weight_decay", "path_blocks", "matrix_references"}
+        ),
     ),
 )
 

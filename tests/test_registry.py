@@ -2,6 +2,7 @@
 spec, and the data of tests/specs.py is declared once and used."""
 
 import ast
+import importlib
 import inspect
 import pathlib
 
@@ -98,6 +99,14 @@ def test_every_spec_has_an_oracle_references_and_convergence():
                 matrix_tests,
                 f"test_{spec.name}_matches_pytorch_optimizer_on_matrices",
             ), spec.name
+            continue
+        if "matrix_references" in spec.capabilities:
+            # Muon's references (torch.optim.Muon, optax.contrib.muon)
+            # take 2-D weights only and give the rest to an AdamW of their
+            # own: tests/test_muon.py checks them on matrices.
+            module = importlib.import_module(f"tests.test_{spec.name}")
+            assert hasattr(module, f"test_matches_torch_{spec.name}")
+            assert hasattr(module, f"test_matches_optax_{spec.name}")
             continue
         assert spec.references
         # At least one other implementation of the same numerics.

@@ -31,7 +31,7 @@ class DenseLookup(keras.layers.Layer):
     """An embedding written as ``one_hot(ids) @ table``: a dense gradient."""
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight(shape=(VOCAB, DIM), name="table")
+        self.embeddings = self.add_weight(shape=(VOCAB, DIM), name="embeddings")
 
     def call(self, ids):
         return keras.ops.one_hot(ids, VOCAB) @ self.embeddings

@@ -43,6 +43,7 @@ from keras_opts._core.config import (
     checked_config,
     declared,
     shortest_float,
+    take_declared,
 )
 from keras_opts._core.step import Capabilities
 
@@ -115,10 +116,7 @@ class Optimizer(keras_api.Hooks):
             cautious=cautious,
             state_dtype=state_dtype,
         )
-        arguments = {
-            key: h.rule(key, given.pop(key, h.default))
-            for key, h in declared(type(self)).items()
-        }
+        arguments = take_declared(type(self), given)
         step.checked(
             self,
             arguments,

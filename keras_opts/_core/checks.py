@@ -134,6 +134,16 @@ def state_dtype(value: Any) -> str | None:
     return choice("state_dtype", value, ("bfloat16", "float16"))
 
 
+def text(name: str, value: Any) -> str:
+    """A string."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(
+            f"`{name}` must be a string. {_received(name, value)} "
+            f"of type {type(value).__name__}."
+        )
+    return value
+
+
 def integer(name: str, value: Any, low: int) -> int:
     """An integer (not a bool) that is at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -231,6 +241,11 @@ Flag = Annotated[bool, FLAG]
 #: Keras' ``weight_decay`` where the algorithm needs one (not None).
 WeightDecay = Annotated[
     Any, Rule(weight_decay, "≥ 0, a schedule or a callable")
+]
+#: A name (a schedule's, saved in its config): a string or None.
+Name = Annotated[
+    "str | None",
+    optional(Rule(lambda name, value: text(name, value), "a string")),
 ]
 OptionalPositive = Annotated["float | None", optional(POSITIVE)]
 OptionalDecayRate = Annotated["float | None", optional(DECAY_RATE)]

@@ -1,8 +1,10 @@
-"""What every keras_opts class does with its configuration: ``get_config``
-lists the arguments a class declares in ``_config_keys`` (each an attribute
-of the same name), and ``from_config`` follows Keras' convention,
-``cls(**config)``, where a missing argument takes its default and an
-unknown one or a bad value fails as in ``__init__``."""
+"""What every keras_opts class does with its configuration: its
+hyperparameters are declared once, in the signature of its ``__init__``
+(:func:`declared`), checked and set as attributes of the same names by its
+base class, and saved by ``get_config`` (:func:`declared_config`);
+``from_config`` follows Keras' convention, ``cls(**config)``, where a
+missing argument takes its default and an unknown one or a bad value fails
+as in ``__init__``."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from keras_opts._core import checks
 
 
 def declared_config(obj) -> dict[str, Any]:
-    """``{name: obj.name}`` for each name of ``obj._config_keys``."""
-    return {name: getattr(obj, name) for name in obj._config_keys}
+    """``{name: obj.name}`` for each hyperparameter ``obj``'s class
+    declares (:func:`declared`)."""
+    return {name: getattr(obj, name) for name in declared(type(obj))}
 
 
 def checked_config(
@@ -103,6 +106,15 @@ def declared(cls: type) -> dict[str, Hyperparameter]:
     return {
         name: Hyperparameter(h.rule, defaults.get(name))
         for name, h in found.items()
+    }
+
+
+def take_declared(cls: type, given: dict[str, Any]) -> dict[str, Any]:
+    """Each hyperparameter ``cls`` declares, taken out of ``given`` (its
+    default where missing) and checked by its rule."""
+    return {
+        key: h.rule(key, given.pop(key, h.default))
+        for key, h in declared(cls).items()
     }
 
 

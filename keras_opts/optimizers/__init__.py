@@ -18,6 +18,7 @@ from keras_opts.optimizers.adopt import ADOPT
 from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
 from keras_opts.optimizers.mars import MARS
+from keras_opts.optimizers.muon import Muon
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -47,6 +48,7 @@ __all__ = [
     "AdamW",
     "Adan",
     "AdEMAMix",
+    "Muon",
     "Nadam",
     "NovoGrad",
     "Prodigy",

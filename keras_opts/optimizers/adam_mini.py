@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import keras
 from keras import ops
 
-from keras_opts._core import checks, config, formulas
+from keras_opts._core import checks, config, formulas, layouts
 from keras_opts._core.base import Optimizer
 from keras_opts._core.step import Capabilities
 
@@ -180,13 +180,13 @@ class AdamMini(Optimizer):
     def _facts_of(self, variables):
         if variables is None:
             return getattr(self, "_attention", {})
-        return _attention_facts(
-            (_variable_path(v), tuple(v.shape)) for v in variables
+        return layouts.attention_facts(
+            (layouts.variable_path(v), tuple(v.shape)) for v in variables
         )
 
     def _blocks(self, variable, facts):
         """The axes and whether the rule guessed them."""
-        path = _variable_path(variable)
+        path = layouts.variable_path(variable)
         rank = len(variable.shape)
         for pattern, axes in (self.block_axes or {}).items():
             if re.search(pattern, path):
@@ -216,8 +216,8 @@ class AdamMini(Optimizer):
                 )
             )
         for variable, axes in guessed:
-            path = _variable_path(variable)
-            value = _ATTENTION.match(path)["role"] == "value"
+            path = layouts.variable_path(variable)
+            value = layouts.ATTENTION.match(path)["role"] == "value"
             heads_first = [1] if value else [1, 2]
             warnings.warn(
                 f"AdamMini cannot tell the head axis of {path!r} of shape "
@@ -239,7 +239,7 @@ class AdamMini(Optimizer):
                 shape=shape,
                 initializer="zeros",
                 dtype=variable.dtype,
-                name=f"{_variable_path(variable).replace('/', '_')}_velocity",
+                name=_slot_name(variable),
             )
             for variable, shape in zip(variables, shapes)
         ]
@@ -296,76 +296,11 @@ def default_blocks(path: str, shape, variables: Any = ()) -> tuple[int, ...]:
     ``shape``, from Keras' layer layouts (the table of :class:`AdamMini`).
     ``variables``: the ``(path, shape)`` pairs the variable is built with,
     whose shapes tell an attention layer's layout."""
-    return _rule(path, tuple(shape), _attention_facts(variables))[0]
+    return _rule(path, tuple(shape), layouts.attention_facts(variables))[0]
 
 
 #: A variable of an attention layer: its prefix (the layer's path), its
 #: projection and its name.
-_ATTENTION = re.compile(
-    r"^(?P<layer>.*?)(?:^|/)(?P<role>query|key|value|attention_output)/"
-    r"(?P<name>kernel|bias|lora_kernel_a|lora_kernel_b)$"
-)
-
-
-def _attention_facts(variables) -> dict[str, dict[str, Any]]:
-    """What the variables of each attention layer tell of its layout, by
-    the layer's path: ``width``, the model width ``d`` (the output
-    projection's last axis, of its kernel or LoRA factor B); ``heads``, by
-    projection, the head counts (the output projection's first axis for
-    the queries, a rank-2 bias's first axis, ``(heads, head_dim)``);
-    ``inputs``, the first two axes of each rank-3 query, key or value
-    kernel or LoRA factor A."""
-    facts: dict[str, dict[str, Any]] = {}
-    for path, shape in variables:
-        match = _ATTENTION.match(path)
-        if match is None:
-            continue
-        role, name = match["role"], match["name"]
-        layer = facts.setdefault(
-            match["layer"], {"width": None, "heads": {}, "inputs": []}
-        )
-        rank = len(shape)
-        if role == "attention_output":
-            if name in ("kernel", "lora_kernel_b") and rank >= 2:
-                layer["width"] = shape[-1]
-            if name in ("kernel", "lora_kernel_a") and rank == 3:
-                layer["heads"]["query"] = shape[0]
-        elif name == "bias" and rank == 2:
-            layer["heads"][role] = shape[0]
-        elif name in ("kernel", "lora_kernel_a") and rank == 3:
-            layer["inputs"].append(tuple(shape[:2]))
-    return facts
-
-
-def _head_axis(role, shape, layer) -> int | None:
-    """The head axis (0 or 1) of a rank-3 query, key or value kernel (or
-    LoRA factor A) of ``shape``: ``(d, heads, ...)`` (``MultiHeadAttention``,
-    Llama) or ``(heads, d, ...)`` (Gemma), from the facts of its layer
-    (:func:`_attention_facts`), or None where they cannot tell."""
-    if layer is None:
-        return None
-    a, b = shape[:2]
-    votes = set()
-    width, heads = layer["width"], layer["heads"].get(role)
-    for known in (width, None), (None, heads):
-        d, h = known
-        if a != b and (d == a or h == b):
-            votes.add(1)
-        if a != b and (d == b or h == a):
-            votes.add(0)
-    if not votes and width is None:
-        # No width and no head count: the input axis is the one whose
-        # length all the projections share (self-attention), where the
-        # other differs (grouped-query attention's fewer key/value heads).
-        inputs = layer["inputs"]
-        shared = [len({x[i] for x in inputs}) == 1 for i in (0, 1)]
-        if shared == [True, False]:
-            votes.add(1)
-        elif shared == [False, True]:
-            votes.add(0)
-    return votes.pop() if len(votes) == 1 else None
-
-
 def _rule(path, shape, facts) -> tuple[tuple[int, ...], bool]:
     """The axes of the rule and whether they are a guess: a rank-3 query,
     key or value whose head axis the variables do not tell gets Keras'
@@ -375,14 +310,16 @@ def _rule(path, shape, facts) -> tuple[tuple[int, ...], bool]:
     name = path.rsplit("/", 1)[-1]
     if name in ("bias", "beta"):  # a normalisation's offset is a bias
         return (), False
-    match = _ATTENTION.match(path)
+    match = layouts.ATTENTION.match(path)
     if (
         match is not None
         and rank == 3
         and match["role"] in ("query", "key", "value")
         and match["name"] in ("kernel", "lora_kernel_a")
     ):
-        head = _head_axis(match["role"], shape, facts.get(match["layer"]))
+        head = layouts.head_axis(
+            match["role"], shape, facts.get(match["layer"])
+        )
         guess = head is None
         if guess:
             head = 1
@@ -401,12 +338,6 @@ def _rule(path, shape, facts) -> tuple[tuple[int, ...], bool]:
             # (rank, out) as a Dense kernel.
             return every[:-1], False
     return every, False
-
-
-def _variable_path(variable) -> str:
-    if hasattr(variable, "path"):
-        return variable.path
-    return str(variable.name).split(":")[0]
 
 
 def _checked_block_axes(name, value):
@@ -458,3 +389,7 @@ BlockAxes = Annotated[
         _checked_block_axes, "`None`, or regular expression to list of axes"
     ),
 ]
+
+
+def _slot_name(variable) -> str:
+    return layouts.variable_path(variable).replace("/", "_") + "_velocity"

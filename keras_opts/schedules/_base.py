@@ -10,18 +10,33 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core.config import checked_config, declared_config
+from keras_opts._core.config import (
+    checked_config,
+    declared_config,
+    take_declared,
+)
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Base class: a subclass checks its arguments, assigns them as
-    attributes of the same names, lists those names in ``_config_keys``
-    (saved by ``get_config``) and writes ``__call__(step)`` with
-    ``keras.ops`` only (safe under ``tf.function``, XLA and ``jax.jit``).
-    ``step`` is the optimizer's ``iterations``: 0 at the first update."""
+    """Base class: a subclass declares its arguments in its signature, each
+    annotated with its rule (``steps_per_epoch: Annotated[int,
+    checks.at_least(1)] = 1``), passes them on
+    (``super().__init__(**config.given(locals()))``), which checks them,
+    sets them as attributes and saves them (``keras_opts._core.config``),
+    and writes ``__call__(step)`` with ``keras.ops`` only (safe under
+    ``tf.function``, XLA and ``jax.jit``). ``step`` is the optimizer's
+    ``iterations``: 0 at the first update."""
 
-    #: Names of the schedule's arguments, each an attribute.
-    _config_keys: tuple[str, ...] = ()
+    def __init__(self, **given: Any) -> None:
+        super().__init__()
+        arguments = take_declared(type(self), given)
+        self._check_arguments(arguments)
+        for key, value in arguments.items():
+            setattr(self, key, value)
+
+    def _check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Checks of several arguments together (each is checked alone
+        already)."""
 
     def get_config(self) -> dict[str, Any]:
         return declared_config(self)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts.schedules._base import Schedule, anneal_weight, remaining
 
 MODES = ("triangular", "triangular2", "exp_range")
@@ -59,35 +60,23 @@ class Cyclical(Schedule):
         WACV 2017, https://arxiv.org/abs/1506.01186
     """
 
-    _config_keys = (
-        "initial_learning_rate",
-        "maximal_learning_rate",
-        "step_size",
-        "mode",
-        "gamma",
-    )
-
     def __init__(
         self,
-        initial_learning_rate: float,
-        maximal_learning_rate: float,
-        step_size: int,
-        mode: str = "triangular",
-        gamma: float = 1.0,
+        initial_learning_rate: checks.Positive,
+        maximal_learning_rate: checks.Positive,
+        step_size: Annotated[int, checks.at_least(1)],
+        mode: Annotated[str, checks.one_of(*MODES)] = "triangular",
+        gamma: Annotated[
+            float, checks.in_range(low=0.0, high=1.0, low_open=True)
+        ] = 1.0,
     ) -> None:
-        super().__init__()
-        self.initial_learning_rate = checks.positive(
-            "initial_learning_rate", initial_learning_rate
-        )
-        self.maximal_learning_rate = checks.real(
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        checks.real(
             "maximal_learning_rate",
-            maximal_learning_rate,
-            low=self.initial_learning_rate,
-        )
-        self.step_size = checks.integer("step_size", step_size, 1)
-        self.mode = checks.choice("mode", mode, MODES)
-        self.gamma = checks.real(
-            "gamma", gamma, low=0.0, high=1.0, low_open=True
+            arguments["maximal_learning_rate"],
+            low=arguments["initial_learning_rate"],
         )
 
     def __call__(self, step):
@@ -148,47 +137,20 @@ class OneCycle(Schedule):
         https://arxiv.org/abs/1708.07120
     """
 
-    _config_keys = (
-        "maximal_learning_rate",
-        "total_steps",
-        "pct_start",
-        "anneal_strategy",
-        "div_factor",
-        "final_div_factor",
-        "three_phase",
-    )
-
     def __init__(
         self,
-        maximal_learning_rate: float,
-        total_steps: int,
-        pct_start: float = 0.3,
-        anneal_strategy: str = "cos",
-        div_factor: float = 25.0,
-        final_div_factor: float = 1e4,
-        three_phase: bool = False,
+        maximal_learning_rate: checks.Positive,
+        total_steps: Annotated[int, checks.at_least(2)],
+        pct_start: Annotated[
+            float,
+            checks.in_range(low=0.0, high=1.0, low_open=True, high_open=True),
+        ] = 0.3,
+        anneal_strategy: Annotated[str, checks.one_of(*ANNEAL)] = "cos",
+        div_factor: checks.Positive = 25.0,
+        final_div_factor: checks.Positive = 1e4,
+        three_phase: checks.Flag = False,
     ) -> None:
-        super().__init__()
-        self.maximal_learning_rate = checks.positive(
-            "maximal_learning_rate", maximal_learning_rate
-        )
-        self.total_steps = checks.integer("total_steps", total_steps, 2)
-        self.pct_start = checks.real(
-            "pct_start",
-            pct_start,
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            high_open=True,
-        )
-        self.anneal_strategy = checks.choice(
-            "anneal_strategy", anneal_strategy, ANNEAL
-        )
-        self.div_factor = checks.positive("div_factor", div_factor)
-        self.final_div_factor = checks.positive(
-            "final_div_factor", final_div_factor
-        )
-        self.three_phase = checks.boolean("three_phase", three_phase)
+        super().__init__(**config.given(locals()))
 
     def _phases(self):
         """(end step, start rate, end rate) per phase, as torch builds them."""

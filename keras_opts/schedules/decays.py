@@ -17,12 +17,12 @@ $\eta_0$ = ``learning_rate``:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts.schedules._base import Schedule, epoch
 
 
@@ -34,27 +34,14 @@ class _RateDecay(Schedule):
     """A decay with a rate ``k``: ``learning_rate``, ``decay_rate``,
     ``steps_per_epoch``, ``staircase``."""
 
-    _config_keys = (
-        "learning_rate",
-        "decay_rate",
-        "steps_per_epoch",
-        "staircase",
-    )
-
     def __init__(
         self,
-        learning_rate: float,
-        decay_rate: float,
-        steps_per_epoch: int = 1,
-        staircase: bool = False,
+        learning_rate: checks.Positive,
+        decay_rate: checks.NonNegative,
+        steps_per_epoch: Annotated[int, checks.at_least(1)] = 1,
+        staircase: checks.Flag = False,
     ) -> None:
-        super().__init__()
-        self.learning_rate = checks.positive("learning_rate", learning_rate)
-        self.decay_rate = checks.non_negative("decay_rate", decay_rate)
-        self.steps_per_epoch = checks.integer(
-            "steps_per_epoch", steps_per_epoch, 1
-        )
-        self.staircase = checks.boolean("staircase", staircase)
+        super().__init__(**config.given(locals()))
 
 
 @_register
@@ -132,22 +119,16 @@ class GeometricDecay(Schedule):
     [1.0, 0.5, 0.125]
     """
 
-    _config_keys = ("learning_rate", "base", "steps_per_epoch", "staircase")
-
     def __init__(
         self,
-        learning_rate: float,
-        base: float = 0.95,
-        steps_per_epoch: int = 1,
-        staircase: bool = False,
+        learning_rate: checks.Positive,
+        base: Annotated[
+            float, checks.in_range(low=0.0, high=1.0, low_open=True)
+        ] = 0.95,
+        steps_per_epoch: Annotated[int, checks.at_least(1)] = 1,
+        staircase: checks.Flag = False,
     ) -> None:
-        super().__init__()
-        self.learning_rate = checks.positive("learning_rate", learning_rate)
-        self.base = checks.real("base", base, low=0.0, high=1.0, low_open=True)
-        self.steps_per_epoch = checks.integer(
-            "steps_per_epoch", steps_per_epoch, 1
-        )
-        self.staircase = checks.boolean("staircase", staircase)
+        super().__init__(**config.given(locals()))
 
     def __call__(self, step):
         log_base = math.log(self.base)
@@ -177,23 +158,16 @@ class StaircaseDecay(Schedule):
     [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     """
 
-    _config_keys = ("boundaries", "values", "steps_per_epoch")
-
     def __init__(
         self,
-        boundaries: list[float],
-        values: list[float],
-        steps_per_epoch: int = 1,
+        boundaries: Boundaries,
+        values: Values,
+        steps_per_epoch: Annotated[int, checks.at_least(1)] = 1,
     ) -> None:
-        super().__init__()
-        boundaries = [
-            checks.real(f"boundaries[{i}]", b, low=0.0)
-            for i, b in enumerate(_as_list("boundaries", boundaries))
-        ]
-        values = [
-            checks.positive(f"values[{i}]", v)
-            for i, v in enumerate(_as_list("values", values))
-        ]
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        boundaries, values = arguments["boundaries"], arguments["values"]
         if len(values) != len(boundaries) + 1:
             raise ValueError(
                 "`values` needs one more entry than `boundaries`. Received: "
@@ -204,11 +178,6 @@ class StaircaseDecay(Schedule):
                 "`boundaries` must be strictly increasing. Received: "
                 f"boundaries={boundaries}"
             )
-        self.boundaries = boundaries
-        self.values = values
-        self.steps_per_epoch = checks.integer(
-            "steps_per_epoch", steps_per_epoch, 1
-        )
 
     def __call__(self, step):
         e = epoch(self, step)
@@ -247,23 +216,43 @@ class InverseSqrtDecay(Schedule):
     [0.1, 0.1, 0.1, 0.05]
     """
 
-    _config_keys = ("learning_rate", "scale", "steps_per_epoch", "staircase")
-
     def __init__(
         self,
-        learning_rate: float,
-        scale: float = 1.0,
-        steps_per_epoch: int = 1,
-        staircase: bool = False,
+        learning_rate: checks.Positive,
+        scale: checks.Positive = 1.0,
+        steps_per_epoch: Annotated[int, checks.at_least(1)] = 1,
+        staircase: checks.Flag = False,
     ) -> None:
-        super().__init__()
-        self.learning_rate = checks.positive("learning_rate", learning_rate)
-        self.scale = checks.positive("scale", scale)
-        self.steps_per_epoch = checks.integer(
-            "steps_per_epoch", steps_per_epoch, 1
-        )
-        self.staircase = checks.boolean("staircase", staircase)
+        super().__init__(**config.given(locals()))
 
     def __call__(self, step):
         e = ops.maximum(epoch(self, step), 1.0)
         return self.learning_rate * self.scale / ops.sqrt(e)
+
+
+def _listed(check):
+    """A rule's check for a list whose every entry ``check`` checks."""
+
+    def checked(name, value):
+        return [
+            check(f"{name}[{i}]", x)
+            for i, x in enumerate(_as_list(name, value))
+        ]
+
+    return checked
+
+
+Boundaries = Annotated[
+    "list[float]",
+    checks.Rule(
+        _listed(lambda name, value: checks.real(name, value, low=0.0)),
+        "a list of numbers ≥ 0, strictly increasing",
+    ),
+]
+Values = Annotated[
+    "list[float]",
+    checks.Rule(
+        _listed(checks.positive),
+        "a list of numbers > 0, one more than `boundaries`",
+    ),
+]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts._core.config import checked_config
 from keras_opts.schedules._base import Schedule, anneal_weight, remaining
 
@@ -50,22 +50,16 @@ class Warmup(Schedule):
     [0.0, 0.025, 0.05, 0.075, 0.1, 0.05, 0.025]
     """
 
-    _config_keys = ("schedule", "warmup_steps", "start_learning_rate")
-
     def __init__(
         self,
-        schedule: LRSchedule | float,
-        warmup_steps: int,
-        start_learning_rate: float = 0.0,
+        schedule: Annotated[
+            LRSchedule | float,
+            checks.Rule(_schedule, "a `LearningRateSchedule` or > 0"),
+        ],
+        warmup_steps: Annotated[int, checks.at_least(1)],
+        start_learning_rate: checks.NonNegative = 0.0,
     ) -> None:
-        super().__init__()
-        if not isinstance(schedule, LRSchedule):
-            schedule = checks.positive("schedule", schedule)
-        self.schedule = schedule
-        self.warmup_steps = checks.integer("warmup_steps", warmup_steps, 1)
-        self.start_learning_rate = checks.non_negative(
-            "start_learning_rate", start_learning_rate
-        )
+        super().__init__(**config.given(locals()))
 
     def _after(self, step):
         if isinstance(self.schedule, LRSchedule):
@@ -134,41 +128,23 @@ class WarmupStableDecay(Schedule):
         https://arxiv.org/abs/2405.18392
     """
 
-    _config_keys = (
-        "learning_rate",
-        "total_steps",
-        "warmup_steps",
-        "decay_steps",
-        "start_learning_rate",
-        "final_learning_rate",
-        "decay_shape",
-    )
-
     def __init__(
         self,
-        learning_rate: float,
-        total_steps: int,
-        warmup_steps: int,
-        decay_steps: int,
-        start_learning_rate: float = 0.0,
-        final_learning_rate: float = 0.0,
-        decay_shape: str = "linear",
+        learning_rate: checks.Positive,
+        total_steps: Annotated[int, checks.at_least(1)],
+        warmup_steps: Annotated[int, checks.at_least(0)],
+        decay_steps: Annotated[int, checks.at_least(1)],
+        start_learning_rate: checks.NonNegative = 0.0,
+        final_learning_rate: checks.NonNegative = 0.0,
+        decay_shape: Annotated[str, checks.one_of(*DECAY_SHAPES)] = "linear",
     ) -> None:
-        super().__init__()
-        self.learning_rate = checks.positive("learning_rate", learning_rate)
-        self.total_steps = checks.integer("total_steps", total_steps, 1)
-        self.warmup_steps = checks.integer("warmup_steps", warmup_steps, 0)
-        self.decay_steps = checks.integer("decay_steps", decay_steps, 1)
-        self.start_learning_rate = checks.non_negative(
-            "start_learning_rate", start_learning_rate
-        )
-        self.final_learning_rate = checks.non_negative(
-            "final_learning_rate", final_learning_rate
-        )
-        self.decay_shape = checks.choice(
-            "decay_shape", decay_shape, DECAY_SHAPES
-        )
-        if self.warmup_steps + self.decay_steps > self.total_steps:
+        super().__init__(**config.given(locals()))
+
+    def _check_arguments(self, arguments):
+        warmup_steps = arguments["warmup_steps"]
+        decay_steps = arguments["decay_steps"]
+        total_steps = arguments["total_steps"]
+        if warmup_steps + decay_steps > total_steps:
             raise ValueError(
                 "`warmup_steps + decay_steps` must not exceed `total_steps`."
                 f" Received: warmup_steps={warmup_steps}, decay_steps="
@@ -187,3 +163,10 @@ class WarmupStableDecay(Schedule):
         start = self.start_learning_rate
         ramp = start + (peak - start) * step / w
         return ops.where(step < w, ramp, rate)
+
+
+def _schedule(name, value):
+    """A schedule, or a positive float: the constant rate after warm-up."""
+    if isinstance(value, LRSchedule):
+        return value
+    return checks.positive(name, value)

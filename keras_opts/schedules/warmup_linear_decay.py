@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts.schedules._base import Schedule
 
 
@@ -48,30 +50,17 @@ class WarmupLinearDecay(Schedule):
     ...     epsilon_mode="corrected", rectify_threshold=5.0)
     """
 
-    _config_keys = (
-        "learning_rate",
-        "total_steps",
-        "warmup_proportion",
-        "min_lr",
-        "name",
-    )
-
     def __init__(
         self,
-        learning_rate: float,
-        total_steps: int,
-        warmup_proportion: float = 0.1,
-        min_lr: float = 0.0,
-        name: str | None = None,
+        learning_rate: checks.Positive,
+        total_steps: Annotated[int, checks.at_least(1)],
+        warmup_proportion: Annotated[
+            float, checks.in_range(low=0.0, high=1.0)
+        ] = 0.1,
+        min_lr: checks.NonNegative = 0.0,
+        name: checks.Name = None,
     ) -> None:
-        super().__init__()
-        self.learning_rate = checks.positive("learning_rate", learning_rate)
-        self.total_steps = checks.integer("total_steps", total_steps, 1)
-        self.warmup_proportion = checks.real(
-            "warmup_proportion", warmup_proportion, low=0.0, high=1.0
-        )
-        self.min_lr = checks.non_negative("min_lr", min_lr)
-        self.name = name
+        super().__init__(**config.given(locals()))
 
     def __call__(self, step):
         s = ops.cast(step, "float32") + 1.0

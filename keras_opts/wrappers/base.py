@@ -47,7 +47,11 @@ import numpy as np
 from keras import ops
 
 from keras_opts._core import keras_api
-from keras_opts._core.config import checked_config, declared_config
+from keras_opts._core.config import (
+    checked_config,
+    declared_config,
+    take_declared,
+)
 
 
 def read(variable):
@@ -69,14 +73,13 @@ def no_grad():
 
 
 class Wrapper(keras.optimizers.Optimizer):
-    """Base class: a subclass checks its arguments, calls
-    ``super().__init__``, assigns them as attributes of the same names,
-    lists those names in ``_config_keys`` (saved by ``get_config``) and
-    writes ``_build_state``, ``_before_inner_step`` and
+    """Base class: a subclass declares its arguments in its signature,
+    each annotated with its rule (``sync_period: Annotated[int,
+    checks.at_least(1)] = 6``), passes them on
+    (``super().__init__(**config.given(locals()))``), which checks them,
+    sets them as attributes and saves them (``keras_opts._core.config``),
+    and writes ``_build_state``, ``_before_inner_step`` and
     ``_after_inner_step``."""
-
-    #: Names of the wrapper's own arguments, each an attribute.
-    _config_keys: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class Wrapper(keras.optimizers.Optimizer):
         **kwargs: Any,
     ) -> None:
         cls = type(self).__name__
+        arguments = take_declared(type(self), kwargs)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 f"`optimizer` must be a keras.optimizers.Optimizer instance. "
@@ -103,6 +107,8 @@ class Wrapper(keras.optimizers.Optimizer):
         # answers with the inner optimizer's.
         super().__init__(learning_rate=self._inner_learning_rate, name=name)
         self.inner_optimizer = optimizer
+        for key, value in arguments.items():
+            setattr(self, key, value)
 
     # The inner optimizer's learning rate, iterations and loss scaling.
 

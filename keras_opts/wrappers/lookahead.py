@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks
+from keras_opts._core import checks, config
 from keras_opts.wrappers import base as wrapper_base
 from keras_opts.wrappers.base import read
 
@@ -91,23 +91,17 @@ class Lookahead(wrapper_base.Wrapper):
         https://github.com/lessw2020/Ranger-Deep-Learning-Optimizer
     """
 
-    _config_keys = ("sync_period", "slow_step_size")
-
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
-        sync_period: int = 6,
-        slow_step_size: float = 0.5,
+        sync_period: Annotated[int, checks.at_least(1)] = 6,
+        slow_step_size: Annotated[
+            float, checks.in_range(low=0.0, low_open=True, high=1.0)
+        ] = 0.5,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        sync_period = checks.integer("sync_period", sync_period, 1)
-        slow_step_size = checks.real(
-            "slow_step_size", slow_step_size, low=0.0, low_open=True, high=1.0
-        )
-        super().__init__(optimizer, name=name, **kwargs)
-        self.sync_period = sync_period
-        self.slow_step_size = slow_step_size
+        super().__init__(**config.given(locals()))
 
     def _build_state(self, variables):
         self._slow = self.add_optimizer_variables(variables, "slow")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, keras_api
+from keras_opts._core import checks, config, keras_api
 from keras_opts.wrappers import base as wrapper_base
 from keras_opts.wrappers.base import read
 
@@ -119,21 +119,15 @@ class SWA(wrapper_base.Wrapper):
         https://github.com/timgaripov/swa
     """
 
-    _config_keys = ("start_averaging", "average_period")
-
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
-        start_averaging: int = 0,
-        average_period: int = 10,
+        start_averaging: Annotated[int, checks.at_least(0)] = 0,
+        average_period: Annotated[int, checks.at_least(1)] = 10,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        start_averaging = checks.integer("start_averaging", start_averaging, 0)
-        average_period = checks.integer("average_period", average_period, 1)
-        super().__init__(optimizer, name=name, **kwargs)
-        self.start_averaging = start_averaging
-        self.average_period = average_period
+        super().__init__(**config.given(locals()))
 
     def _build_state(self, variables):
         self._n_averaged = self.add_variable(

@@ -1,0 +1,542 @@
+"""Muon: momentum orthogonalized by Newton-Schulz."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_opts._core import checks, config, formulas, keras_api, layouts, step
+from keras_opts._core.base import Optimizer
+from keras_opts._core.step import Capabilities
+
+#: Keller Jordan's quintic, one polynomial for every iteration.
+QUINTIC = ((3.4445, -4.7750, 2.0315),)
+#: The Polar Express of degree 5 (Amsel et al. 2025, Algorithm 1): one
+#: polynomial per iteration, the last repeated; all but the last divided
+#: by the safety factor 1.01 (``a / 1.01``, ``b / 1.01**3``, ``c /
+#: 1.01**5``), and the matrix normalized by 1.01 times its norm.
+POLAR_EXPRESS_SAFETY = 1.01
+_POLAR_EXPRESS = (
+    (8.28721201814563, -23.595886519098837, 17.300387312530933),
+    (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+    (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+    (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+    (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+    (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+    (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+)
+POLAR_EXPRESS = tuple(
+    (
+        a / POLAR_EXPRESS_SAFETY,
+        b / POLAR_EXPRESS_SAFETY**3,
+        c / POLAR_EXPRESS_SAFETY**5,
+    )
+    for a, b, c in _POLAR_EXPRESS
+) + ((1.875, -1.25, 0.375),)
+COEFFICIENTS = {"quintic": QUINTIC, "polar_express": POLAR_EXPRESS}
+ADJUSTMENTS = ("original", "match_rms_adamw")
+
+
+@keras.saving.register_keras_serializable(package="keras_opts")
+class Muon(Optimizer):
+    r"""Muon (Jordan et al., 2024): momentum orthogonalized by
+    Newton-Schulz, for the hidden weight matrices; AdamW for the rest.
+
+    SGD with momentum moves a weight matrix along its momentum, whose few
+    largest singular directions dominate. Muon replaces the momentum
+    $M = U \Sigma V^\top$ by the nearest semi-orthogonal matrix $U V^\top$
+    (every singular value set to about 1), the steepest-descent direction
+    under the spectral norm (Bernstein & Newhouse, 2024), so that rare
+    directions move as much as common ones. The orthogonalization is a few
+    iterations of an odd matrix polynomial on the normalized momentum
+    (Newton-Schulz), only matrix products, cheap next to the forward pass.
+
+    Symbols: $\eta$ = ``learning_rate``, $\mu$ = ``momentum``, $\lambda$ =
+    ``weight_decay``, $\epsilon$ = ``epsilon``, $(a_k, b_k, c_k)$ the
+    coefficients of iteration $k$ (``ns_coefficients``), $K$ =
+    ``ns_steps``, $s$ the scale of ``adjust_learning_rate``; $G_t$ the
+    gradient of a kernel as an $m \times n$ matrix (fan-in $m$, fan-out
+    $n$), $M_0 = 0$:
+
+    $$
+    \begin{aligned}
+    M_t &= \mu M_{t-1} + (1 - \mu) G_t \\
+    B_t &= (1 - \mu) G_t + \mu M_t
+        \text{ if Nesterov, else } M_t \\
+    X_0 &= B_t / (\rho \lVert B_t \rVert_F + \epsilon) \\
+    X_{k+1} &= a_k X_k + (b_k A_k + c_k A_k^2) X_k,
+        \quad A_k = X_k X_k^\top \quad (k < K) \\
+    \theta_t &= \theta_{t-1} - \eta \lambda \theta_{t-1}
+        - \eta\, s\, X_K
+    \end{aligned}
+    $$
+
+    with $X$ transposed first where $m > n$ (fewer products), $\rho = 1$
+    (1.01 for the Polar Express), and $s = \sqrt{\max(1, n / m)}$
+    (``"original"``, Jordan's), $s = r \sqrt{\max(m, n)}$ with $r$ =
+    ``rms_rate`` (``"match_rms_adamw"``, Liu et al. 2025: the update's RMS
+    matched to AdamW's, so that one learning rate and weight decay serve
+    both) or $s = 1$ (``None``). With ``bias_correction``, $M_t$ and $G_t$
+    are divided by $1 - \mu^{t+1}$ and $1 - \mu^t$ in $B_t$ (optax).
+
+    **Which variables get Muon.** A kernel of rank 2 is one matrix; a
+    convolution kernel ``(..., in, out)`` is flattened to ``(kh kw in,
+    out)``, as the Muon authors do; an attention kernel of rank 3 (a
+    ``query``, ``key``, ``value`` or ``attention_output`` of
+    ``MultiHeadAttention`` or a KerasHub layer, in either layout, read as
+    Adam-mini reads it) is flattened into ``(d, heads head_dim)``, or with
+    ``split_heads=True`` orthogonalized head by head. AdamW updates the
+    rest: variables of rank 0 or 1, biases (an attention's is of rank 2),
+    embeddings (a path containing
+    ``"embedding"``, with ``exclude_embeddings``), the output head (with
+    ``exclude_output``: a rank-2 ``kernel`` whose outputs no other kernel
+    takes, the last of the model), and the paths ``exclude_layers``
+    matches. :meth:`assignment` lists the choice for each variable.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable.
+            Default 0.001 (with ``"match_rms_adamw"``, AdamW's scale).
+        momentum: $\mu$, in [0, 1). Default 0.95.
+        nesterov: Nesterov momentum. Default True.
+        ns_coefficients: ``"quintic"`` (Jordan's (3.4445, -4.775, 2.0315)
+            at every iteration), ``"polar_express"`` (Amsel et al. 2025),
+            or a list of ``(a, b, c)``, one per iteration, the last
+            repeated. Default ``"quintic"``.
+        ns_steps: $K$, the iterations. Default 5.
+        ns_dtype: ``"float32"`` or ``"bfloat16"`` (the references' GPU
+            default, about twice as fast there). Default ``"float32"``.
+        epsilon: $\epsilon$ of the normalization. Default 1e-7.
+        adjust_learning_rate: ``"original"``, ``"match_rms_adamw"`` or
+            None (see above). Default ``"match_rms_adamw"``.
+        rms_rate: $r$. Default 0.2.
+        bias_correction: divide the momentum by its bias correction, as
+            optax does. Default False.
+        split_heads: orthogonalize an attention kernel per head. Default
+            False.
+        exclude_embeddings: give embeddings to AdamW. Default True.
+        exclude_output: give the output head to AdamW. Default True.
+        exclude_layers: regular expressions; a variable whose path one
+            matches goes to AdamW. Default None.
+        weight_decay: $\lambda$ of the Muon variables (decoupled, times
+            the learning rate). Default 0.
+        adam_beta_1: AdamW's $\beta_1$, for the other variables. Default
+            0.9.
+        adam_beta_2: AdamW's $\beta_2$. Default 0.999.
+        adam_epsilon: AdamW's $\epsilon$. Default 1e-8.
+        adam_epsilon_mode: where AdamW adds $\epsilon$ (as
+            ``keras_opts.AdamW``'s ``epsilon_mode``). Default
+            ``"corrected"``.
+        adam_weight_decay: AdamW's decoupled weight decay. Default 0.
+        adam_lr_ratio: AdamW's learning rate over Muon's. Default 1.
+        coupled_weight_decay: L2 coefficient added to the gradient.
+            Default 0.
+        **kwargs: the ``keras.optimizers.Optimizer`` arguments.
+
+    Reproducing other libraries (Keras kernels are ``(in, out)``, torch's
+    ``(out, in)``: the same matrices transposed, which Muon maps to the
+    same update transposed):
+
+    - ``torch.optim.Muon(lr, weight_decay=w, momentum=m, nesterov=n,
+      eps=e, ns_steps=k, adjust_lr_fn=f)`` (2-D weights only) =
+      ``Muon(lr, m, n, ns_steps=k, ns_dtype="bfloat16", epsilon=e,
+      adjust_learning_rate=f or "original", weight_decay=w)``; torch
+      divides by ``max(norm, eps)``, not ``norm + eps``, and runs the
+      iterations in bfloat16 on every device;
+    - ``keras.optimizers.Muon(lr, adam_beta_1=b1, adam_beta_2=b2,
+      adam_weight_decay=aw, epsilon=e, weight_decay=w, momentum=m,
+      nesterov=n, rms_rate=r, adam_lr_ratio=q)`` = ``Muon(lr, m, n,
+      rms_rate=r, weight_decay=w, adam_beta_1=b1, adam_beta_2=b2,
+      adam_epsilon=e, adam_epsilon_mode="uncorrected",
+      adam_weight_decay=aw, adam_lr_ratio=q, exclude_output=False)`` (its
+      AdamW decays by the unscaled learning rate; the same at ``q = 1``);
+    - ``optax.contrib.muon(lr, beta=m, eps=e, weight_decay=w,
+      nesterov=n, consistent_rms=r)`` on 2-D weights = ``Muon(lr, m, n,
+      epsilon=e, weight_decay=w, bias_correction=True,
+      adjust_learning_rate="match_rms_adamw" if r else "original",
+      rms_rate=r)`` (its AdamW branch is optax's, with Nesterov).
+
+    Example:
+
+    >>> import keras, keras_opts
+    >>> w = keras.Variable([[1.0, 0.0], [0.0, 1.0]])
+    >>> opt = keras_opts.Muon(learning_rate=0.1, momentum=0.0,
+    ...     adjust_learning_rate=None, ns_coefficients="polar_express",
+    ...     ns_steps=8)
+    >>> opt.apply([keras.ops.convert_to_tensor([[2.0, 0.0], [0.0, 0.5]])],
+    ...     [w])
+    >>> [[round(float(x), 2) for x in row] for row in w.numpy()]
+    [[0.9, 0.0], [0.0, 0.9]]
+
+    References:
+        Jordan, Jin, Boza, You, Cesista, Newhouse & Bernstein, "Muon: An
+        optimizer for hidden layers in neural networks", 2024,
+        https://kellerjordan.github.io/posts/muon/; Bernstein & Newhouse,
+        "Old Optimizer, New Norm: An Anthology", 2024,
+        https://arxiv.org/abs/2409.20325; Liu et al., "Muon is Scalable for
+        LLM Training", 2025, https://arxiv.org/abs/2502.16982; Amsel,
+        Persson, Musco & Gower, "The Polar Express: Optimal Matrix Sign
+        Methods and Their Application to the Muon Algorithm", 2025,
+        https://arxiv.org/abs/2505.16932
+    """
+
+    capabilities = Capabilities(
+        # A matrix's step depends on the whole matrix.
+        elementwise=False,
+        foreach=False,
+        # Muon's and AdamW's variables decay by their own coefficient.
+        decay_in_kernel=True,
+        square_slots=("velocity",),
+    )
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        momentum: checks.DecayRate = 0.95,
+        nesterov: checks.Flag = True,
+        ns_coefficients: Coefficients = "quintic",
+        ns_steps: Annotated[int, checks.at_least(1)] = 5,
+        ns_dtype: Annotated[str, checks.one_of("float32", "bfloat16")] = (
+            "float32"
+        ),
+        epsilon: checks.Positive = 1e-7,
+        adjust_learning_rate: Annotated[
+            str | None, checks.optional(checks.one_of(*ADJUSTMENTS))
+        ] = "match_rms_adamw",
+        rms_rate: checks.Positive = 0.2,
+        bias_correction: checks.Flag = False,
+        split_heads: checks.Flag = False,
+        exclude_embeddings: checks.Flag = True,
+        exclude_output: checks.Flag = True,
+        exclude_layers: Patterns = None,
+        weight_decay: checks.WeightDecay = 0.0,
+        adam_beta_1: checks.DecayRate = 0.9,
+        adam_beta_2: checks.DecayRate = 0.999,
+        adam_epsilon: checks.Positive = 1e-8,
+        adam_epsilon_mode: formulas.EpsilonMode = "corrected",
+        adam_weight_decay: checks.NonNegative = 0.0,
+        adam_lr_ratio: checks.Positive = 1.0,
+        coupled_weight_decay: checks.NonNegative = 0.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**config.given(locals()))
+
+    # Which variables get Muon, and as which matrices.
+
+    def assignment(self, variables=None) -> dict[str, str]:
+        """``{path: what updates it}``: ``"muon (m, n)"`` with the matrix
+        shape (``"muon 4 x (m, n)"`` for 4 heads), or ``"adamw (why)"``;
+        for ``variables`` (default: those the optimizer was built with)."""
+        if variables is None:
+            variables = keras_api.built_variables(self)
+        views = _views(self, variables)
+        out = {}
+        for variable, view in zip(variables, views):
+            path = layouts.variable_path(variable)
+            if isinstance(view, str):
+                out[path] = f"adamw ({view})"
+                continue
+            *batch, m, n = view.matrix
+            heads = f"{batch[0]} x " if batch else ""
+            out[path] = f"muon {heads}({m}, {n})"
+        return out
+
+    def build(self, variables):
+        if self.built:
+            return
+        self._views = _views(self, variables)
+        super().build(variables)
+        # A second moment for the AdamW variables only.
+        adamw = [
+            v for v, w in zip(variables, self._views) if isinstance(w, str)
+        ]
+        created = iter(step.add_slots(self, adamw, "velocity") if adamw else ())
+        self._slots["velocity"] = [
+            next(created) if isinstance(view, str) else None
+            for view in self._views
+        ]
+
+    def _slot_names(self):
+        return ("momentum",)
+
+    def _view(self, variable):
+        return self._views[keras_api.variable_index(self, variable)]
+
+    def _variable_coefficients(self, variable):
+        if isinstance(self._view(variable), str):
+            if not keras_api.uses_weight_decay(self, variable):
+                return {"weight_decay": 0.0}
+            return {"weight_decay": self.adam_weight_decay}
+        return {"weight_decay": step.kernel_weight_decay(self, variable)}
+
+    # The step.
+
+    def _coefficients(self, learning_rate, t):
+        adam = formulas.adam_coefficients(
+            learning_rate * self.adam_lr_ratio,
+            t,
+            self.adam_beta_1,
+            self.adam_beta_2,
+            self.adam_epsilon,
+            self.adam_epsilon_mode,
+        )
+        correction = correction_next = 1.0
+        if self.bias_correction:
+            correction = formulas.bias_correction(self.momentum, t)
+            correction_next = formulas.bias_correction(self.momentum, t + 1.0)
+        return MuonCoefficients(
+            learning_rate=learning_rate,
+            adam_learning_rate=learning_rate * self.adam_lr_ratio,
+            adam_step_size=adam.step_size,
+            denominator_epsilon=adam.denominator_epsilon,
+            correction=correction,
+            correction_next=correction_next,
+        )
+
+    def _kernel(self, k, p, g, s, c):
+        view = self._view(p)
+        if isinstance(view, str):  # AdamW
+            if self.adam_weight_decay:
+                decay = c.adam_learning_rate * c.weight_decay
+                p = k.update_begins(k.sub_(p, k.scale(p, decay)))
+            m = formulas.ema_(k, s.momentum, g, self.adam_beta_1)
+            v = formulas.ema_square_(k, s.velocity, g, self.adam_beta_2)
+            d = formulas.denominator(
+                k, v, c.denominator_epsilon, self.adam_epsilon_mode
+            )
+            k.addcdiv_(p, m, d, -c.adam_step_size)
+            return
+        if self.weight_decay:
+            decay = c.learning_rate * c.weight_decay
+            p = k.update_begins(k.sub_(p, k.scale(p, decay)))
+        mu = self.momentum
+        m = formulas.ema_(k, s.momentum, g, mu)
+        if self.nesterov:
+            direction = (1.0 - mu) * g / c.correction + mu * (
+                m / c.correction_next
+            )
+        else:
+            direction = m / c.correction
+        # ns_dtype for float32 and narrower variables; a float64 one keeps
+        # its precision.
+        wide = keras.backend.standardize_dtype(p.dtype) == "float64"
+        update = orthogonalized(
+            view,
+            direction,
+            _coefficients_of(self.ns_coefficients),
+            self.ns_steps,
+            self.epsilon,
+            "float64" if wide else self.ns_dtype,
+            self._normalization(),
+        )
+        scale = _scale(self.adjust_learning_rate, self.rms_rate, view)
+        k.sub_(p, ops.cast(update, p.dtype), c.learning_rate * scale)
+
+    def _normalization(self) -> float:
+        if self.ns_coefficients == "polar_express":
+            return POLAR_EXPRESS_SAFETY
+        return 1.0
+
+
+class MuonCoefficients(NamedTuple):
+    """The scalars of Muon's step ``t``."""
+
+    learning_rate: Any
+    #: AdamW's: ``learning_rate * adam_lr_ratio``, and its Adam step size.
+    adam_learning_rate: Any
+    adam_step_size: Any
+    #: AdamW's ``epsilon`` of the denominator (``formulas.denominator``).
+    denominator_epsilon: Any
+    #: ``1 - momentum^t`` and ``1 - momentum^(t+1)`` with
+    #: ``bias_correction``, else 1.
+    correction: Any
+    correction_next: Any
+    #: This variable's decay (0 where it is excluded).
+    weight_decay: Any = 0.0
+
+
+class View(NamedTuple):
+    """How a variable is seen as matrices: its axes permuted by
+    ``permutation``, reshaped to ``matrix`` (``(m, n)``, or ``(heads, m,
+    n)``), and back."""
+
+    permutation: tuple[int, ...]
+    matrix: tuple[int, ...]
+
+
+def _views(optimizer, variables) -> list:
+    """Per variable, its :class:`View`, or why AdamW updates it."""
+    paths = [layouts.variable_path(v) for v in variables]
+    shapes = [tuple(int(d) for d in v.shape) for v in variables]
+    facts = layouts.attention_facts(zip(paths, shapes))
+    heads = _output_heads(paths, shapes) if optimizer.exclude_output else ()
+    views = []
+    for path, shape in zip(paths, shapes):
+        if len(shape) < 2:
+            views.append(f"rank {len(shape)}")
+        elif path.rsplit("/", 1)[-1] == "bias":  # an attention's (heads, d)
+            views.append("bias")
+        elif optimizer.exclude_embeddings and "embedding" in path.lower():
+            views.append("embedding")
+        elif any(re.search(x, path) for x in optimizer.exclude_layers or ()):
+            views.append("exclude_layers")
+        elif path in heads:
+            views.append("output head")
+        elif 0 in shape:
+            views.append("empty")
+        else:
+            views.append(_view(path, shape, facts, optimizer.split_heads))
+    return views
+
+
+def _output_heads(paths, shapes) -> set[str]:
+    """The rank-2 kernels whose outputs no other kernel takes: their last
+    dimension is no other kernel's input dimension (its second-to-last)."""
+    kernels = [
+        (path, shape)
+        for path, shape in zip(paths, shapes)
+        if len(shape) >= 2 and path.rsplit("/", 1)[-1] == "kernel"
+    ]
+    heads = set()
+    for path, shape in kernels:
+        if len(shape) != 2:
+            continue
+        inputs = {s[-2] for p, s in kernels if p != path} | {
+            s[0] for p, s in kernels if p != path
+        }
+        if shape[-1] not in inputs:
+            heads.add(path)
+    return heads
+
+
+def _view(path, shape, facts, split_heads) -> View:
+    rank = len(shape)
+    every = tuple(range(rank))
+    match = layouts.ATTENTION.match(path)
+    if rank == 3 and match is not None and match["name"] == "kernel":
+        role = match["role"]
+        if role == "attention_output":  # (heads, head_dim, d)
+            h, d_in = shape[0], shape[1]
+            if split_heads:
+                return View(every, (h, d_in, shape[2]))
+            return View(every, (h * d_in, shape[2]))
+        head = layouts.head_axis(role, shape, facts.get(match["layer"]))
+        head = 1 if head is None else head  # MultiHeadAttention's layout
+        d = 1 - head
+        if split_heads:
+            return View((head, d, 2), (shape[head], shape[d], shape[2]))
+        return View((d, head, 2), (shape[d], shape[head] * shape[2]))
+    # A Dense kernel, or a convolution's (..., in, out): one matrix of
+    # fan-in rows.
+    return View(every, (math.prod(shape[:-1]), shape[-1]))
+
+
+def _coefficients_of(value) -> tuple[tuple[float, float, float], ...]:
+    if isinstance(value, str):
+        return COEFFICIENTS[value]
+    if len(value) == 3 and all(isinstance(x, (int, float)) for x in value):
+        return (tuple(float(x) for x in value),)
+    return tuple(tuple(float(x) for x in abc) for abc in value)
+
+
+def orthogonalized(view, x, coefficients, steps, epsilon, dtype, rho=1.0):
+    """The Newton-Schulz orthogonalization of ``x`` seen through ``view``,
+    computed in ``dtype`` and returned in ``x``'s shape, in float32 (in
+    float64 where ``dtype`` is)."""
+    shape = tuple(x.shape)
+    x = ops.reshape(ops.transpose(x, view.permutation), view.matrix)
+    x = ops.cast(x, dtype)
+    m, n = view.matrix[-2:]
+    if m > n:
+        x = _transposed(x)
+    out = "float64" if dtype == "float64" else "float32"
+    norm = ops.sqrt(ops.sum(ops.square(ops.cast(x, out)), (-2, -1)))
+    x = x / ops.cast(
+        ops.expand_dims(ops.expand_dims(norm, -1), -1) * rho + epsilon, dtype
+    )
+    for i in range(steps):
+        a, b, c = coefficients[min(i, len(coefficients) - 1)]
+        gram = ops.matmul(x, _transposed(x))
+        x = a * x + ops.matmul(b * gram + c * ops.matmul(gram, gram), x)
+    if m > n:
+        x = _transposed(x)
+    permuted = tuple(shape[i] for i in view.permutation)
+    x = ops.reshape(ops.cast(x, out), permuted)
+    inverse = tuple(
+        sorted(range(len(shape)), key=lambda i: view.permutation[i])
+    )
+    return ops.transpose(x, inverse)
+
+
+def _transposed(x):
+    axes = list(range(len(x.shape)))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return ops.transpose(x, axes)
+
+
+def _scale(adjustment, rms_rate, view) -> float:
+    """The step's scale for one matrix of the view: ``"original"``
+    ``sqrt(max(1, n / m))``, ``"match_rms_adamw"`` ``rms_rate *
+    sqrt(max(m, n))``, else 1."""
+    m, n = view.matrix[-2:]
+    if adjustment == "original":
+        return math.sqrt(max(1.0, n / m))
+    if adjustment == "match_rms_adamw":
+        return rms_rate * math.sqrt(max(m, n))
+    return 1.0
+
+
+def _checked_coefficients(name, value):
+    """A name of ``COEFFICIENTS``, or ``(a, b, c)``, or a list of them."""
+    if isinstance(value, str):
+        return checks.choice(name, value, tuple(COEFFICIENTS))
+    try:
+        rows = _coefficients_of(value)
+    except (TypeError, ValueError):
+        rows = ()
+    if not rows or any(
+        len(row) != 3 or not all(math.isfinite(x) for x in row) for row in rows
+    ):
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, COEFFICIENTS))}, "
+            "three finite numbers (a, b, c) or a list of them. "
+            f"Received: {name}={value!r}"
+        )
+    return [list(row) for row in rows]
+
+
+def _patterns(name, value):
+    """None, or a list of regular expressions."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise checks.ArgumentTypeError(
+            f"`{name}` must be a list of regular expressions. "
+            f"Received: {name}={value!r}"
+        )
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except (TypeError, re.error) as error:
+            raise ValueError(
+                f"`{name}` holds {pattern!r}, not a regular expression "
+                f"({error}). Received: {name}={value!r}"
+            ) from None
+    return list(value)
+
+
+Coefficients = Annotated[
+    Any,
+    checks.Rule(
+        _checked_coefficients,
+        '`"quintic"`, `"polar_express"`, or (a, b, c) per iteration',
+    ),
+]
+Patterns = Annotated[
+    "list[str] | None",
+    checks.Rule(_patterns, "`None`, or a list of regular expressions"),
+]

@@ -1,0 +1,125 @@
+"""Muon, Jordan et al. (2024): the momentum of a matrix replaced by the
+Newton-Schulz approximation of its orthogonal factor (the post's
+``zeropower_via_newtonschulz5``; Amsel et al. 2025, Algorithm 1, for the
+Polar Express), scaled by the shape of the matrix; AdamW for the tensors
+of rank 0 and 1. A tensor of rank 3 or more is the matrix of its last axis
+against all the others (a convolution kernel ``(..., in, out)``).
+Written from the papers in float64; shares nothing with the Keras code."""
+
+import numpy as np
+
+QUINTIC = [(3.4445, -4.7750, 2.0315)]
+POLAR_EXPRESS_RAW = [
+    (8.28721201814563, -23.595886519098837, 17.300387312530933),
+    (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+    (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+    (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+    (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+    (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+    (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+    (1.875, -1.25, 0.375),
+]
+# The paper's safety factor: every polynomial but the last.
+POLAR_EXPRESS = [
+    (a / 1.01, b / 1.01**3, c / 1.01**5) for a, b, c in POLAR_EXPRESS_RAW[:-1]
+] + [POLAR_EXPRESS_RAW[-1]]
+
+
+def newton_schulz(matrix, coefficients, steps, epsilon, rho):
+    x = np.array(matrix, np.float64)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / (rho * np.linalg.norm(x) + epsilon)
+    for k in range(steps):
+        a, b, c = coefficients[min(k, len(coefficients) - 1)]
+        gram = x @ x.T
+        x = a * x + b * gram @ x + c * gram @ gram @ x
+    return x.T if tall else x
+
+
+class MuonOracle:
+    def __init__(
+        self,
+        momentum=0.95,
+        nesterov=True,
+        ns_coefficients="quintic",
+        ns_steps=5,
+        epsilon=1e-7,
+        adjust_learning_rate="match_rms_adamw",
+        rms_rate=0.2,
+        bias_correction=False,
+        weight_decay=0.0,
+        adam_beta_1=0.9,
+        adam_beta_2=0.999,
+        adam_epsilon=1e-8,
+        adam_epsilon_mode="corrected",
+        adam_weight_decay=0.0,
+        adam_lr_ratio=1.0,
+        coupled_weight_decay=0.0,
+        **layout,  # the layout options: no effect on unnamed tensors
+    ):
+        self.mu, self.nesterov = momentum, nesterov
+        if ns_coefficients == "quintic":
+            self.coefficients, self.rho = QUINTIC, 1.0
+        elif ns_coefficients == "polar_express":
+            self.coefficients, self.rho = POLAR_EXPRESS, 1.01
+        else:
+            self.coefficients, self.rho = list(ns_coefficients), 1.0
+            if np.ndim(ns_coefficients) == 1:
+                self.coefficients = [tuple(ns_coefficients)]
+        self.steps, self.eps = ns_steps, epsilon
+        self.adjust, self.rms_rate = adjust_learning_rate, rms_rate
+        self.corrected = bias_correction
+        self.wd, self.adam_wd = weight_decay, adam_weight_decay
+        self.b1, self.b2 = adam_beta_1, adam_beta_2
+        self.adam_eps, self.adam_mode = adam_epsilon, adam_epsilon_mode
+        self.ratio, self.l2 = adam_lr_ratio, coupled_weight_decay
+
+    def init(self, param):
+        return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def step(self, param, grad, state, lr, t):
+        g = grad + self.l2 * param
+        if param.ndim < 2 or param.size == 0:  # vectors; nothing to update
+            return self._adamw(param, g, state, lr * self.ratio, t)
+        param = param - lr * self.wd * param
+        mu = self.mu
+        state["m"] = mu * state["m"] + (1 - mu) * g
+        c, c_next = 1.0, 1.0
+        if self.corrected:
+            c, c_next = 1 - mu**t, 1 - mu ** (t + 1)
+        if self.nesterov:
+            b = (1 - mu) * g / c + mu * state["m"] / c_next
+        else:
+            b = state["m"] / c
+        rows, cols = int(np.prod(param.shape[:-1])), param.shape[-1]
+        x = newton_schulz(
+            b.reshape(rows, cols),
+            self.coefficients,
+            self.steps,
+            self.eps,
+            self.rho,
+        )
+        if self.adjust == "original":
+            scale = np.sqrt(max(1.0, cols / rows))
+        elif self.adjust == "match_rms_adamw":
+            scale = self.rms_rate * np.sqrt(max(rows, cols))
+        else:
+            scale = 1.0
+        return param - lr * scale * x.reshape(param.shape)
+
+    def _adamw(self, param, g, state, lr, t):
+        param = param - lr * self.adam_wd * param
+        b1, b2 = self.b1, self.b2
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["v"] = b2 * state["v"] + (1 - b2) * g * g
+        m_hat = state["m"] / (1 - b1**t)
+        v_hat = state["v"] / (1 - b2**t)
+        if self.adam_mode == "corrected":  # Algorithm 1
+            denominator = np.sqrt(v_hat) + self.adam_eps
+        elif self.adam_mode == "uncorrected":  # epsilon before correcting
+            denominator = np.sqrt(v_hat) + self.adam_eps / np.sqrt(1 - b2**t)
+        else:  # inside the root
+            denominator = np.sqrt(v_hat + self.adam_eps / (1 - b2**t))
+        return param - lr * m_hat / denominator

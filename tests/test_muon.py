@@ -1,0 +1,339 @@
+"""Muon beyond the shared tests: parity with keras.optimizers.Muon,
+torch.optim.Muon and optax.contrib.muon in their settings, the choice of
+variables and matrices from Keras layers, and its own arguments.
+
+The shared tests (tests/specs.py) check it against the float64 oracle of
+tests/oracles/muon.py on every backend and run it through every path.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_opts.optimizers.muon import Muon
+from tests.oracles.muon import MuonOracle
+from tests.oracles.muon import newton_schulz as oracle_newton_schulz
+
+BACKEND = keras.backend.backend()
+STEPS = 8
+
+
+def _problem(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype("float32") for s in shapes]
+    grads = [
+        [rng.standard_normal(s).astype("float32") for s in shapes]
+        for _ in range(STEPS)
+    ]
+    return params, grads
+
+
+def _run(optimizer, params, grads):
+    variables = [keras.Variable(p, name=f"w{i}") for i, p in enumerate(params)]
+    for step in grads:
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g) for g in step], variables
+        )
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def _largest_difference(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_matches_keras_muon(nesterov):
+    """keras.optimizers.Muon (rank-2 weights by Muon, others by its AdamW)
+    in the settings the class docstring maps."""
+    params, grads = _problem([(7,), (3, 4), (6, 2)])
+    settings = {"momentum": 0.9, "nesterov": nesterov}
+    theirs = keras.optimizers.Muon(
+        learning_rate=0.01,
+        adam_beta_1=0.8,
+        adam_beta_2=0.95,
+        adam_weight_decay=0.05,
+        epsilon=1e-7,
+        weight_decay=0.1,
+        rms_rate=0.2,
+        **settings,
+    )
+    ours = Muon(
+        learning_rate=0.01,
+        rms_rate=0.2,
+        weight_decay=0.1,
+        adam_beta_1=0.8,
+        adam_beta_2=0.95,
+        adam_epsilon=1e-7,
+        adam_epsilon_mode="uncorrected",
+        adam_weight_decay=0.05,
+        exclude_output=False,
+        **settings,
+    )
+    ours = _run(ours, params, grads)
+    difference = _largest_difference(ours, _run(theirs, params, grads))
+    # Keras keeps the momentum as a sum (mu m + g), keras_opts as an
+    # average ((1 - mu) times it): the same direction once normalized, but
+    # epsilon 1e-7 then weighs 1 / (1 - mu) = 10 times more in Keras'
+    # normalization, about 1e-6 of the norm here, which the iterations
+    # carry into the step (lr 0.01 * scale 0.4). Each step also rounds the
+    # float32 weights, which two orders of operations may round one ulp
+    # apart.
+    eps = float(np.finfo("float32").eps)
+    scale = max(float(np.max(np.abs(p))) for p in ours)
+    assert difference <= STEPS * (eps * scale + 1e-6 * 0.01 * 0.4)
+
+
+def test_matches_the_oracle_at_float32():
+    """The parity bound of the shared tests, here with every kind of
+    variable of this file's problems."""
+    params, grads = _problem([(7,), (3, 4), (2, 3, 2), (5, 3)])
+    ours = _run(Muon(learning_rate=0.01), params, grads)
+    oracle = MuonOracle()
+    expected = [p.astype("float64") for p in params]
+    states = [oracle.init(p) for p in expected]
+    for t, step in enumerate(grads, 1):
+        expected = [
+            oracle.step(p, g.astype("float64"), s, 0.01, t)
+            for p, g, s in zip(expected, step, states)
+        ]
+    scale = max(float(np.max(np.abs(p))) for p in expected)
+    eps = float(np.finfo("float32").eps)
+    assert _largest_difference(ours, expected) <= STEPS * eps * scale
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.optim.Muon: torch")
+@pytest.mark.parametrize("adjust", [None, "match_rms_adamw"])
+def test_matches_torch_muon(adjust):
+    """torch.optim.Muon runs its iterations in bfloat16; so does
+    ``ns_dtype="bfloat16"``. Its weights are ``(out, in)``: given the
+    transposed matrices, it computes the transposed update."""
+    import torch
+
+    params, grads = _problem([(3, 4), (6, 2), (5, 5)])
+    settings = {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}
+    torch_params = [
+        torch.nn.Parameter(torch.tensor(p.T.copy())) for p in params
+    ]
+    theirs = torch.optim.Muon(
+        torch_params, lr=0.01, eps=1e-7, adjust_lr_fn=adjust, **settings
+    )
+    for step in grads:
+        for p, g in zip(torch_params, step):
+            p.grad = torch.tensor(g.T.copy())
+        theirs.step()
+    ours = _run(
+        Muon(
+            learning_rate=0.01,
+            ns_dtype="bfloat16",
+            adjust_learning_rate=adjust or "original",
+            **settings,
+        ),
+        params,
+        grads,
+    )
+    theirs = [p.detach().numpy().T for p in torch_params]
+    # bfloat16 keeps 8 bits: each product of the five iterations is
+    # rounded to 2**-8 relative (0.4%), differently where torch fuses a
+    # scale and a sum (addmm) that Keras' ops round apart, and each
+    # iteration carries the previous ones' roundings on (its slope at small
+    # singular values is a = 3.4445). The update is 0.01 * scale per entry
+    # at most; eight bfloat16 roundings of it (2**-5) per step bound the
+    # difference (measured: 1.2% and 1.6% of 8 * 0.01 * scale).
+    scale = 0.2 * np.sqrt(6) if adjust else np.sqrt(2)
+    assert _largest_difference(ours, theirs) <= STEPS * 0.01 * scale * 2**-5
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="optax runs on JAX")
+@pytest.mark.parametrize("consistent_rms", [None, 0.2])
+def test_matches_optax_muon(consistent_rms):
+    import jax.numpy as jnp
+    import optax
+
+    params, grads = _problem([(3, 4), (6, 2), (4, 4)])
+    transform = optax.contrib.muon(
+        learning_rate=0.01,
+        beta=0.9,
+        eps=1e-8,
+        weight_decay=0.1,
+        nesterov=True,
+        consistent_rms=consistent_rms,
+    )
+    tree = {f"w{i}": jnp.asarray(p) for i, p in enumerate(params)}
+    state = transform.init(tree)
+    for step in grads:
+        grad_tree = {f"w{i}": jnp.asarray(g) for i, g in enumerate(step)}
+        updates, state = transform.update(grad_tree, state, tree)
+        tree = optax.apply_updates(tree, updates)
+    ours = _run(
+        Muon(
+            learning_rate=0.01,
+            momentum=0.9,
+            epsilon=1e-8,
+            weight_decay=0.1,
+            bias_correction=True,
+            adjust_learning_rate=(
+                "match_rms_adamw" if consistent_rms else "original"
+            ),
+            rms_rate=consistent_rms or 0.2,
+        ),
+        params,
+        grads,
+    )
+    theirs = [np.asarray(tree[f"w{i}"]) for i in range(len(params))]
+    scale = max(float(np.max(np.abs(p))) for p in theirs)
+    eps = float(np.finfo("float32").eps)
+    assert _largest_difference(ours, theirs) <= STEPS * eps * scale
+
+
+def test_polar_express_orthogonalizes():
+    """Eight Polar Express iterations bring every singular value of a
+    well-conditioned matrix to 1 within 1%; Jordan's quintic to within
+    its documented band (0.7, 1.2) (Amsel et al. 2025, Figure 4)."""
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((6, 4))
+    from keras_opts.optimizers import muon
+
+    view = muon.View((0, 1), (6, 4))
+    for name, steps, low, high in (
+        ("polar_express", 8, 0.99, 1.01),
+        ("quintic", 5, 0.6, 1.25),
+    ):
+        x = muon.orthogonalized(
+            view,
+            keras.ops.convert_to_tensor(matrix.astype("float32")),
+            muon.COEFFICIENTS[name],
+            steps,
+            1e-7,
+            "float32",
+            muon.POLAR_EXPRESS_SAFETY if name == "polar_express" else 1.0,
+        )
+        singular = np.linalg.svd(
+            keras.ops.convert_to_numpy(x), compute_uv=False
+        )
+        assert low < singular.min() and singular.max() < high, name
+
+
+def _assignment(model, **kwargs):
+    optimizer = Muon(**kwargs)
+    optimizer.build(model.trainable_variables)
+    return optimizer.assignment()
+
+
+def test_dense_and_convolution_kernels_get_muon_and_the_rest_adamw():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv2d")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, name="dense")(x)
+    x = keras.layers.LayerNormalization(name="layer_normalization")(x)
+    outputs = keras.layers.Dense(10, name="dense_1")(x)
+    chosen = _assignment(keras.Model(inputs, outputs))
+    kinds = chosen
+    assert kinds["conv2d/kernel"] == "muon (27, 4)"
+    assert kinds["dense/kernel"] == "muon (144, 16)"
+    assert kinds["dense_1/kernel"] == "adamw (output head)"
+    assert kinds["conv2d/bias"] == "adamw (rank 1)"
+    assert kinds["layer_normalization/gamma"] == "adamw (rank 1)"
+
+
+def test_embeddings_heads_and_excluded_layers_get_adamw():
+    inputs = keras.Input((5,), dtype="int32")
+    x = keras.layers.Embedding(20, 8, name="tokens")(inputs)
+    x = keras.layers.Dense(8, name="mix")(x)
+    x = keras.layers.Dense(8, name="skip_me")(x)
+    outputs = keras.layers.Dense(20, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    chosen = _assignment(model, exclude_layers=["skip_me"])
+    kinds = chosen
+    assert kinds["tokens/embeddings"] == "adamw (embedding)"
+    assert kinds["mix/kernel"] == "muon (8, 8)"
+    assert kinds["skip_me/kernel"] == "adamw (exclude_layers)"
+    assert kinds["logits/kernel"] == "adamw (output head)"
+    kept = _assignment(model, exclude_embeddings=False, exclude_output=False)
+    kinds = kept
+    assert kinds["tokens/embeddings"] == "muon (20, 8)"
+    assert kinds["logits/kernel"] == "muon (8, 20)"
+
+
+@pytest.mark.parametrize("split_heads", [False, True])
+def test_attention_kernels_in_both_layouts(split_heads):
+    """MultiHeadAttention's query kernel is (d, heads, head_dim); an
+    EinsumDense laid out as Gemma's, (heads, d, head_dim), is read from
+    the layer's output projection (d = 8, 2 heads of 4)."""
+    inputs = keras.Input((5, 8))
+    x = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    model = keras.Model(inputs, x)
+    chosen = _assignment(model, split_heads=split_heads)
+    kinds = chosen
+    if split_heads:
+        assert kinds["mha/query/kernel"] == "muon 2 x (8, 4)"
+        assert kinds["mha/attention_output/kernel"] == "muon 2 x (4, 8)"
+    else:
+        assert kinds["mha/query/kernel"] == "muon (8, 8)"
+        assert kinds["mha/attention_output/kernel"] == "muon (8, 8)"
+    assert kinds["mha/query/bias"] == "adamw (bias)"
+
+    # Gemma's layout from KerasHub's layers: EinsumDense kernels
+    # (heads, d, head_dim) and (heads, head_dim, d).
+    tokens = keras.Input((5, 8))
+    query = keras.layers.EinsumDense(
+        "btd,ndh->btnh", output_shape=(None, 2, 4), name="query"
+    )(tokens)
+    output = keras.layers.EinsumDense(
+        "btnh,nhd->btd", output_shape=(None, 8), name="attention_output"
+    )(query)
+    gemma = keras.Model(tokens, output)
+    assert [tuple(v.shape) for v in gemma.trainable_variables] == [
+        (2, 8, 4),
+        (2, 4, 8),
+    ]
+    optimizer = Muon(split_heads=split_heads, exclude_output=False)
+    optimizer.build(gemma.trainable_variables)
+    kinds = list(optimizer.assignment().values())
+    if split_heads:
+        assert kinds == ["muon 2 x (8, 4)", "muon 2 x (4, 8)"]
+    else:
+        assert kinds == ["muon (8, 8)", "muon (8, 8)"]
+
+
+def test_split_heads_orthogonalizes_each_head():
+    rng = np.random.default_rng(2)
+    kernel = rng.standard_normal((8, 2, 4)).astype("float32")  # (d, n, h)
+    grad = rng.standard_normal((8, 2, 4)).astype("float32")
+    with keras.name_scope("mha"), keras.name_scope("query"):
+        variable = keras.Variable(kernel, name="kernel")
+    optimizer = Muon(
+        learning_rate=0.1, momentum=0.0, split_heads=True, exclude_output=False
+    )
+    optimizer.apply([keras.ops.convert_to_tensor(grad)], [variable])
+    expected = kernel.astype("float64").copy()
+    for head in range(2):
+        x = oracle_newton_schulz(
+            grad[:, head, :], [(3.4445, -4.7750, 2.0315)], 5, 1e-7, 1.0
+        )
+        expected[:, head, :] -= 0.1 * 0.2 * np.sqrt(8) * x
+    got = keras.ops.convert_to_numpy(variable)
+    assert np.max(np.abs(got - expected)) < 1e-5
+
+
+def test_muon_variables_keep_one_slot():
+    """Muon keeps one tensor (the momentum) per matrix; AdamW two."""
+    model = keras.Sequential(
+        [keras.Input((16,)), keras.layers.Dense(32), keras.layers.Dense(4)]
+    )
+    optimizer = Muon()
+    optimizer.build(model.trainable_variables)
+    sizes = sum(int(np.prod(v.shape)) for v in optimizer.variables[2:])
+    matrix = 16 * 32  # the hidden kernel: momentum only
+    others = 32 + 32 * 4 + 4  # AdamW: momentum and velocity
+    assert sizes == matrix + 2 * others
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["cubic", (1.0, 2.0), [[1.0, 2.0, float("nan")]], 3],
+)
+def test_bad_coefficients_are_refused(value):
+    with pytest.raises(ValueError, match="ns_coefficients"):
+        Muon(ns_coefficients=value)
