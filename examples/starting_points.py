@@ -88,6 +88,8 @@ SWEEPS = {
     "shampoo": [1e-3, 3e-3],
     "soap": [3e-3],
     "muon": [3e-4, 1e-3, 3e-3, 1e-2],
+    "normuon": [3e-4, 1e-3, 3e-3, 1e-2],
+    "adamuon": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
 

@@ -35,6 +35,7 @@ from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
 from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.muon import Muon
+from keras_opts.optimizers.muon_family import AdaMuon, NorMuon
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -73,7 +74,7 @@ from tests.oracles.adopt import ADOPTOracle
 from tests.oracles.lars import LARSOracle
 from tests.oracles.madgrad import MADGRADOracle
 from tests.oracles.mars import MARSOracle
-from tests.oracles.muon import MuonOracle
+from tests.oracles.muon import AdaMuonOracle, MuonOracle, NorMuonOracle
 from tests.oracles.nadam import NadamOracle
 from tests.oracles.novograd import NovoGradOracle
 from tests.oracles.prodigy import ProdigyOracle
@@ -1731,6 +1732,60 @@ SCHEDULE_FREE_SPECS: tuple[Spec, ...] = (
 )
 
 SPECS = SPECS + SCHEDULE_FREE_SPECS
+
+
+def _muon_variant(cls, oracle, paper, paper_url, configs, **space_):
+    """NorMuon's and AdaMuon's spec: Muon's, with their own arguments
+    added to each of its argument sets, in turn, and to its ranges."""
+    (muon,) = [spec for spec in SPECS if spec.cls is Muon]
+    own = list(configs)
+    test_configs = tuple(
+        {**kwargs, **own[i % len(own)]}
+        for i, kwargs in enumerate(muon.test_configs)
+    )
+    return dataclasses.replace(
+        muon,
+        cls=cls,
+        oracle=oracle,
+        paper=paper,
+        paper_url=paper_url,
+        test_configs=test_configs,
+        search_space={**muon.search_space, **space_},
+        decays_near_one={**muon.decays_near_one, "beta_2": 0.9999},
+    )
+
+
+SPECS = SPECS + (
+    _muon_variant(
+        NorMuon,
+        NorMuonOracle,
+        "Li et al. 2025, NorMuon: Making Muon more efficient and scalable",
+        "https://arxiv.org/abs/2510.05491",
+        (
+            {},
+            {"rescale": "orthogonal", "beta_2": 0.9},
+            {"normalization_epsilon": 1e-6},
+            {"beta_2": 0.5, "rescale": "orthogonal"},
+            {"beta_2": 0.8, "normalization_epsilon": 1e-3},
+        ),
+        beta_2=("float", 0.0, 0.999),
+        rescale=("choice", ("preserve", "orthogonal")),
+    ),
+    _muon_variant(
+        AdaMuon,
+        AdaMuonOracle,
+        "Si et al. 2025, AdaMuon: Adaptive Muon Optimizer",
+        "https://arxiv.org/abs/2507.11005",
+        (
+            {},
+            {"beta_2": 0.9},
+            {"normalization_epsilon": 1e-6},
+            {"beta_2": 0.5},
+            {"beta_2": 0.95, "normalization_epsilon": 1e-3},
+        ),
+        beta_2=("float", 0.0, 0.9999),
+    ),
+)
 
 
 #: The wrappers, in the order of the docs: of an optimizer (Lookahead, SWA,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_opts.optimizers.muon import Muon
+from keras_opts.optimizers.muon_family import AdaMuon, NorMuon
 from tests.oracles.muon import MuonOracle
 from tests.oracles.muon import newton_schulz as oracle_newton_schulz
 
@@ -187,6 +188,131 @@ def test_matches_optax_muon(consistent_rms):
     assert _largest_difference(ours, theirs) <= STEPS * eps * scale
 
 
+def _pytorch_optimizer_run(monkeypatch, name, settings, params, grads):
+    """pytorch_optimizer's ``name`` on the transposed matrices, in float64
+    with its Newton-Schulz iterations in float64 (its default is
+    bfloat16): a float64 reference of the same update."""
+    import functools
+
+    import torch
+    from pytorch_optimizer.optimizer.muon import adamuon, base, normuon
+    from pytorch_optimizer.optimizer.utils import matrix
+
+    wide = functools.partial(
+        matrix.zero_power_via_newton_schulz_5, dtype=torch.float64
+    )
+    for module in (adamuon, base, normuon):
+        monkeypatch.setattr(module, "zero_power_via_newton_schulz_5", wide)
+    import pytorch_optimizer
+
+    tensors = [
+        torch.tensor(p.T.astype("float64"), requires_grad=True) for p in params
+    ]
+    group = {"params": tensors, "use_muon": True, **settings}
+    optimizer = getattr(pytorch_optimizer, name)([group], foreach=False)
+    for step in grads:
+        for t, g in zip(tensors, step):
+            t.grad = torch.tensor(g.T.astype("float64"))
+        optimizer.step()
+    return [t.detach().numpy().T for t in tensors]
+
+
+def _float32_bound(expected):
+    """One float32 rounding of the largest weight per step."""
+    scale = max(float(np.max(np.abs(p))) for p in expected)
+    return STEPS * float(np.finfo("float32").eps) * scale
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="pytorch_optimizer: torch")
+@pytest.mark.parametrize("rescale", ["preserve", "orthogonal"])
+def test_matches_pytorch_optimizer_normuon(monkeypatch, rescale):
+    """``update_scale="preserve_norm"`` is ``rescale="preserve"`` with
+    Jordan's scale; ``"match_rms"`` is ``rescale="orthogonal"`` with
+    Moonlight's (their RMS 0.2: the paper's Algorithm 1)."""
+    params, grads = _problem([(3, 4), (6, 2), (5, 5)])
+    theirs = _pytorch_optimizer_run(
+        monkeypatch,
+        "NorMuon",
+        {
+            "lr": 0.01,
+            "momentum": 0.9,
+            "beta2": 0.8,
+            "weight_decay": 0.1,
+            "eps": 1e-6,
+            "update_scale": (
+                "preserve_norm" if rescale == "preserve" else "match_rms"
+            ),
+        },
+        params,
+        grads,
+    )
+    ours = _run(
+        NorMuon(
+            learning_rate=0.01,
+            momentum=0.9,
+            beta_2=0.8,
+            weight_decay=0.1,
+            normalization_epsilon=1e-6,
+            rescale=rescale,
+            epsilon=1e-30,  # theirs divides by max(norm, 1e-7)
+            adjust_learning_rate=(
+                "original" if rescale == "preserve" else "match_rms_adamw"
+            ),
+            exclude_output=False,
+        ),
+        params,
+        grads,
+    )
+    assert _largest_difference(ours, theirs) <= _float32_bound(theirs)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="pytorch_optimizer: torch")
+def test_matches_pytorch_optimizer_adamuon(monkeypatch):
+    params, grads = _problem([(3, 4), (6, 2), (5, 5)])
+    theirs = _pytorch_optimizer_run(
+        monkeypatch,
+        "AdaMuon",
+        {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1, "eps": 1e-6},
+        params,
+        grads,
+    )
+    ours = _run(
+        AdaMuon(
+            learning_rate=0.01,
+            momentum=0.9,
+            nesterov=False,
+            beta_2=0.99,
+            weight_decay=0.1,
+            normalization_epsilon=1e-6,
+            epsilon=1e-30,  # theirs divides by max(norm, 1e-7)
+            exclude_output=False,
+        ),
+        params,
+        grads,
+    )
+    assert _largest_difference(ours, theirs) <= _float32_bound(theirs)
+
+
+@pytest.mark.parametrize("cls", [NorMuon, AdaMuon])
+def test_the_family_keeps_its_second_moment_in_the_matrices_shape(cls):
+    """NorMuon: one number per output neuron (per head's, per output
+    channel); AdaMuon: one per entry of the matrix."""
+    inputs = keras.Input((5, 8))
+    x = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    x = keras.layers.Conv1D(6, 3, name="conv")(x)
+    model = keras.Model(inputs, x)
+    optimizer = cls(split_heads=True, exclude_output=False)
+    optimizer.build(model.trainable_variables)
+    shapes = {
+        v.path.rsplit("/", 1)[-1]: tuple(v.shape) for v in optimizer.variables
+    }
+    neurons = cls is NorMuon
+    assert shapes["mha_query_kernel_velocity"] == (
+        (2, 1, 4) if neurons else (2, 8, 4)
+    )
+    assert shapes["conv_kernel_velocity"] == ((1, 6) if neurons else (24, 6))
+
+
 def test_polar_express_orthogonalizes():
     """Eight Polar Express iterations bring every singular value of a
     well-conditioned matrix to 1 within 1%; Jordan's quintic to within
@@ -195,13 +321,11 @@ def test_polar_express_orthogonalizes():
     matrix = rng.standard_normal((6, 4))
     from keras_opts.optimizers import muon
 
-    view = muon.View((0, 1), (6, 4))
     for name, steps, low, high in (
         ("polar_express", 8, 0.99, 1.01),
         ("quintic", 5, 0.6, 1.25),
     ):
-        x = muon.orthogonalized(
-            view,
+        x = muon.newton_schulz(
             keras.ops.convert_to_tensor(matrix.astype("float32")),
             muon.COEFFICIENTS[name],
             steps,

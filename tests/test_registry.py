@@ -11,6 +11,7 @@ import keras
 import keras_opts
 from keras_opts import optimizers, schedules, wrappers
 from keras_opts import registry as runtime
+from keras_opts._core import config as declared_config
 from tests import specs as registry
 
 PACKAGE = pathlib.Path(keras_opts.__file__).parent
@@ -101,12 +102,16 @@ def test_every_spec_has_an_oracle_references_and_convergence():
             ), spec.name
             continue
         if "matrix_references" in spec.capabilities:
-            # Muon's references (torch.optim.Muon, optax.contrib.muon)
-            # take 2-D weights only and give the rest to an AdamW of their
-            # own: tests/test_muon.py checks them on matrices.
-            module = importlib.import_module(f"tests.test_{spec.name}")
-            assert hasattr(module, f"test_matches_torch_{spec.name}")
-            assert hasattr(module, f"test_matches_optax_{spec.name}")
+            # The Muon family's references (torch.optim.Muon, optax's,
+            # pytorch_optimizer's) take 2-D weights only and give the rest
+            # to an AdamW of their own: tests/test_muon.py checks them on
+            # matrices, as test_matches_<library>_<name>.
+            module = importlib.import_module("tests.test_muon")
+            libraries = {*registry.TORCH_LIBRARIES, "optax"}
+            assert any(
+                hasattr(module, f"test_matches_{library}_{spec.name}")
+                for library in libraries
+            ), spec.name
             continue
         assert spec.references
         # At least one other implementation of the same numerics.
@@ -124,8 +129,12 @@ def test_every_tested_argument_is_a_constructor_argument():
         for name in inspect.signature(cls.__init__).parameters
     }
     for spec in registry.SPECS:
-        arguments = keras_arguments | set(
-            inspect.signature(spec.cls).parameters
+        # With the arguments a subclass passes on to its base (NorMuon's
+        # of Muon), which the base class declares.
+        arguments = (
+            keras_arguments
+            | set(inspect.signature(spec.cls).parameters)
+            | set(declared_config.declared(spec.cls))
         )
         configs = [
             *spec.test_configs,

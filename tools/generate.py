@@ -136,9 +136,12 @@ def _all_block(names: Iterable[str]) -> str:
 
 def optimizers_init(classes: list[type]) -> str:
     """The whole of keras_opts/optimizers/__init__.py."""
+    modules: dict[str, list[str]] = {}
+    for cls in classes:
+        modules.setdefault(cls.__module__, []).append(cls.__name__)
     imports = "".join(
-        _import_block(cls.__module__, [cls.__name__])
-        for cls in sorted(classes, key=lambda c: c.__module__)
+        _import_block(module, names)
+        for module, names in sorted(modules.items())
     )
     names = [cls.__name__ for cls in classes]
     return f"{OPTIMIZERS_INIT_DOC}\n{imports}\n{_all_block(names)}"

@@ -19,6 +19,7 @@ from keras_opts.optimizers.lars import LARS
 from keras_opts.optimizers.madgrad import MADGRAD
 from keras_opts.optimizers.mars import MARS
 from keras_opts.optimizers.muon import Muon
+from keras_opts.optimizers.muon_family import AdaMuon, NorMuon
 from keras_opts.optimizers.nadam import Nadam
 from keras_opts.optimizers.novograd import NovoGrad
 from keras_opts.optimizers.prodigy import Prodigy
@@ -45,11 +46,13 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamMini",
+    "AdaMuon",
     "AdamW",
     "Adan",
     "AdEMAMix",
     "Muon",
     "Nadam",
+    "NorMuon",
     "NovoGrad",
     "Prodigy",
     "PSGDKron",

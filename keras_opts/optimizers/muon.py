@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import keras
 from keras import ops
@@ -245,20 +245,40 @@ class Muon(Optimizer):
             out[path] = f"muon {heads}({m}, {n})"
         return out
 
+    #: NorMuon's and AdaMuon's second moment of the orthogonalized
+    #: matrices: one per output neuron (``"neuron"``) or per entry
+    #: (``"entry"``), in the matrices' shape; Muon keeps none.
+    second_moment: ClassVar[str | None] = None
+
     def build(self, variables):
         if self.built:
             return
         self._views = _views(self, variables)
         super().build(variables)
-        # A second moment for the AdamW variables only.
+        # AdamW's second moment, and NorMuon's or AdaMuon's.
         adamw = [
             v for v, w in zip(variables, self._views) if isinstance(w, str)
         ]
         created = iter(step.add_slots(self, adamw, "velocity") if adamw else ())
         self._slots["velocity"] = [
-            next(created) if isinstance(view, str) else None
-            for view in self._views
+            next(created)
+            if isinstance(view, str)
+            else self._matrix_moment(variable, view)
+            for variable, view in zip(variables, self._views)
         ]
+
+    def _matrix_moment(self, variable, view):
+        if self.second_moment is None:
+            return None
+        shape = list(view.matrix)
+        if self.second_moment == "neuron":  # one per column: fan-out
+            shape[-2] = 1
+        return self.add_variable(
+            shape=tuple(shape),
+            initializer="zeros",
+            dtype=variable.dtype,
+            name=f"{step.slot_prefix(variable)}_velocity",
+        )
 
     def _slot_names(self):
         return ("momentum",)
@@ -324,17 +344,24 @@ class Muon(Optimizer):
         # ns_dtype for float32 and narrower variables; a float64 one keeps
         # its precision.
         wide = keras.backend.standardize_dtype(p.dtype) == "float64"
-        update = orthogonalized(
-            view,
-            direction,
+        x = newton_schulz(
+            to_matrices(view, direction),
             _coefficients_of(self.ns_coefficients),
             self.ns_steps,
             self.epsilon,
             "float64" if wide else self.ns_dtype,
             self._normalization(),
         )
+        x = self._rescaled(k, x, s, c, view)
+        update = from_matrices(view, x, tuple(p.shape))
         scale = _scale(self.adjust_learning_rate, self.rms_rate, view)
         k.sub_(p, ops.cast(update, p.dtype), c.learning_rate * scale)
+
+    def _rescaled(self, k, x, s, c, view):
+        """The orthogonalized matrices ``x`` (``view.matrix``), as the
+        step takes them: Muon's own; NorMuon and AdaMuon normalize them by a
+        second moment."""
+        return x
 
     def _normalization(self) -> float:
         if self.ns_coefficients == "polar_express":
@@ -355,6 +382,8 @@ class MuonCoefficients(NamedTuple):
     #: ``bias_correction``, else 1.
     correction: Any
     correction_next: Any
+    #: AdaMuon's ``1 - beta_2^t``; 1 for the others.
+    velocity_correction: Any = 1.0
     #: This variable's decay (0 where it is excluded).
     weight_decay: Any = 0.0
 
@@ -443,14 +472,26 @@ def _coefficients_of(value) -> tuple[tuple[float, float, float], ...]:
     return tuple(tuple(float(x) for x in abc) for abc in value)
 
 
-def orthogonalized(view, x, coefficients, steps, epsilon, dtype, rho=1.0):
-    """The Newton-Schulz orthogonalization of ``x`` seen through ``view``,
-    computed in ``dtype`` and returned in ``x``'s shape, in float32 (in
-    float64 where ``dtype`` is)."""
-    shape = tuple(x.shape)
-    x = ops.reshape(ops.transpose(x, view.permutation), view.matrix)
+def to_matrices(view, x):
+    """``x`` as the matrices of ``view``: ``view.matrix``."""
+    return ops.reshape(ops.transpose(x, view.permutation), view.matrix)
+
+
+def from_matrices(view, x, shape):
+    """The matrices ``x`` of ``view`` back in the variable's ``shape``."""
+    permuted = tuple(shape[i] for i in view.permutation)
+    inverse = tuple(
+        sorted(range(len(shape)), key=lambda i: view.permutation[i])
+    )
+    return ops.transpose(ops.reshape(x, permuted), inverse)
+
+
+def newton_schulz(x, coefficients, steps, epsilon, dtype, rho=1.0):
+    """``steps`` iterations on the matrices ``x`` (``(..., m, n)``)
+    divided by ``rho`` times their Frobenius norm plus ``epsilon``,
+    computed in ``dtype``; in float32 (float64 where ``dtype`` is)."""
     x = ops.cast(x, dtype)
-    m, n = view.matrix[-2:]
+    m, n = x.shape[-2:]
     if m > n:
         x = _transposed(x)
     out = "float64" if dtype == "float64" else "float32"
@@ -464,12 +505,7 @@ def orthogonalized(view, x, coefficients, steps, epsilon, dtype, rho=1.0):
         x = a * x + ops.matmul(b * gram + c * ops.matmul(gram, gram), x)
     if m > n:
         x = _transposed(x)
-    permuted = tuple(shape[i] for i in view.permutation)
-    x = ops.reshape(ops.cast(x, out), permuted)
-    inverse = tuple(
-        sorted(range(len(shape)), key=lambda i: view.permutation[i])
-    )
-    return ops.transpose(x, inverse)
+    return ops.cast(x, out)
 
 
 def _transposed(x):

@@ -101,6 +101,7 @@ class MuonOracle:
             self.eps,
             self.rho,
         )
+        x = self._normalized(x, state, t)
         if self.adjust == "original":
             scale = np.sqrt(max(1.0, cols / rows))
         elif self.adjust == "match_rms_adamw":
@@ -108,6 +109,9 @@ class MuonOracle:
         else:
             scale = 1.0
         return param - lr * scale * x.reshape(param.shape)
+
+    def _normalized(self, x, state, t):
+        return x
 
     def _adamw(self, param, g, state, lr, t):
         param = param - lr * self.adam_wd * param
@@ -123,3 +127,57 @@ class MuonOracle:
         else:  # inside the root
             denominator = np.sqrt(v_hat + self.adam_eps / (1 - b2**t))
         return param - lr * m_hat / denominator
+
+
+class NorMuonOracle(MuonOracle):
+    """Li et al. (2025), Algorithm 1: per output neuron (a column of the
+    ``(fan-in, fan-out)`` matrix) a running mean of the squares of its
+    column of the orthogonalized matrix; each column divided by its root,
+    then the matrix brought back to the norm it had (the authors' code) or
+    to ``sqrt(min(m, n))`` (the orthogonal norm: with Moonlight's scale,
+    the paper's RMS of 0.2)."""
+
+    def __init__(
+        self,
+        beta_2=0.95,
+        normalization_epsilon=1e-10,
+        rescale="preserve",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.beta_2, self.eps_2, self.rescale = (
+            beta_2,
+            normalization_epsilon,
+            rescale,
+        )
+
+    def _normalized(self, x, state, t):
+        v = state.get("neurons", np.zeros((1, x.shape[1])))
+        v = self.beta_2 * v + (1 - self.beta_2) * np.mean(
+            x * x, axis=0, keepdims=True
+        )
+        state["neurons"] = v
+        y = x / (np.sqrt(v) + self.eps_2)
+        if self.rescale == "preserve":
+            target = np.linalg.norm(x)
+        else:
+            target = np.sqrt(min(x.shape))
+        return y * target / (np.linalg.norm(y) + self.eps_2)
+
+
+class AdaMuonOracle(MuonOracle):
+    """Si et al. (2025), Algorithm 1: an Adam-like second moment of each
+    entry of the orthogonalized matrix, bias-corrected, then the matrix
+    rescaled to the orthogonal norm ``sqrt(min(m, n))`` (the authors' code)
+    before Muon's scale."""
+
+    def __init__(self, beta_2=0.999, normalization_epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.beta_2, self.eps_2 = beta_2, normalization_epsilon
+
+    def _normalized(self, x, state, t):
+        v = state.get("entries", np.zeros_like(x))
+        v = self.beta_2 * v + (1 - self.beta_2) * x * x
+        state["entries"] = v
+        y = x / (np.sqrt(v / (1 - self.beta_2**t)) + self.eps_2)
+        return y * np.sqrt(min(x.shape)) / (np.linalg.norm(y) + self.eps_2)
