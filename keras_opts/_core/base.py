@@ -80,7 +80,9 @@ class Optimizer(keras_api.Hooks):
     ``gradient_centralization`` (Yong et al., 2020), ``lazy_rows`` (only
     the rows with a non-zero gradient change, as tensorflow-addons'
     LazyAdam), ``cautious`` (the step masked where it disagrees in sign
-    with the gradient, Liang et al. 2024) and ``state_dtype`` (slots in
+    with the gradient, Liang et al. 2024), ``cautious_weight_decay`` (the
+    decoupled decay only where the step and the weight agree in sign, Chen
+    et al. 2025) and ``state_dtype`` (slots in
     bfloat16 or float16, stochastically rounded):
     ``keras_opts._core.step``.
     """
@@ -102,6 +104,7 @@ class Optimizer(keras_api.Hooks):
         gradient_centralization: checks.Flag = False,
         lazy_rows: checks.Flag = False,
         cautious: checks.Flag = False,
+        cautious_weight_decay: checks.Flag = False,
         state_dtype: checks.StateDtype = None,
         name: str | None = None,
         **kwargs: Any,
@@ -114,6 +117,7 @@ class Optimizer(keras_api.Hooks):
             gradient_centralization=gradient_centralization,
             lazy_rows=lazy_rows,
             cautious=cautious,
+            cautious_weight_decay=cautious_weight_decay,
             state_dtype=state_dtype,
         )
         arguments = take_declared(type(self), given)

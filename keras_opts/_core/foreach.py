@@ -111,6 +111,13 @@ class Foreach:
             self.snapshot(p)
         return p
 
+    def cautious_decay_(self, tensors, decayed, weight_decay, lr):
+        """As ``kernels.Single.cautious_decay_``."""
+        for x, before, take in zip(tensors, self._before, decayed):
+            if take:
+                mask = ((before - x) * before >= 0).to(x.dtype)
+                x.sub_(before * mask * (weight_decay * lr))
+
     def cautious_(self, tensors, grads):
         """As ``kernels.Single.cautious_``, over every tensor at once."""
         torch = self._torch
@@ -128,8 +135,10 @@ class Foreach:
         )
         floor = kernels.CAUTIOUS_MIN_FRACTION
         masks = self.scale(masks, sizes / torch.maximum(counts, floor * sizes))
-        torch._foreach_sub_(before, torch._foreach_mul(u, masks))
-        torch._foreach_copy_(tensors, before)
+        # before - u * masks, leaving ``before`` for cautious_decay_.
+        torch._foreach_copy_(
+            tensors, torch._foreach_sub(before, torch._foreach_mul(u, masks))
+        )
 
     # The kernel's vocabulary.
 

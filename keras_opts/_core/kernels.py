@@ -183,6 +183,18 @@ class Single:
             self.snapshot([p])
         return p
 
+    def cautious_decay_(self, variables, decayed, weight_decay, lr):
+        """``p <- p - lr * weight_decay * before`` where the step since
+        :meth:`snapshot`, ``u = before - p``, and ``before`` agree in sign
+        (``u * before >= 0``), for the ``decayed`` variables."""
+        for variable, before, take in zip(variables, self._before, decayed):
+            if take:
+                u = before - ops.convert_to_tensor(variable)
+                mask = ops.cast(u * before >= 0, before.dtype)
+                self._optimizer.assign_sub(
+                    variable, before * mask * (weight_decay * lr)
+                )
+
     def cautious_(self, variables, grads):
         """Liang et al. (2024): with ``u = before - p`` the step each
         variable took since :meth:`snapshot`, the mask

@@ -15,7 +15,8 @@ around the math is here, read top to bottom:
    all variables of one dtype at once (``torch._foreach_*``), in stages:
    :func:`read` the tensors, :func:`decoupled_decay`, :func:`coupled_l2`,
    :func:`cautious_before`, :func:`widen`, :func:`update` (torch's fused
-   kernel or the optimizer's ``_kernel``), :func:`finish`.
+   kernel or the optimizer's ``_kernel``), :func:`finish`,
+   :func:`cautious_decay`.
 
 **Weight decay.** Keras' decoupled ``weight_decay`` (which may be a
 schedule or a callable, as in tensorflow-addons, and which a subclass may
@@ -124,6 +125,9 @@ class Capabilities:
     #: kernel gets each variable's coefficient as ``c.weight_decay`` (0 for
     #: a variable ``exclude_from_weight_decay`` exempts).
     decay_in_kernel: bool = False
+    #: The algorithm's own decay (``decay_in_kernel``) takes
+    #: ``cautious_weight_decay`` itself (Muon).
+    kernel_cautious_decay: bool = False
     #: Why ``cautious`` never applies ("" where it can).
     cautious_refusal: str = ""
     #: The argument whose value 0 leaves the step without momentum (SGD's
@@ -159,7 +163,24 @@ def checked(optimizer, arguments: dict[str, Any], custom_step: bool) -> None:
             "whole variable, not on each entry alone. Received: "
             f"lazy_rows={arguments['lazy_rows']!r}"
         )
-    for name, value in (("cautious", cautious), ("state_dtype", state_dtype)):
+    decay = arguments["cautious_weight_decay"]
+    if decay and able.decay_in_kernel and not able.kernel_cautious_decay:
+        raise ValueError(
+            f"{cls} applies its weight decay as part of its own update: "
+            "`cautious_weight_decay` masks Keras' decoupled decay only. "
+            f"Received: cautious_weight_decay={decay!r}"
+        )
+    if decay and arguments["lazy_rows"]:
+        raise ValueError(
+            "`cautious_weight_decay` compares each entry's step with its "
+            "weight, which `lazy_rows` leaves out of the step. Received: "
+            "cautious_weight_decay=True, lazy_rows=True"
+        )
+    for name, value in (
+        ("cautious", cautious),
+        ("cautious_weight_decay", decay),
+        ("state_dtype", state_dtype),
+    ):
         if value and custom_step:
             raise ValueError(
                 f"{cls} writes its own `update_step`: `{name}` applies to "
@@ -367,6 +388,7 @@ def run(optimizer, k, grads, variables, learning_rate) -> None:
     step.narrowed = widen(k, step.slots, step.dtype)
     update(optimizer, k, step)
     finish(optimizer, k, step)
+    cautious_decay(optimizer, k, step)
 
 
 @dataclasses.dataclass
@@ -424,7 +446,10 @@ def read(optimizer, k, grads, variables, learning_rate) -> Step:
 
 def decoupled_decay(optimizer, k, step: Step) -> None:
     """Keras' decoupled decay, where this step applies it
-    (:func:`decays_in_step`), to the variables not excluded."""
+    (:func:`decays_in_step`), to the variables not excluded; under
+    ``cautious_weight_decay`` after the update (:func:`cautious_decay`)."""
+    if optimizer.cautious_weight_decay:
+        return
     if decays_in_step(optimizer) and any(step.decayed):
         k.decay_(
             [x for x, d in zip(step.p, step.decayed) if d],
@@ -454,12 +479,11 @@ def cautious_before(optimizer, k, step: Step) -> None:
     that the mask compares with the gradient the algorithm sees, and the
     variables' values kept (after any decoupled decay, which the mask
     leaves out)."""
-    if not optimizer.cautious:
-        return
-    if step.l2:
+    if optimizer.cautious and step.l2:
         step.g = k.add_scaled(step.g, step.p, step.l2)
         step.l2 = 0.0
-    k.snapshot(step.p)
+    if optimizer.cautious or _decays_cautiously(optimizer, step):
+        k.snapshot(step.p)
 
 
 def widen(k, s, dtype) -> list[str]:
@@ -516,6 +540,30 @@ def finish(optimizer, k, step: Step) -> None:
         k.cautious_(step.p, step.g)
 
 
+def cautious_decay(optimizer, k, step: Step) -> None:
+    """Chen et al. (2025), "Cautious Weight Decay"
+    (https://arxiv.org/abs/2510.12402): under ``cautious_weight_decay``,
+    Keras' decoupled decay of the entries where the step the update took,
+    ``u = before - p``, and the weight before it agree in sign (``u *
+    before >= 0``): ``p <- p - lr * weight_decay * before`` there, nothing
+    elsewhere."""
+    if _decays_cautiously(optimizer, step):
+        k.cautious_decay_(
+            step.p,
+            step.decayed,
+            decoupled_coefficient(optimizer, step.dtype),
+            step.learning_rate,
+        )
+
+
+def _decays_cautiously(optimizer, step: Step) -> bool:
+    return bool(
+        optimizer.cautious_weight_decay
+        and decays_in_step(optimizer)
+        and any(step.decayed)
+    )
+
+
 # Weight decay.
 
 
@@ -558,6 +606,7 @@ def decays_in_step(optimizer) -> bool:
         and not optimizer.capabilities.decay_in_kernel
         and (
             optimizer.lazy_rows
+            or optimizer.cautious_weight_decay
             or not isinstance(optimizer.weight_decay, numbers.Real)
             or optimizer._weight_decay_factor() != 1.0
         )

@@ -189,6 +189,7 @@ class Muon(Optimizer):
         foreach=False,
         # Muon's and AdamW's variables decay by their own coefficient.
         decay_in_kernel=True,
+        kernel_cautious_decay=True,
         square_slots=("velocity",),
     )
 
@@ -320,19 +321,16 @@ class Muon(Optimizer):
     def _kernel(self, k, p, g, s, c):
         view = self._view(p)
         if isinstance(view, str):  # AdamW
-            if self.adam_weight_decay:
-                decay = c.adam_learning_rate * c.weight_decay
-                p = k.update_begins(k.sub_(p, k.scale(p, decay)))
             m = formulas.ema_(k, s.momentum, g, self.adam_beta_1)
             v = formulas.ema_square_(k, s.velocity, g, self.adam_beta_2)
             d = formulas.denominator(
                 k, v, c.denominator_epsilon, self.adam_epsilon_mode
             )
+            if self.adam_weight_decay:
+                decay = c.adam_learning_rate * c.weight_decay
+                p = self._decayed(k, p, decay, m)
             k.addcdiv_(p, m, d, -c.adam_step_size)
             return
-        if self.weight_decay:
-            decay = c.learning_rate * c.weight_decay
-            p = k.update_begins(k.sub_(p, k.scale(p, decay)))
         mu = self.momentum
         m = formulas.ema_(k, s.momentum, g, mu)
         if self.nesterov:
@@ -353,9 +351,20 @@ class Muon(Optimizer):
             self._normalization(),
         )
         x = self._rescaled(k, x, s, c, view)
-        update = from_matrices(view, x, tuple(p.shape))
+        update = ops.cast(from_matrices(view, x, tuple(p.shape)), p.dtype)
+        if self.weight_decay:
+            p = self._decayed(k, p, c.learning_rate * c.weight_decay, update)
         scale = _scale(self.adjust_learning_rate, self.rms_rate, view)
-        k.sub_(p, ops.cast(update, p.dtype), c.learning_rate * scale)
+        k.sub_(p, update, c.learning_rate * scale)
+
+    def _decayed(self, k, p, decay, direction):
+        """``p <- p - decay * p`` before the step along ``direction``;
+        under ``cautious_weight_decay`` only where ``direction`` and ``p``
+        agree in sign."""
+        if self.cautious_weight_decay:
+            mask = ops.cast(direction * p >= 0, p.dtype)
+            return k.update_begins(k.sub_(p, p * mask, decay))
+        return k.update_begins(k.sub_(p, k.scale(p, decay)))
 
     def _rescaled(self, k, x, s, c, view):
         """The orthogonalized matrices ``x`` (``view.matrix``), as the

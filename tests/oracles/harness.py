@@ -7,6 +7,12 @@ centralize gradients of rank >= 2 if asked (Yong et al. 2020: subtract
 the mean over every axis but the last); clip (``clipnorm`` per tensor,
 ``global_clipnorm`` or ``clipvalue``: Keras takes one of them);
 decay ``w <- w - w * weight_decay * lr``; then the algorithm's step.
+
+With ``cautious_weight_decay`` (Chen et al. 2025, "Cautious Weight Decay",
+https://arxiv.org/abs/2510.12402, Algorithm 1: ``x_{t+1} = x_t - lr (u_t
++ weight_decay * 1(u_t * x_t >= 0) * x_t)``), the decay follows the
+algorithm's step ``lr u_t = x_t - step(x_t)``, on the entries where it
+and ``x_t`` agree in sign.
 """
 
 import numpy as np
@@ -36,6 +42,7 @@ def run(
     loss_scale_factor=None,
     gradient_accumulation_steps=None,
     gradient_centralization=False,
+    cautious_weight_decay=False,
 ):
     """Applies ``grad_steps`` (a list, per call, of a gradient per param).
 
@@ -67,14 +74,21 @@ def run(
             ]
         grads = _clip(grads, clipnorm, clipvalue, global_clipnorm)
         t += 1
-        if weight_decay is not None:
+        cautious = cautious_weight_decay and weight_decay is not None
+        if weight_decay is not None and not cautious:
             params = [p - p * weight_decay * lr for p in params]
+        before = [p.copy() for p in params]
         if hasattr(oracle, "step_all"):  # state shared by all parameters
             params = oracle.step_all(params, grads, states, lr, t)
         else:
             params = [
                 oracle.step(p, g, s, lr, t)
                 for p, g, s in zip(params, grads, states)
+            ]
+        if cautious:
+            params = [
+                p - lr * weight_decay * ((x - p) * x >= 0) * x
+                for p, x in zip(params, before)
             ]
         history.append([p.copy() for p in params])
     return history

@@ -57,6 +57,7 @@ class MuonOracle:
         adam_weight_decay=0.0,
         adam_lr_ratio=1.0,
         coupled_weight_decay=0.0,
+        cautious_weight_decay=False,
         **layout,  # the layout options: no effect on unnamed tensors
     ):
         self.mu, self.nesterov = momentum, nesterov
@@ -75,6 +76,7 @@ class MuonOracle:
         self.b1, self.b2 = adam_beta_1, adam_beta_2
         self.adam_eps, self.adam_mode = adam_epsilon, adam_epsilon_mode
         self.ratio, self.l2 = adam_lr_ratio, coupled_weight_decay
+        self.cautious_decay = cautious_weight_decay
 
     def init(self, param):
         return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
@@ -83,7 +85,7 @@ class MuonOracle:
         g = grad + self.l2 * param
         if param.ndim < 2 or param.size == 0:  # vectors; nothing to update
             return self._adamw(param, g, state, lr * self.ratio, t)
-        param = param - lr * self.wd * param
+        x0 = param
         mu = self.mu
         state["m"] = mu * state["m"] + (1 - mu) * g
         c, c_next = 1.0, 1.0
@@ -108,13 +110,20 @@ class MuonOracle:
             scale = self.rms_rate * np.sqrt(max(rows, cols))
         else:
             scale = 1.0
-        return param - lr * scale * x.reshape(param.shape)
+        update = scale * x.reshape(param.shape)
+        return x0 - lr * self._decay(self.wd, update, x0) - lr * update
+
+    def _decay(self, rate, update, x):
+        """The decoupled decay term; with ``cautious_weight_decay`` only
+        where the update and the weight agree in sign (Chen et al. 2025)."""
+        if self.cautious_decay:
+            return rate * (update * x >= 0) * x
+        return rate * x
 
     def _normalized(self, x, state, t):
         return x
 
     def _adamw(self, param, g, state, lr, t):
-        param = param - lr * self.adam_wd * param
         b1, b2 = self.b1, self.b2
         state["m"] = b1 * state["m"] + (1 - b1) * g
         state["v"] = b2 * state["v"] + (1 - b2) * g * g
@@ -126,7 +135,12 @@ class MuonOracle:
             denominator = np.sqrt(v_hat) + self.adam_eps / np.sqrt(1 - b2**t)
         else:  # inside the root
             denominator = np.sqrt(v_hat + self.adam_eps / (1 - b2**t))
-        return param - lr * m_hat / denominator
+        update = m_hat / denominator
+        return (
+            param
+            - lr * self._decay(self.adam_wd, update, param)
+            - (lr * update)
+        )
 
 
 class NorMuonOracle(MuonOracle):
