@@ -247,8 +247,9 @@ class Muon(Optimizer):
         return out
 
     #: NorMuon's and AdaMuon's second moment of the orthogonalized
-    #: matrices: one per output neuron (``"neuron"``) or per entry
-    #: (``"entry"``), in the matrices' shape; Muon keeps none.
+    #: matrices: one per output neuron (``"neuron"``, in the matrices'
+    #: shape with one row) or per entry (``"entry"``, a slot like the
+    #: variable); Muon keeps none.
     second_moment: ClassVar[str | None] = None
 
     def build(self, variables):
@@ -271,9 +272,10 @@ class Muon(Optimizer):
     def _matrix_moment(self, variable, view):
         if self.second_moment is None:
             return None
+        if self.second_moment == "entry":  # laid out (and sharded) as p
+            return step.add_slots(self, [variable], "velocity")[0]
         shape = list(view.matrix)
-        if self.second_moment == "neuron":  # one per column: fan-out
-            shape[-2] = 1
+        shape[-2] = 1  # one per column of the matrices: per output neuron
         return self.add_variable(
             shape=tuple(shape),
             initializer="zeros",

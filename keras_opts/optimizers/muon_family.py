@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from keras_opts._core import checks, config, formulas
-from keras_opts.optimizers.muon import Muon
+from keras_opts.optimizers.muon import Muon, from_matrices, to_matrices
 
 RESCALES = ("preserve", "orthogonal")
 
@@ -78,14 +78,11 @@ class NorMuon(Muon):
     Example:
 
     >>> import keras, keras_opts
-    >>> w = keras.Variable([[1.0, 0.0], [0.0, 1.0]])
-    >>> opt = keras_opts.NorMuon(learning_rate=0.1, momentum=0.0,
-    ...     adjust_learning_rate=None, ns_coefficients="polar_express",
-    ...     ns_steps=8)
-    >>> opt.apply([keras.ops.convert_to_tensor([[2.0, 0.0], [0.0, 0.5]])],
-    ...     [w])
-    >>> [[round(float(x), 2) for x in row] for row in w.numpy()]
-    [[0.9, 0.0], [0.0, 0.9]]
+    >>> w = keras.Variable(keras.ops.ones((4, 3)))
+    >>> opt = keras_opts.NorMuon()
+    >>> opt.build([w])
+    >>> [tuple(v.shape) for v in opt.variables if "velocity" in v.path]
+    [(1, 3)]
 
     References:
         Li, Liu, Zhang, Yin & Zhao, "NorMuon: Making Muon more efficient
@@ -114,6 +111,7 @@ class NorMuon(Muon):
             c.velocity_correction,
             self.rescale,
             neurons=True,
+            view=view,
         )
 
 
@@ -168,14 +166,11 @@ class AdaMuon(Muon):
     Example:
 
     >>> import keras, keras_opts
-    >>> w = keras.Variable([[1.0, 0.0], [0.0, 1.0]])
-    >>> opt = keras_opts.AdaMuon(learning_rate=0.1, momentum=0.0,
-    ...     adjust_learning_rate=None, ns_coefficients="polar_express",
-    ...     ns_steps=8)
-    >>> opt.apply([keras.ops.convert_to_tensor([[2.0, 0.0], [0.0, 0.5]])],
-    ...     [w])
-    >>> [[round(float(x), 2) for x in row] for row in w.numpy()]
-    [[0.9, 0.0], [0.0, 0.9]]
+    >>> w = keras.Variable(keras.ops.ones((4, 3)))
+    >>> opt = keras_opts.AdaMuon()
+    >>> opt.build([w])
+    >>> [tuple(v.shape) for v in opt.variables if "velocity" in v.path]
+    [(4, 3)]
 
     References:
         Si, Zhang & Shen, "AdaMuon: Adaptive Muon Optimizer", 2025,
@@ -212,18 +207,25 @@ class AdaMuon(Muon):
             c.velocity_correction,
             "orthogonal",
             neurons=False,
+            view=view,
         )
 
 
-def _normalized(k, x, velocity, beta_2, epsilon, correction, rescale, neurons):
-    """The matrices ``x`` (``(..., m, n)``) divided by the root of their
-    running mean square ``velocity`` (per column with ``neurons``, else per
-    entry; divided by ``correction`` first), at the Frobenius norm
-    ``rescale`` names."""
+def _normalized(
+    k, x, velocity, beta_2, epsilon, correction, rescale, neurons, view
+):
+    """The matrices ``x`` (``(..., m, n)`` of ``view``) divided by the
+    root of their running mean square ``velocity`` (per column with
+    ``neurons``, else per entry, in the variable's layout; divided by
+    ``correction`` first), at the Frobenius norm ``rescale`` names."""
     square = ops.square(x)
     if neurons:
         square = ops.mean(square, axis=-2, keepdims=True)
+    else:  # the slot is laid out as the variable
+        square = from_matrices(view, square, tuple(velocity.shape))
     v = formulas.ema_(k, velocity, ops.cast(square, velocity.dtype), beta_2)
+    if not neurons:
+        v = to_matrices(view, v)
     v = ops.cast(v, x.dtype)
     correction = ops.cast(correction, x.dtype)
     normalized = x / (ops.sqrt(v / correction) + epsilon)
