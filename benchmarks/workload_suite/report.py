@@ -323,7 +323,15 @@ def merge(parts):
         for key in ("backend", "python", "versions", "size", "lr_factors"):
             if other[key] != setup[key]:
                 raise ValueError(f"cannot merge runs of different {key}")
-    setup["command"] = [p["setup"]["command"] for p in parts]
+    setup["command"] = [  # a merged part's commands, one by one
+        command
+        for p in parts
+        for command in (
+            p["setup"]["command"]
+            if isinstance(p["setup"]["command"], list)
+            else [p["setup"]["command"]]
+        )
+    ]
     setup["seconds"] = max(p["setup"]["seconds"] for p in parts)
     for key in ("targets", "select"):
         setup[key] = {k: v for p in parts for k, v in p["setup"][key].items()}
