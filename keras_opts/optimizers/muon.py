@@ -256,6 +256,8 @@ class Muon(Optimizer):
         if self.built:
             return
         self._views = _views(self, variables)
+        # Read once here, not on every step.
+        self._ns_table = _coefficients_of(self.ns_coefficients)
         super().build(variables)
         # AdamW's second moment, and NorMuon's or AdaMuon's.
         adamw = [
@@ -346,7 +348,7 @@ class Muon(Optimizer):
         wide = keras.backend.standardize_dtype(p.dtype) == "float64"
         x = newton_schulz(
             to_matrices(view, direction),
-            _coefficients_of(self.ns_coefficients),
+            self._ns_table,
             self.ns_steps,
             self.epsilon,
             "float64" if wide else self.ns_dtype,
