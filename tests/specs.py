@@ -1529,6 +1529,7 @@ SPECS: tuple[Spec, ...] = (
                 "momentum": 0.9,
                 "adjust_learning_rate": "original",
                 "adam_epsilon_mode": "uncorrected",
+                "adam_weight_decay": 0.05,
             },
             {
                 "ns_coefficients": "polar_express",
@@ -1542,7 +1543,15 @@ SPECS: tuple[Spec, ...] = (
                 "adjust_learning_rate": None,
                 "rms_rate": 0.3,
                 "weight_decay": 0.1,
-                "adam_weight_decay": 0.05,
+                # Another optimizer for the (7,) variable, with a decay.
+                "fallback": {
+                    "class_name": "keras_opts>Yogi",
+                    "config": {
+                        "beta_1": 0.8,
+                        "bias_correction": True,
+                        "weight_decay": 0.05,
+                    },
+                },
             },
             # The richest, which the base-feature and resume tests take.
             {

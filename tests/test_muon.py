@@ -463,3 +463,182 @@ def test_muon_variables_keep_one_slot():
 def test_bad_coefficients_are_refused(value):
     with pytest.raises(ValueError, match="ns_coefficients"):
         Muon(ns_coefficients=value)
+
+
+# Another optimizer for the variables Muon leaves.
+
+#: The keras_opts optimizers a fallback may be: a step entry by entry, with
+#: slots like the variable. The others are refused, by name.
+FALLBACKS = (
+    "AdaBelief",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adan",
+    "AdEMAMix",
+    "ADOPT",
+    "RAdam",
+    "RMSprop",
+    "SGD",
+    "Yogi",
+)
+
+
+def _fallback_kwargs(name):
+    return {
+        "AdamW": {"weight_decay": 0.1},
+        "SGD": {"momentum": 0.9, "nesterov": True},
+        "RMSprop": {"momentum": 0.5, "centered": True},
+    }.get(name, {})
+
+
+def _optimizer_names():
+    import keras_opts
+
+    return sorted(
+        name
+        for name in keras_opts.optimizers.__all__
+        if name not in ("Muon", "NorMuon", "AdaMuon")
+    )
+
+
+@pytest.mark.parametrize("name", _optimizer_names())
+def test_fallback_steps_as_the_optimizer_alone(name):
+    """The vectors under Muon(fallback=X) move exactly as under X alone at
+    the same learning rate (one code path, the keras.ops loop); X without
+    an entry-by-entry step is refused, naming the argument."""
+    import keras_opts
+
+    cls = getattr(keras_opts, name)
+    if name not in FALLBACKS:
+        with pytest.raises(ValueError, match="`fallback` must be"):
+            Muon(fallback=cls())
+        return
+    params, grads = _problem([(7,), (3,), (4, 5)])
+    alone = cls(**_fallback_kwargs(name))
+    alone.use_foreach = False
+    learning_rate = float(keras.ops.convert_to_numpy(alone.learning_rate))
+    expected = _run(alone, params[:2], [g[:2] for g in grads])
+    muon = Muon(learning_rate, fallback=cls(**_fallback_kwargs(name)))
+    got = _run(muon, params, grads)
+    for x, y in zip(got[:2], expected):
+        np.testing.assert_array_equal(x, y)
+    kind = name.lower()
+    assert list(muon.assignment().values()) == [
+        f"{kind} (rank 1)",
+        f"{kind} (rank 1)",
+        "muon (4, 5)",
+    ]
+
+
+def test_fallback_trains_in_fit_saves_and_resumes(tmp_path):
+    """Compiled fit() (jit, tf.function, the torch loop), then the .keras
+    file: the fallback and its state come back, and the resumed run takes
+    the same next steps as the uninterrupted one."""
+    import keras_opts
+
+    def model():
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation="tanh"),
+                keras.layers.Dense(3),
+            ]
+        )
+        net.compile(
+            optimizer=Muon(
+                0.01,
+                fallback=keras_opts.SGD(momentum=0.9, weight_decay=0.01),
+                cautious_weight_decay=True,
+                weight_decay=0.05,
+            ),
+            loss="mse",
+        )
+        return net
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 6)).astype("float32")
+    y = rng.standard_normal((32, 3)).astype("float32")
+    first = model()
+    first.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    first.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer.fallback, keras_opts.SGD)
+    assert loaded.optimizer.fallback.momentum == 0.9
+    for a, b in zip(first.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+        )
+    for net in (first, loaded):
+        net.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(first.trainable_variables, loaded.trainable_variables):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+        )
+
+
+def test_fallback_state_follows_state_dtype():
+    import keras_opts
+
+    optimizer = Muon(state_dtype="bfloat16", fallback=keras_opts.Adam())
+    optimizer.build([keras.Variable(np.ones((4,), "float32"), name="b")])
+    slots = optimizer._slots
+    assert slots["momentum"] == [None]
+    assert [s.dtype for s in slots["fallback_momentum"]] == ["bfloat16"]
+    assert optimizer._rounding_seed is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fallback": "adam"}, "keras_opts optimizer"),
+        ({"fallback": 3}, "keras_opts optimizer"),
+        ({"fallback": "keras_opts>Adam", "adam_beta_1": 0.8}, "adam_beta_1"),
+        (
+            {
+                "fallback": {
+                    "class_name": "keras_opts>Adam",
+                    "config": {"clipnorm": 1.0},
+                }
+            },
+            "clipnorm",
+        ),
+        (
+            {
+                "fallback": {
+                    "class_name": "keras_opts>Adam",
+                    "config": {"learning_rate": 0.1},
+                }
+            },
+            "adam_lr_ratio",
+        ),
+    ],
+)
+def test_bad_fallbacks_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Muon(**kwargs)
+
+
+@keras.saving.register_keras_serializable(package="keras_opts_tests")
+def skip_the_mixer(variable):
+    """An `exclude_layers` callable, saved by its registered name."""
+    return "mix" in variable.path
+
+
+def test_exclude_layers_takes_a_callable_and_saves_it():
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(8, name="mix")(inputs)
+    x = keras.layers.Dense(8, name="hidden")(x)
+    outputs = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    optimizer = Muon(exclude_layers=skip_the_mixer)
+    optimizer.build(model.trainable_variables)
+    chosen = optimizer.assignment()
+    assert chosen["mix/kernel"] == "adamw (exclude_layers)"
+    assert chosen["hidden/kernel"] == "muon (8, 8)"
+    config = optimizer.get_config()
+    again = Muon.from_config(config)
+    assert again.exclude_layers is skip_the_mixer
+    assert again.get_config() == config

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any, ClassVar, NamedTuple
 
 import keras
 from keras import ops
 
-from keras_opts._core import checks, config, formulas, keras_api, layouts, step
+from keras_opts._core import (
+    checks,
+    config,
+    formulas,
+    keras_api,
+    layouts,
+    step,
+)
 from keras_opts._core.base import Optimizer
 from keras_opts._core.step import Capabilities
+from keras_opts.optimizers import muon_layout
+from keras_opts.optimizers.muon_layout import (
+    FALLBACK,
+    from_matrices,
+    to_matrices,
+)
 
 #: Keller Jordan's quintic, one polynomial for every iteration.
 QUINTIC = ((3.4445, -4.7750, 2.0315),)
@@ -95,7 +107,9 @@ class Muon(Optimizer):
     ``"embedding"``, with ``exclude_embeddings``), the output head (with
     ``exclude_output``: a rank-2 ``kernel`` whose outputs no other kernel
     takes, the last of the model), and the paths ``exclude_layers``
-    matches. :meth:`assignment` lists the choice for each variable.
+    matches (or the callable ``exclude_layers`` picks). ``fallback``
+    replaces AdamW by another optimizer. :meth:`assignment` lists the
+    choice for each variable.
 
     Args:
         learning_rate: float, ``LearningRateSchedule`` or callable.
@@ -119,8 +133,22 @@ class Muon(Optimizer):
             False.
         exclude_embeddings: give embeddings to AdamW. Default True.
         exclude_output: give the output head to AdamW. Default True.
-        exclude_layers: regular expressions; a variable whose path one
-            matches goes to AdamW. Default None.
+        exclude_layers: regular expressions, a variable whose path one
+            matches goes to the fallback; or a callable that takes a
+            variable and returns True for those (registered with
+            ``keras.saving.register_keras_serializable`` to be saved).
+            Default None.
+        fallback: the optimizer of the variables Muon leaves: None (AdamW
+            with the ``adam_*`` settings below) or a keras_opts optimizer
+            whose step is entry by entry, with slots like the variable
+            (``Adam``, ``AdamW``, ``SGD``, ``RMSprop``, ``Adagrad``,
+            ``Adadelta``, ``AdaBelief``, ``Adan``, ``AdEMAMix``,
+            ``ADOPT``, ``RAdam``, ``Yogi``), its registered name or its
+            config. It runs at Muon's learning rate
+            times ``adam_lr_ratio`` (so one schedule drives both; its own
+            ``learning_rate`` must be left at its default), with its own
+            hyperparameters and ``weight_decay``; its state is saved with
+            Muon's. Default None.
         weight_decay: $\lambda$ of the Muon variables (decoupled, times
             the learning rate). Default 0.
         adam_beta_1: AdamW's $\beta_1$, for the other variables. Default
@@ -212,7 +240,8 @@ class Muon(Optimizer):
         split_heads: checks.Flag = False,
         exclude_embeddings: checks.Flag = True,
         exclude_output: checks.Flag = True,
-        exclude_layers: Patterns = None,
+        exclude_layers: muon_layout.Patterns = None,
+        fallback: muon_layout.Fallback = None,
         weight_decay: checks.WeightDecay = 0.0,
         adam_beta_1: checks.DecayRate = 0.9,
         adam_beta_2: checks.DecayRate = 0.999,
@@ -230,16 +259,21 @@ class Muon(Optimizer):
 
     def assignment(self, variables=None) -> dict[str, str]:
         """``{path: what updates it}``: ``"muon (m, n)"`` with the matrix
-        shape (``"muon 4 x (m, n)"`` for 4 heads), or ``"adamw (why)"``;
-        for ``variables`` (default: those the optimizer was built with)."""
+        shape (``"muon 4 x (m, n)"`` for 4 heads), or ``"adamw (why)"``
+        (the fallback's registered name in place of ``adamw`` where one
+        is given); for ``variables`` (default: those the optimizer was
+        built with)."""
         if variables is None:
             variables = keras_api.built_variables(self)
-        views = _views(self, variables)
+        views = muon_layout.views(self, variables)
+        other = "adamw"
+        if self.fallback is not None:
+            other = type(self.fallback).__name__.lower()
         out = {}
         for variable, view in zip(variables, views):
             path = layouts.variable_path(variable)
             if isinstance(view, str):
-                out[path] = f"adamw ({view})"
+                out[path] = f"{other} ({view})"
                 continue
             *batch, m, n = view.matrix
             heads = f"{batch[0]} x " if batch else ""
@@ -255,21 +289,40 @@ class Muon(Optimizer):
     def build(self, variables):
         if self.built:
             return
-        self._views = _views(self, variables)
+        self._views = muon_layout.views(self, variables)
         # Read once here, not on every step.
         self._ns_table = _coefficients_of(self.ns_coefficients)
-        super().build(variables)
-        # AdamW's second moment, and NorMuon's or AdaMuon's.
-        adamw = [
-            v for v, w in zip(variables, self._views) if isinstance(w, str)
-        ]
-        created = iter(step.add_slots(self, adamw, "velocity") if adamw else ())
+        super().build(variables)  # without a fallback, every momentum
+        matrix = [isinstance(view, muon_layout.View) for view in self._views]
+        other = [not x for x in matrix]
+        if self.fallback is None:
+            velocity = self._placed(variables, other, "velocity")  # AdamW's
+        else:
+            self._slots["momentum"] = self._placed(
+                variables, matrix, "momentum"
+            )
+            velocity = [None] * len(variables)
+        # NorMuon's or AdaMuon's second moment of the matrices.
         self._slots["velocity"] = [
-            next(created)
-            if isinstance(view, str)
-            else self._matrix_moment(variable, view)
-            for variable, view in zip(variables, self._views)
+            self._matrix_moment(variable, view) if is_matrix else slot
+            for variable, view, is_matrix, slot in zip(
+                variables, self._views, matrix, velocity
+            )
         ]
+        if self.fallback is not None:
+            for name in self.fallback._slot_names():
+                self._slots[FALLBACK + name] = self._placed(
+                    variables, other, FALLBACK + name
+                )
+            if self._rounding_seed is None:
+                self._rounding_seed = step.rounding_seed(self, variables)
+
+    def _placed(self, variables, chosen, name) -> list:
+        """The slot ``name`` of each ``chosen`` variable, None for the
+        others."""
+        picked = [v for v, c in zip(variables, chosen) if c]
+        created = iter(step.add_slots(self, picked, name) if picked else ())
+        return [next(created) if c else None for c in chosen]
 
     def _matrix_moment(self, variable, view):
         if self.second_moment is None:
@@ -286,7 +339,12 @@ class Muon(Optimizer):
         )
 
     def _slot_names(self):
-        return ("momentum",)
+        return ("momentum",) if self.fallback is None else ()
+
+    def _slot_initializer(self, name):
+        if name.startswith(FALLBACK):
+            return self.fallback._slot_initializer(name[len(FALLBACK) :])
+        return super()._slot_initializer(name)
 
     def _view(self, variable):
         return self._views[keras_api.variable_index(self, variable)]
@@ -295,6 +353,10 @@ class Muon(Optimizer):
         if isinstance(self._view(variable), str):
             if not keras_api.uses_weight_decay(self, variable):
                 return {"weight_decay": 0.0}
+            if self.fallback is not None:
+                return {
+                    "weight_decay": muon_layout.fallback_decay(self.fallback)
+                }
             return {"weight_decay": self.adam_weight_decay}
         return {"weight_decay": step.kernel_weight_decay(self, variable)}
 
@@ -313,7 +375,13 @@ class Muon(Optimizer):
         if self.bias_correction:
             correction = formulas.bias_correction(self.momentum, t)
             correction_next = formulas.bias_correction(self.momentum, t + 1.0)
+        fallback = None
+        if self.fallback is not None:
+            fallback = self.fallback._coefficients(
+                learning_rate * self.adam_lr_ratio, t
+            )
         return MuonCoefficients(
+            fallback=fallback,
             learning_rate=learning_rate,
             adam_learning_rate=learning_rate * self.adam_lr_ratio,
             adam_step_size=adam.step_size,
@@ -324,6 +392,9 @@ class Muon(Optimizer):
 
     def _kernel(self, k, p, g, s, c):
         view = self._view(p)
+        if isinstance(view, str) and self.fallback is not None:
+            self._fallback_step(k, p, g, s, c)
+            return
         if isinstance(view, str):  # AdamW
             m = formulas.ema_(k, s.momentum, g, self.adam_beta_1)
             v = formulas.ema_square_(k, s.velocity, g, self.adam_beta_2)
@@ -370,6 +441,25 @@ class Muon(Optimizer):
             return k.update_begins(k.sub_(p, p * mask, decay))
         return k.update_begins(k.sub_(p, k.scale(p, decay)))
 
+    def _fallback_step(self, k, p, g, s, c):
+        """The fallback's step: its decoupled decay (before, or under
+        ``cautious_weight_decay`` after, where its step ``u = before - p``
+        and the weight agree in sign), and its kernel on its own slots."""
+        decay = c.adam_learning_rate * c.weight_decay
+        decaying = bool(muon_layout.fallback_decay(self.fallback))
+        cautious = decaying and self.cautious_weight_decay
+        if decaying and not cautious:  # as Keras writes it per backend
+            k.decay_([p], c.weight_decay, c.adam_learning_rate)
+            k.update_begins(p)
+        before = ops.copy(ops.convert_to_tensor(p)) if cautious else None
+        self.fallback._kernel(
+            k, p, g, muon_layout.Prefixed(s, FALLBACK), c.fallback
+        )
+        if cautious:
+            u = before - ops.convert_to_tensor(p)
+            mask = ops.cast(u * before >= 0, before.dtype)
+            k.sub_(p, before * mask, decay)
+
     def _rescaled(self, k, x, s, c, view):
         """The orthogonalized matrices ``x`` (``view.matrix``), as the
         step takes them: Muon's own; NorMuon and AdaMuon normalize them by a
@@ -380,6 +470,29 @@ class Muon(Optimizer):
         if self.ns_coefficients == "polar_express":
             return POLAR_EXPRESS_SAFETY
         return 1.0
+
+    # Arguments and configuration.
+
+    def _check_arguments(self, arguments):
+        if arguments["fallback"] is None:
+            return
+        for key, h in config.declared(Muon).items():
+            if key.startswith("adam_") and key != "adam_lr_ratio":
+                if arguments[key] != h.default:
+                    raise ValueError(
+                        f"`{key}` sets the built-in AdamW, which "
+                        "`fallback` replaces: set it on the fallback "
+                        f"optimizer. Received: {key}={arguments[key]!r}, "
+                        f"fallback={arguments['fallback']!r}"
+                    )
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("fallback", "exclude_layers"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, list):
+                config[key] = keras.saving.serialize_keras_object(value)
+        return config
 
 
 class MuonCoefficients(NamedTuple):
@@ -399,82 +512,9 @@ class MuonCoefficients(NamedTuple):
     velocity_correction: Any = 1.0
     #: This variable's decay (0 where it is excluded).
     weight_decay: Any = 0.0
-
-
-class View(NamedTuple):
-    """How a variable is seen as matrices: its axes permuted by
-    ``permutation``, reshaped to ``matrix`` (``(m, n)``, or ``(heads, m,
-    n)``), and back."""
-
-    permutation: tuple[int, ...]
-    matrix: tuple[int, ...]
-
-
-def _views(optimizer, variables) -> list:
-    """Per variable, its :class:`View`, or why AdamW updates it."""
-    paths = [layouts.variable_path(v) for v in variables]
-    shapes = [tuple(int(d) for d in v.shape) for v in variables]
-    facts = layouts.attention_facts(zip(paths, shapes))
-    heads = _output_heads(paths, shapes) if optimizer.exclude_output else ()
-    views = []
-    for path, shape in zip(paths, shapes):
-        if len(shape) < 2:
-            views.append(f"rank {len(shape)}")
-        elif path.rsplit("/", 1)[-1] == "bias":  # an attention's (heads, d)
-            views.append("bias")
-        elif optimizer.exclude_embeddings and "embedding" in path.lower():
-            views.append("embedding")
-        elif any(re.search(x, path) for x in optimizer.exclude_layers or ()):
-            views.append("exclude_layers")
-        elif path in heads:
-            views.append("output head")
-        elif 0 in shape:
-            views.append("empty")
-        else:
-            views.append(_view(path, shape, facts, optimizer.split_heads))
-    return views
-
-
-def _output_heads(paths, shapes) -> set[str]:
-    """The rank-2 kernels whose outputs no other kernel takes: their last
-    dimension is no other kernel's input dimension (its second-to-last)."""
-    kernels = [
-        (path, shape)
-        for path, shape in zip(paths, shapes)
-        if len(shape) >= 2 and path.rsplit("/", 1)[-1] == "kernel"
-    ]
-    heads = set()
-    for path, shape in kernels:
-        if len(shape) != 2:
-            continue
-        inputs = {s[-2] for p, s in kernels if p != path} | {
-            s[0] for p, s in kernels if p != path
-        }
-        if shape[-1] not in inputs:
-            heads.add(path)
-    return heads
-
-
-def _view(path, shape, facts, split_heads) -> View:
-    rank = len(shape)
-    every = tuple(range(rank))
-    match = layouts.ATTENTION.match(path)
-    if rank == 3 and match is not None and match["name"] == "kernel":
-        role = match["role"]
-        if role == "attention_output":  # (heads, head_dim, d)
-            h, d_in = shape[0], shape[1]
-            if split_heads:
-                return View(every, (h, d_in, shape[2]))
-            return View(every, (h * d_in, shape[2]))
-        head = layouts.head_axis(role, shape, facts.get(match["layer"]))
-        head = 1 if head is None else head  # MultiHeadAttention's layout
-        d = 1 - head
-        if split_heads:
-            return View((head, d, 2), (shape[head], shape[d], shape[2]))
-        return View((d, head, 2), (shape[d], shape[head] * shape[2]))
-    # A Dense kernel, or a convolution's (..., in, out): one matrix of
-    # fan-in rows.
-    return View(every, (math.prod(shape[:-1]), shape[-1]))
+    #: The fallback optimizer's own scalars, at Muon's learning rate times
+    #: ``adam_lr_ratio``; None without one.
+    fallback: Any = None
 
 
 def _coefficients_of(value) -> tuple[tuple[float, float, float], ...]:
@@ -483,20 +523,6 @@ def _coefficients_of(value) -> tuple[tuple[float, float, float], ...]:
     if len(value) == 3 and all(isinstance(x, (int, float)) for x in value):
         return (tuple(float(x) for x in value),)
     return tuple(tuple(float(x) for x in abc) for abc in value)
-
-
-def to_matrices(view, x):
-    """``x`` as the matrices of ``view``: ``view.matrix``."""
-    return ops.reshape(ops.transpose(x, view.permutation), view.matrix)
-
-
-def from_matrices(view, x, shape):
-    """The matrices ``x`` of ``view`` back in the variable's ``shape``."""
-    permuted = tuple(shape[i] for i in view.permutation)
-    inverse = tuple(
-        sorted(range(len(shape)), key=lambda i: view.permutation[i])
-    )
-    return ops.transpose(ops.reshape(x, permuted), inverse)
 
 
 def newton_schulz(x, coefficients, steps, epsilon, dtype, rho=1.0):
@@ -558,34 +584,10 @@ def _checked_coefficients(name, value):
     return [list(row) for row in rows]
 
 
-def _patterns(name, value):
-    """None, or a list of regular expressions."""
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise checks.ArgumentTypeError(
-            f"`{name}` must be a list of regular expressions. "
-            f"Received: {name}={value!r}"
-        )
-    for pattern in value:
-        try:
-            re.compile(pattern)
-        except (TypeError, re.error) as error:
-            raise ValueError(
-                f"`{name}` holds {pattern!r}, not a regular expression "
-                f"({error}). Received: {name}={value!r}"
-            ) from None
-    return list(value)
-
-
 Coefficients = Annotated[
     Any,
     checks.Rule(
         _checked_coefficients,
         '`"quintic"`, `"polar_express"`, or (a, b, c) per iteration',
     ),
-]
-Patterns = Annotated[
-    "list[str] | None",
-    checks.Rule(_patterns, "`None`, or a list of regular expressions"),
 ]

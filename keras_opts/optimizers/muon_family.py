@@ -10,7 +10,8 @@ import keras
 from keras import ops
 
 from keras_opts._core import checks, config, formulas
-from keras_opts.optimizers.muon import Muon, from_matrices, to_matrices
+from keras_opts.optimizers.muon import Muon
+from keras_opts.optimizers.muon_layout import from_matrices, to_matrices
 
 RESCALES = ("preserve", "orthogonal")
 

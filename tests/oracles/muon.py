@@ -6,6 +6,8 @@ of rank 0 and 1. A tensor of rank 3 or more is the matrix of its last axis
 against all the others (a convolution kernel ``(..., in, out)``).
 Written from the papers in float64; shares nothing with the Keras code."""
 
+import importlib
+
 import numpy as np
 
 QUINTIC = [(3.4445, -4.7750, 2.0315)]
@@ -58,6 +60,7 @@ class MuonOracle:
         adam_lr_ratio=1.0,
         coupled_weight_decay=0.0,
         cautious_weight_decay=False,
+        fallback=None,
         **layout,  # the layout options: no effect on unnamed tensors
     ):
         self.mu, self.nesterov = momentum, nesterov
@@ -77,12 +80,24 @@ class MuonOracle:
         self.adam_eps, self.adam_mode = adam_epsilon, adam_epsilon_mode
         self.ratio, self.l2 = adam_lr_ratio, coupled_weight_decay
         self.cautious_decay = cautious_weight_decay
+        self.fallback = None
+        if fallback is not None:  # {"class_name": "keras_opts>Yogi", ...}
+            name = fallback["class_name"].split(">")[-1]
+            settings = dict(fallback.get("config", {}))
+            # Keras' decoupled decay, applied here as the harness does.
+            self.adam_wd = settings.pop("weight_decay", None) or 0.0
+            module = importlib.import_module(f"tests.oracles.{name.lower()}")
+            self.fallback = getattr(module, f"{name}Oracle")(**settings)
 
     def init(self, param):
+        if self.fallback is not None and param.ndim < 2:
+            return self.fallback.init(param)
         return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
 
     def step(self, param, grad, state, lr, t):
         g = grad + self.l2 * param
+        if param.ndim < 2 and self.fallback is not None:
+            return self._fallback(param, g, state, lr * self.ratio, t)
         if param.ndim < 2 or param.size == 0:  # vectors; nothing to update
             return self._adamw(param, g, state, lr * self.ratio, t)
         x0 = param
@@ -122,6 +137,16 @@ class MuonOracle:
 
     def _normalized(self, x, state, t):
         return x
+
+    def _fallback(self, param, g, state, lr, t):
+        """The fallback optimizer's step after Keras' decoupled decay (or,
+        cautious, the decay after it where its step and the weight agree
+        in sign)."""
+        if not self.cautious_decay:
+            decayed = param - lr * self.adam_wd * param
+            return self.fallback.step(decayed, g, state, lr, t)
+        new = self.fallback.step(param, g, state, lr, t)
+        return new - lr * self._decay(self.adam_wd, param - new, param)
 
     def _adamw(self, param, g, state, lr, t):
         b1, b2 = self.b1, self.b2
