@@ -22,6 +22,11 @@ and ``apply`` as it runs eagerly on torch. It reports:
 - ``state_bytes_per_param``: the optimizer's variables (scalars aside)
   over the number of parameters.
 
+``--optimizers`` picks others: ``AdamW``, ``Muon`` (every matrix to
+Muon, AdamW's epsilon as Keras adds it: ``keras.optimizers.Muon``'s
+settings) and ``keras.Muon``, Keras' own, so that Muon's Newton-Schulz
+products are timed beside AdamW's step and beside Keras' implementation.
+
 Models: ``mlp3``, the variables of a 784-512-512-10 MLP (kernels and
 biases), and ``matrix2048``, one 2048 x 2048 matrix.
 
@@ -52,14 +57,35 @@ MODELS = {
 }
 
 
-#: The optimizers timed, Adam first: the ratios are to its step.
+#: The optimizers timed by default, Adam first: the ratios are to its step.
 PRECONDITIONERS = ("Adam", "Shampoo", "SOAP", "PSGDKron")
+#: Others ``--optimizers`` takes: Muon's Newton-Schulz products beside
+#: AdamW's step and beside Keras' own Muon (``keras.Muon``), ours in its
+#: settings (every matrix to Muon, AdamW's epsilon as Keras adds it).
+OTHERS = ("AdamW", "Muon", "keras.Muon")
 
 
-def _optimizers():
+def _optimizers(names=PRECONDITIONERS):
+    """``{name: class or factory}``, Adam first."""
+    import functools
+
+    import keras
+
     import keras_opts
 
-    return {n: getattr(keras_opts, n) for n in PRECONDITIONERS}
+    made = {}
+    for name in ("Adam", *[n for n in names if n != "Adam"]):
+        if name == "keras.Muon":
+            made[name] = keras.optimizers.Muon
+        elif name == "Muon":
+            made[name] = functools.partial(
+                keras_opts.Muon,
+                exclude_output=False,
+                adam_epsilon_mode="uncorrected",
+            )
+        else:
+            made[name] = getattr(keras_opts, name)
+    return made
 
 
 def _frequency(optimizer) -> int:
@@ -207,6 +233,12 @@ def main(argv=None):
     )
     parser.add_argument("--periods", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument(
+        "--optimizers",
+        nargs="+",
+        default=list(PRECONDITIONERS),
+        choices=PRECONDITIONERS + OTHERS,
+    )
     parser.add_argument("--json")
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--fit-frequency", type=int, default=10)
@@ -219,7 +251,7 @@ def main(argv=None):
     for model in args.models:
         results = [
             measure(name, cls, MODELS[model], args.periods)
-            for name, cls in _optimizers().items()
+            for name, cls in _optimizers(args.optimizers).items()
         ]
         adam = next(r for r in results if r["optimizer"] == "Adam")
         for r in results:
@@ -244,7 +276,7 @@ def main(argv=None):
     if args.fit:
         fits = {
             name: measure_fit(cls, args.fit_frequency, args.fit_periods)
-            for name, cls in _optimizers().items()
+            for name, cls in _optimizers(args.optimizers).items()
         }
         print(
             f"\nfit() of the MLP, batches of 128, refresh every "
