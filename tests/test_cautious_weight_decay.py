@@ -1,7 +1,9 @@
 """``cautious_weight_decay=True`` (Chen et al. 2025, "Cautious Weight
 Decay"): on every optimizer whose decoupled decay is Keras', against its
 NumPy oracle with the paper's rule applied by the harness
-(``tests/oracles/harness.py``); on Muon against its oracle's own rule;
+(``tests/oracles/harness.py``); on the optimizers whose decoupled decay
+is their own (the Muon family, Prodigy, MARS) against their oracles' own
+rule;
 against heavyball's ``AdamW(cautious_weight_decay=True)``; and the
 arguments it refuses.
 
@@ -102,10 +104,21 @@ def test_with_cautious_updates_the_decay_follows_the_masked_step():
     _check(optimizer, cautious(AdamOracle()))
 
 
-@pytest.mark.parametrize("name", ["muon", "normuon", "adamuon"])
-def test_the_muon_family_masks_its_own_decay(name):
-    spec = registry.lookup(name)
-    kwargs = {"weight_decay": DECAY, "adam_weight_decay": DECAY}
+#: The optimizers whose decoupled decay is their own: each masks it.
+OWN_DECAY = {
+    "muon": {"weight_decay": DECAY, "adam_weight_decay": DECAY},
+    "normuon": {"weight_decay": DECAY, "adam_weight_decay": DECAY},
+    "adamuon": {"weight_decay": DECAY, "adam_weight_decay": DECAY},
+    "prodigy": {"weight_decay": DECAY},
+    "mars": {"weight_decay": DECAY, "weight_decay_1d": DECAY},
+    "mars-lion": {"weight_decay": DECAY, "mars_type": "lion"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OWN_DECAY))
+def test_optimizers_that_own_their_decay_mask_it(name):
+    spec = registry.lookup(name.split("-")[0])
+    kwargs = OWN_DECAY[name]
     optimizer = spec.cls(
         learning_rate=spec.lr, cautious_weight_decay=True, **kwargs
     )
@@ -162,14 +175,15 @@ def test_matches_heavyball_adamw():
     "make",
     [
         lambda: keras_opts.LARS(weight_decay=0.1, cautious_weight_decay=True),
-        lambda: keras_opts.Prodigy(cautious_weight_decay=True),
         lambda: keras_opts.NovoGrad(cautious_weight_decay=True),
         lambda: keras_opts.ScheduleFreeAdamW(cautious_weight_decay=True),
         lambda: keras_opts.Adam(cautious_weight_decay=True, lazy_rows=True),
     ],
-    ids=["lars", "prodigy", "novograd", "schedule-free", "lazy-rows"],
+    ids=["lars", "novograd", "schedule-free", "lazy-rows"],
 )
-def test_refused_where_the_decay_is_not_keras(make):
+def test_refused_where_the_decay_enters_the_direction(make):
+    """LARS and NovoGrad add the decay to the direction they normalize,
+    schedule-free to the gradient at y: no decoupled decay to mask."""
     with pytest.raises(ValueError, match="cautious_weight_decay"):
         make()
 

@@ -286,6 +286,10 @@ class Foreach:
     def square(self, x):
         return self._torch._foreach_mul(x, x)
 
+    def agreeing(self, x, y):
+        """As ``kernels.Single.agreeing``."""
+        return [(a * b >= 0).to(a.dtype) for a, b in zip(x, y)]
+
     def sign(self, x):
         return self._torch._foreach_sign(x)
 

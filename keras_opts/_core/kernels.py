@@ -283,6 +283,11 @@ class Single:
     def square(self, x):
         return x * x
 
+    def agreeing(self, x, y):
+        """1 where ``x`` and ``y`` agree in sign (``x * y >= 0``), else 0,
+        in ``x``'s dtype: the mask of cautious weight decay."""
+        return ops.cast(x * y >= 0, x.dtype)
+
     def sign(self, x):
         return ops.sign(x)
 

@@ -125,8 +125,8 @@ class Capabilities:
     #: kernel gets each variable's coefficient as ``c.weight_decay`` (0 for
     #: a variable ``exclude_from_weight_decay`` exempts).
     decay_in_kernel: bool = False
-    #: The algorithm's own decay (``decay_in_kernel``) takes
-    #: ``cautious_weight_decay`` itself (Muon).
+    #: The algorithm's own decay (``decay_in_kernel``) is decoupled and
+    #: takes ``cautious_weight_decay`` itself (Muon, Prodigy, MARS).
     kernel_cautious_decay: bool = False
     #: Why ``cautious`` never applies ("" where it can).
     cautious_refusal: str = ""

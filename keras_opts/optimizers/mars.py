@@ -140,7 +140,10 @@ class MARS(Optimizer):
     """
 
     capabilities = Capabilities(
-        decay_in_kernel=True, elementwise=False, square_slots=("velocity",)
+        decay_in_kernel=True,
+        kernel_cautious_decay=True,
+        elementwise=False,
+        square_slots=("velocity",),
     )
 
     def __init__(
@@ -227,14 +230,13 @@ class MARS(Optimizer):
         )
 
     def _kernel(self, k, p, g, s, c):
-        if self._decays():
-            p = k.sub_(p, k.scale(p, c.learning_rate * c.weight_decay))
         if self._vectors:  # plain AdamW
             m = formulas.ema_(k, s.momentum, g, self.beta_1_1d)
             v = formulas.ema_square_(k, s.velocity, g, self.beta_2_1d)
             d = formulas.denominator(
                 k, v, c.denominator_epsilon, self.epsilon_mode
             )
+            self._decay(k, p, m, c)
             k.addcdiv_(p, m, d, -c.step_size)
             return
         difference = k.sub(g, s.previous_gradient)
@@ -246,6 +248,7 @@ class MARS(Optimizer):
         clip = 1.0 / ops.maximum(k.norm(corrected), 1.0)
         corrected = k.scale(corrected, clip)
         m = formulas.ema_(k, s.momentum, corrected, self.beta_1)
+        self._decay(k, p, m, c)
         if self.mars_type == "lion":
             # torch.sign(nan) is 0: adding 0 * m lets a non-finite
             # gradient reach the weights on every backend (as Lion does).
@@ -255,6 +258,17 @@ class MARS(Optimizer):
         v = formulas.ema_square_(k, s.velocity, corrected, self.beta_2)
         d = formulas.denominator(k, v, c.denominator_epsilon, self.epsilon_mode)
         k.addcdiv_(p, m, d, -c.step_size)
+
+    def _decay(self, k, p, m, c):
+        """The decoupled decay (of the weight before the step, which does
+        not read it); under ``cautious_weight_decay`` only where the step,
+        along ``m``'s sign, and the weight agree in sign."""
+        if not self._decays():
+            return
+        decayed = p
+        if self.cautious_weight_decay:
+            decayed = k.mul_(k.agreeing(m, p), p)
+        k.sub_(p, k.scale(decayed, c.learning_rate * c.weight_decay))
 
     def _decays(self) -> bool:
         if self._vectors:

@@ -103,6 +103,7 @@ class Prodigy(Optimizer):
 
     capabilities = Capabilities(
         decay_in_kernel=True,
+        kernel_cautious_decay=True,
         elementwise=False,
         square_slots=("velocity",),
         full_precision_slots=("initial",),
@@ -190,7 +191,11 @@ class Prodigy(Optimizer):
         m = k.add_(k.mul_(s.momentum, self.beta_1), g, c.momentum_weight)
         v = k.addcmul_(k.mul_(s.velocity, self.beta_2), g, g, c.velocity_weight)
         if self.weight_decay:
-            k.sub_(p, k.scale(p, c.step_size * c.weight_decay))
+            # Cautious: only where the step (along m) and p agree in sign.
+            decayed = p
+            if self.cautious_weight_decay:
+                decayed = k.mul_(k.agreeing(m, p), p)
+            k.sub_(p, k.scale(decayed, c.step_size * c.weight_decay))
         p = k.update_begins(p)  # cautious masks the step, not the decay
         d = k.add_(k.sqrt(v), c.denominator_epsilon)
         k.addcdiv_(p, m, d, -c.step_size)

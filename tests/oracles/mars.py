@@ -25,6 +25,7 @@ class MARSOracle:
         higher_rank_mars=False,
         previous_gradient_init="first",
         coupled_weight_decay=0.0,
+        cautious_weight_decay=False,
     ):
         self.b1, self.b2, self.gamma = beta_1, beta_2, gamma
         self.type = mars_type
@@ -36,6 +37,7 @@ class MARSOracle:
         self.b1_1d, self.b2_1d = beta_1_1d, beta_2_1d
         self.zeros_first = previous_gradient_init == "zeros"
         self.l2 = coupled_weight_decay
+        self.cautious_decay = cautious_weight_decay
 
     def init(self, param):
         zeros = np.zeros_like(param)
@@ -58,7 +60,9 @@ class MARSOracle:
             state["m"] = b1 * state["m"] + (1 - b1) * g
             state["v"] = b2 * state["v"] + (1 - b2) * g * g
             update = self._adam(state["m"], state["v"], b1, b2, t)
-            return param - lr * (update + self.wd_1d * param)
+            return param - lr * (
+                update + self._decay(self.wd_1d, update, param)
+            )
         b1, b2 = self.b1, self.b2
         previous = state["g"]
         if previous is None:
@@ -74,4 +78,11 @@ class MARSOracle:
         else:
             state["v"] = b2 * state["v"] + (1 - b2) * c * c
             update = self._adam(state["m"], state["v"], b1, b2, t)
-        return param - lr * (update + self.wd * param)
+        return param - lr * (update + self._decay(self.wd, update, param))
+
+    def _decay(self, rate, update, param):
+        """Chen et al. 2025 under ``cautious_weight_decay``: only where the
+        update and the weight agree in sign."""
+        if self.cautious_decay:
+            return rate * (update * param >= 0) * param
+        return rate * param

@@ -20,6 +20,7 @@ class ProdigyOracle:
         bias_correction=False,
         coupled_weight_decay=0.0,
         weight_decay_mask=None,
+        cautious_weight_decay=False,
     ):
         self.b1, self.b2 = beta_1, beta_2
         self.b3 = np.sqrt(beta_2) if beta_3 is None else beta_3
@@ -29,6 +30,9 @@ class ProdigyOracle:
         #: Per parameter: whether weight_decay and coupled_weight_decay
         #: apply (to all by default).
         self.mask = weight_decay_mask
+        #: Chen et al. 2025: the decay only where the step and the weight
+        #: agree in sign.
+        self.cautious_decay = cautious_weight_decay
         self.d, self.r = d0, 0.0
 
     def init(self, param):
@@ -52,7 +56,8 @@ class ProdigyOracle:
             st["s"] = self.b3 * st["s"] + (1 - self.b3) * lr * d * d * g
             step = st["m"] / (np.sqrt(st["v"]) + d * self.eps)
             if decays:
-                step = step + self.wd * p
+                agree = (step * p >= 0) if self.cautious_decay else 1.0
+                step = step + self.wd * agree * p
             new.append(p - lr * d * step)
         self.r = self.b3 * self.r + (1 - self.b3) * lr * d * d * inner
         norm = sum(float(np.sum(np.abs(st["s"]))) for st in states)
