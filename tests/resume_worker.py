@@ -3,10 +3,10 @@
     python tests/resume_worker.py save OUT_DIR
     python tests/resume_worker.py continue OUT_DIR SRC_DIR [SRC_DIR ...]
 
-``save`` trains the registry optimizers, and two with
-``state_dtype="bfloat16"`` (``CASES``), that this backend saves
-(:func:`saved_on`: each case on one backend, every backend with
-``KERAS_OPTS_EVERY_BACKEND=1``), on a warm-up schedule, for
+``save`` trains the registry optimizers, two with
+``state_dtype="bfloat16"`` and one with ``"int8"`` (``CASES``), that
+this backend saves (:func:`saved_on`: each case on one backend, every
+backend with ``KERAS_OPTS_EVERY_BACKEND=1``), on a warm-up schedule, for
 ``FIRST`` epochs and writes ``<name>.keras`` and ``<name>.weights.h5``,
 plus ``<name>.straight.npz``: the weights of a run of ``FIRST + MORE``
 epochs that never stopped. ``continue`` loads each saved model (no
@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 import keras_opts
+from keras_opts._core import quantization
 from tests import specs as registry
 
 FIRST, MORE, BATCH = 2, 2, 8
@@ -54,7 +55,11 @@ CASES = tuple(registry.SPECS) + (
         ({"seed": 4, "state_dtype": "bfloat16"},),
     ),
     Case("Adam-bfloat16", keras_opts.Adam, ({"state_dtype": "bfloat16"},)),
+    # 8-bit codes and their scales; this model's variables are small, so
+    # the threshold is lowered below (it applies to this case only).
+    Case("Adam-int8", keras_opts.Adam, ({"state_dtype": "int8"},)),
 )
+quantization.SMALLEST = 4
 if os.environ.get("KERAS_OPTS_RESUME_CASES"):
     _chosen = os.environ["KERAS_OPTS_RESUME_CASES"].split(",")
     CASES = tuple(case for case in CASES if case.name in _chosen)

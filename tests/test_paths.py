@@ -55,6 +55,7 @@ import numpy as np
 import pytest
 
 import keras_opts
+from keras_opts._core import quantization
 from tests import helpers
 from tests import specs as registry
 
@@ -179,6 +180,9 @@ OPTIMIZERS = {spec.name: _spec_factory(spec) for spec in registry.SPECS}
 OPTIONS = {
     "adam-cautious": _option("adam", cautious=True),
     "adamw-bfloat16-state": _option("adamw", state_dtype="bfloat16"),
+    # 8-bit state, for every variable of 32 entries or more here
+    # (INT8_SMALLEST).
+    "adamw-int8-state": _option("adamw", state_dtype="int8"),
     "adam-skip-nonfinite": _option("adam", skip_nonfinite=True),
     "sgd-gradient-centralization": _option(
         "sgd", momentum=0.9, gradient_centralization=True
@@ -188,6 +192,9 @@ OPTIONS = {
         "adam", global_clipnorm=0.5, use_ema=True, ema_overwrite_frequency=2
     ),
 }
+#: The 8-bit cells quantize the slots of variables of this many entries
+#: or more (``quantization.SMALLEST`` is 4096, more than this model has).
+INT8_SMALLEST = 32
 WRAPPERS = {
     "lookahead": lambda: keras_opts.Lookahead(
         keras_opts.Adam(1e-2), sync_period=3
@@ -423,7 +430,9 @@ def assert_within_bounds(cell: str, differences: dict) -> None:
 
 
 @pytest.mark.parametrize("cell", MATRIX)
-def test_paths_move_the_weights_as_eager_does(cell):
+def test_paths_move_the_weights_as_eager_does(cell, monkeypatch):
+    if "int8" in cell:  # the model's variables are small
+        monkeypatch.setattr(quantization, "SMALLEST", INT8_SMALLEST)
     assert_within_bounds(cell, run_cells(CELLS[cell], paths_of(cell)))
 
 

@@ -72,8 +72,8 @@ def _missing_backends():
 )
 def test_every_backend_resumes_every_backends_file(tmp_path):
     """Every registry optimizer's .keras and .weights.h5 files (and two
-    with ``state_dtype="bfloat16"``), saved by a process of one backend
-    (``resume_worker.saved_on``; of each with
+    with ``state_dtype="bfloat16"``, one with ``"int8"``), saved by a
+    process of one backend (``resume_worker.saved_on``; of each with
     ``KERAS_OPTS_EVERY_BACKEND=1``), continued by a fresh process of each
     backend: bitwise on the same backend, within float32 roundings across
     backends. The in-process tests below resume every optimizer bitwise

@@ -168,10 +168,10 @@ def test_state_bytes_per_parameter_halve():
         lambda: keras_opts.RMSprop(state_dtype="float16"),
         lambda: keras_opts.Adagrad(state_dtype="float16"),
         lambda: keras_opts.Adam(state_dtype="float32"),
-        lambda: keras_opts.Adam(state_dtype="int8"),
+        lambda: keras_opts.Adam(state_dtype="int4"),
         lambda: keras_opts.MARS(state_dtype="float16"),
     ],
-    ids=["adam", "rmsprop", "adagrad", "float32", "int8", "mars"],
+    ids=["adam", "rmsprop", "adagrad", "float32", "int4", "mars"],
 )
 def test_refused(make):
     with pytest.raises(ValueError, match="Received: state_dtype="):

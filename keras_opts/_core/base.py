@@ -239,6 +239,8 @@ class Optimizer(keras_api.Hooks):
             self.use_foreach
             and self.capabilities.foreach
             and not self.lazy_rows
+            # 8-bit slots are read and written variable by variable.
+            and self.state_dtype != "int8"
             and keras.backend.backend() == "torch"
             and type(self).update_step is Optimizer.update_step
         ):

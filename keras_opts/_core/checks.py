@@ -131,7 +131,7 @@ def state_dtype(value: Any) -> str | None:
     """``None`` or a dtype name optimizer slots may be stored in."""
     if value is None:
         return None
-    return choice("state_dtype", value, ("bfloat16", "float16"))
+    return choice("state_dtype", value, ("bfloat16", "float16", "int8"))
 
 
 def text(name: str, value: Any) -> str:
@@ -253,6 +253,6 @@ StateDtype = Annotated[
     "str | None",
     Rule(
         lambda name, value: state_dtype(value),
-        '`None`, `"bfloat16"` or `"float16"`',
+        '`None`, `"bfloat16"`, `"float16"` or `"int8"`',
     ),
 ]

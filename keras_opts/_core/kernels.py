@@ -43,7 +43,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_opts._core import gradients, rounding
+from keras_opts._core import gradients, quantization, rounding
 
 #: ``cautious``: the kept fraction the rescale divides by is at least this
 #: (the authors' ``mask.mean().clamp(min=1e-3)``), so that a step keeping
@@ -151,7 +151,7 @@ class Single:
         dtype) as a tensor of ``dtype`` for the kernel; the kernel's
         in-place ops on it are followed (:meth:`widened`)."""
         (item,) = items
-        value = ops.cast(item, dtype)
+        value = quantization.read(item, dtype)
         self._track(name, value)
         return [value]
 

@@ -98,7 +98,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_opts._core import foreach, gradients, keras_api, kernels
+from keras_opts._core import (
+    foreach,
+    gradients,
+    keras_api,
+    kernels,
+    quantization,
+)
 
 NO_MOMENTUM = (
     "has no momentum: its step always has the gradient's sign, so "
@@ -205,6 +211,13 @@ def checked(optimizer, arguments: dict[str, Any], custom_step: bool) -> None:
             "entries kept, which `lazy_rows` would count over rows it does "
             "not update. Received: cautious=True, lazy_rows=True"
         )
+    if state_dtype == "int8" and arguments["lazy_rows"]:
+        raise ValueError(
+            "`lazy_rows` keeps the rows without gradient as they were, "
+            "which 8-bit state cannot: each block of 256 entries is "
+            "requantized as a whole. Received: state_dtype='int8', "
+            "lazy_rows=True"
+        )
     if state_dtype == "float16" and able.square_slots:
         raise ValueError(
             f"{cls} keeps a second moment (a squared gradient), which "
@@ -233,6 +246,9 @@ def add_slots(optimizer, variables, name) -> list:
             slots.append(None)  # as add_optimizer_variables
             continue
         dtype = keras.backend.standardize_dtype(variable.dtype)
+        if state_dtype == "int8":
+            slots.append(_int8_slot(optimizer, variable, name, initializer))
+            continue
         slots.append(
             optimizer.add_variable(
                 shape=variable.shape,
@@ -243,6 +259,28 @@ def add_slots(optimizer, variables, name) -> list:
             )
         )
     return slots
+
+
+def _int8_slot(optimizer, variable, name, initializer):
+    """8-bit codes and their scales for a float32, bfloat16 or float16
+    variable of ``quantization.SMALLEST`` entries or more (the unsigned
+    map for a second moment), a slot of the variable's dtype otherwise."""
+    if not quantization.quantized(variable):
+        return optimizer.add_variable(
+            shape=variable.shape,
+            initializer=initializer,
+            dtype=variable.dtype,
+            name=f"{slot_prefix(variable)}_{name}",
+            layout=keras_api.layout(variable),
+        )
+    signed = name not in optimizer.capabilities.square_slots
+    return quantization.add_slot(
+        optimizer,
+        variable,
+        f"{slot_prefix(variable)}_{name}",
+        initializer,
+        signed,
+    )
 
 
 def add_scalar_slots(optimizer, variables, name) -> list:
@@ -492,7 +530,8 @@ def widen(k, s, dtype) -> list[str]:
     names = [
         name
         for name, x in s.items()
-        if x[0] is not None and narrowed(x[0], dtype)
+        if x[0] is not None
+        and (narrowed(x[0], dtype) or quantization.is_codes(x[0]))
     ]
     for name in names:
         s[name] = k.widen(name, s[name], dtype)
@@ -525,6 +564,15 @@ def update(optimizer, k, step: Step) -> None:
 def finish(optimizer, k, step: Step) -> None:
     """After the update: the widened slots written back, stochastically
     rounded; under ``cautious`` the step masked."""
+    quantized = [
+        name
+        for name in step.narrowed
+        if quantization.is_codes(optimizer._slots[name][step.indices[0]])
+    ]
+    for name in quantized:  # one variable: never on torch's foreach path
+        slot = optimizer._slots[name][step.indices[0]]
+        quantization.store_(optimizer, slot, k.widened(name)[0])
+    step.narrowed = [n for n in step.narrowed if n not in quantized]
     if step.narrowed:  # under Single one variable, all its slots at once
         k.store_rounded_(
             [

@@ -329,7 +329,7 @@ class SOAP(mx.Preconditioned):
                 v = ops.take(v, order, axis=axis)
             return [*new, ops.reshape(v, p.shape)]
 
-        self.assign(s.velocity, velocity)
+        k.copy_(s.velocity, velocity)
         targets = list(basis_variables)
         if not self.canonical_basis:
             targets.append(s.velocity)
@@ -365,10 +365,10 @@ class SOAP(mx.Preconditioned):
             m = ops.where(active, m, m_old)
             v = ops.where(active, v, v_old)
             new_p = ops.where(active, new_p, p_old)
-        self.assign(s.momentum, m)
+        k.copy_(s.momentum, m)
         self.assign(p, new_p)
         if bases is None:
-            self.assign(s.velocity, v)
+            k.copy_(s.velocity, v)
         return v
 
 
