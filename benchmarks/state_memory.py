@@ -206,8 +206,9 @@ def gemma_2b() -> dict:
                     "state_dtype": state_dtype,
                     "state_gib": state / GIB,
                     "total_gib": total / GIB,
-                    "fits_16gb": total <= 16e9,
-                    "fits_24gb": total <= 24e9,
+                    # A "16 GB" card holds 16 GiB.
+                    "fits_16gb": total <= 16 * GIB,
+                    "fits_24gb": total <= 24 * GIB,
                 }
             )
     return {"parameters": params, "rows": rows}
