@@ -233,7 +233,9 @@ def checked(optimizer, arguments: dict[str, Any], custom_step: bool) -> None:
 
 def add_slots(optimizer, variables, name) -> list:
     """The slot ``name`` of each variable: of the variable's dtype, or of
-    ``state_dtype`` for a float32 variable where it applies."""
+    ``state_dtype`` for a float32 variable where it applies; under
+    ``"int8"``, 8-bit codes for the variables ``quantization.quantized``
+    picks."""
     initializer = optimizer._slot_initializer(name)
     state_dtype = optimizer.state_dtype
     if not state_dtype or name in optimizer.capabilities.full_precision_slots:
@@ -246,41 +248,32 @@ def add_slots(optimizer, variables, name) -> list:
             slots.append(None)  # as add_optimizer_variables
             continue
         dtype = keras.backend.standardize_dtype(variable.dtype)
-        if state_dtype == "int8":
-            slots.append(_int8_slot(optimizer, variable, name, initializer))
+        if state_dtype == "int8" and quantization.quantized(variable):
+            # The unsigned map for a second moment.
+            signed = name not in optimizer.capabilities.square_slots
+            slots.append(
+                quantization.add_slot(
+                    optimizer,
+                    variable,
+                    f"{slot_prefix(variable)}_{name}",
+                    initializer,
+                    signed,
+                )
+            )
             continue
+        # A float32 variable's slot narrowed (8-bit state: a small
+        # variable's kept).
+        narrow = dtype == "float32" and state_dtype != "int8"
         slots.append(
             optimizer.add_variable(
                 shape=variable.shape,
                 initializer=initializer,
-                dtype=state_dtype if dtype == "float32" else dtype,
+                dtype=state_dtype if narrow else dtype,
                 name=f"{slot_prefix(variable)}_{name}",
                 layout=keras_api.layout(variable),
             )
         )
     return slots
-
-
-def _int8_slot(optimizer, variable, name, initializer):
-    """8-bit codes and their scales for a float32, bfloat16 or float16
-    variable of ``quantization.SMALLEST`` entries or more (the unsigned
-    map for a second moment), a slot of the variable's dtype otherwise."""
-    if not quantization.quantized(variable):
-        return optimizer.add_variable(
-            shape=variable.shape,
-            initializer=initializer,
-            dtype=variable.dtype,
-            name=f"{slot_prefix(variable)}_{name}",
-            layout=keras_api.layout(variable),
-        )
-    signed = name not in optimizer.capabilities.square_slots
-    return quantization.add_slot(
-        optimizer,
-        variable,
-        f"{slot_prefix(variable)}_{name}",
-        initializer,
-        signed,
-    )
 
 
 def add_scalar_slots(optimizer, variables, name) -> list:

@@ -445,20 +445,18 @@ class Muon(Optimizer):
         """The fallback's step: its decoupled decay (before, or under
         ``cautious_weight_decay`` after, where its step ``u = before - p``
         and the weight agree in sign), and its kernel on its own slots."""
-        decay = c.adam_learning_rate * c.weight_decay
         decaying = bool(muon_layout.fallback_decay(self.fallback))
         cautious = decaying and self.cautious_weight_decay
         if decaying and not cautious:  # as Keras writes it per backend
             k.decay_([p], c.weight_decay, c.adam_learning_rate)
             k.update_begins(p)
-        before = ops.copy(ops.convert_to_tensor(p)) if cautious else None
+        elif cautious:  # the weight before the step, for the mask
+            k.snapshot([p])
         self.fallback._kernel(
             k, p, g, muon_layout.Prefixed(s, FALLBACK), c.fallback
         )
         if cautious:
-            u = before - ops.convert_to_tensor(p)
-            mask = ops.cast(u * before >= 0, before.dtype)
-            k.sub_(p, before * mask, decay)
+            k.cautious_decay_([p], [True], c.weight_decay, c.adam_learning_rate)
 
     def _rescaled(self, k, x, s, c, view):
         """The orthogonalized matrices ``x`` (``view.matrix``), as the
