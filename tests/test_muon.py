@@ -590,6 +590,21 @@ def test_fallback_state_follows_state_dtype():
     assert optimizer._rounding_seed is not None
 
 
+def test_fallback_8_bit_second_moment_takes_the_unsigned_map():
+    """The fallback's second moments use the unsigned map, as Adam's own
+    do; its first moments, and Muon's momentum, the signed one."""
+    import keras_opts
+
+    optimizer = Muon(state_dtype="int8", fallback=keras_opts.Adam())
+    # A vector (the fallback's) large enough for 8 bits.
+    optimizer.build([keras.Variable(np.ones((4096,), "float32"), name="b")])
+    signed = {
+        name: optimizer._slots[name][0].signed_codes
+        for name in ("fallback_momentum", "fallback_velocity")
+    }
+    assert signed == {"fallback_momentum": True, "fallback_velocity": False}
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -94,6 +94,18 @@ LOOSER: dict = {
     # whose global step size d compounds it).
     **{f"{name} lora": 1e-2 for name in ("adam", "schedulefreeadamw")},
     "prodigy lora": 1e-2,
+    # The same key kernel with 8-bit state: 1.69e-4 on JAX's jit, where
+    # AdamW with float32 state measures 1.72e-4 (2.2e-6 on TensorFlow's
+    # graph, 1.5e-6 on torch.compile).
+    "adamw-int8-state lora": 1e-3,
+    # 8-bit state: a moment that two paths round differently by a float32
+    # unit, where it lies within that unit of the midpoint between two
+    # codes, takes neighbouring codes, and low in a block's range
+    # neighbouring codes differ by up to 2.4x: that entry's step differs
+    # by tens of percent. Rare (most cells measure 1e-6 to 3e-6), but
+    # accumulating 2 steps on torch.compile measures 1.4e-3. A defect
+    # (codes or scales never stored) measures 1.0.
+    "adamw-int8-state accumulating": 1e-2,
 }
 
 PATHS = {
@@ -353,13 +365,19 @@ def _stateless_loop(model, optimizer, x, y):
 # Comparison.
 
 
+def _value(variable) -> np.ndarray:
+    """An optimizer variable's value in float64: an 8-bit slot's codes
+    read as the values they stand for (two paths whose slots differ by one
+    code differ by one step of the dynamic map, not by one unit of a
+    code), the rest as stored."""
+    if quantization.is_codes(variable) and hasattr(variable, "block_scales"):
+        variable = quantization.read(variable, "float32")
+    return np.asarray(keras.ops.convert_to_numpy(variable), np.float64)
+
+
 def _state(model, optimizer) -> list[np.ndarray]:
     weights = [np.asarray(w, np.float64) for w in model.get_weights()]
-    variables = [
-        np.asarray(keras.ops.convert_to_numpy(v), np.float64)
-        for v in optimizer.variables
-    ]
-    return weights, variables
+    return weights, [_value(v) for v in optimizer.variables]
 
 
 def relative_difference(path_state, eager_state, initial) -> float:
@@ -429,10 +447,16 @@ def assert_within_bounds(cell: str, differences: dict) -> None:
     )
 
 
-@pytest.mark.parametrize("cell", MATRIX)
-def test_paths_move_the_weights_as_eager_does(cell, monkeypatch):
-    if "int8" in cell:  # the model's variables are small
+@pytest.fixture(autouse=True)
+def _quantize_small_variables(request, monkeypatch):
+    """The 8-bit cells quantize this model's variables, all small."""
+    params = getattr(request.node, "callspec", None)
+    if params and any("int8" in str(v) for v in params.params.values()):
         monkeypatch.setattr(quantization, "SMALLEST", INT8_SMALLEST)
+
+
+@pytest.mark.parametrize("cell", MATRIX)
+def test_paths_move_the_weights_as_eager_does(cell):
     assert_within_bounds(cell, run_cells(CELLS[cell], paths_of(cell)))
 
 
@@ -454,9 +478,9 @@ def test_sam_paths_move_the_weights_as_eager_does():
 #: ``torch.compile`` (tens of seconds a cell), Adam's only, unless
 #: ``KERAS_OPTS_ALL_PATHS=1``.
 SETTINGS_OPTIMIZERS = (
-    ("adam", "schedulefreeadamw", "soap", "prodigy")
+    ("adam", "schedulefreeadamw", "soap", "prodigy", "adamw-int8-state")
     if BACKEND != "torch" or ALL_PATHS
-    else ("adam",)
+    else ("adam", "adamw-int8-state")
 )
 
 
@@ -483,11 +507,16 @@ def test_lora_path(name):
     assert_within_bounds(f"{name} lora", differences)
 
 
+#: The largest relative difference any cell may show under
+#: ``mixed_bfloat16`` (see :func:`test_mixed_bfloat16_path`).
+MIXED_AT_MOST = 0.5
+
+
 @pytest.mark.parametrize(
     "name",
-    ("sgd", "adam", "schedulefreeadamw")
+    ("sgd", "adam", "schedulefreeadamw", "adamw-int8-state")
     if BACKEND != "torch" or ALL_PATHS
-    else ("adam",),
+    else ("adam", "adamw-int8-state"),
 )
 def test_mixed_bfloat16_path(name):
     """Under ``mixed_bfloat16`` the model computes in bfloat16, and the
@@ -499,7 +528,23 @@ def test_mixed_bfloat16_path(name):
     JAX's jit), where a defect (a state that never initialised, a slot in
     the wrong dtype) is O(1). Prodigy is left out: its step size d grows
     by products of gradient inner products, which the bfloat16 noise
-    changes by a factor (9.6 on JAX)."""
+    changes by a factor (9.6 on JAX).
+
+    8-bit state amplifies that noise: a moment entry low in its block's
+    range keeps one or two fraction bits (neighbouring codes of the
+    unsigned map differ by up to 2.4x), so an entry that the two paths
+    round to neighbouring codes takes a step tens of percent apart, and
+    the runs part like a chaotic system's (every weight ~10% apart after
+    4 steps, against ~1% with float32 state). Measured: 0.27 against
+    Keras' Adam's 0.093 on TensorFlow's graph (AdamW with float32 state
+    0.027, bfloat16 state 0.041), 0.287 against 0.289 on JAX's jit, 0.20
+    against 0.040 on torch.compile: Keras' spread does not set its
+    scale, and its bound is :data:`MIXED_AT_MOST`.
+
+    Every cell's bound is at most :data:`MIXED_AT_MOST`, which keeps the
+    test a test where Keras' own spread is large (JAX): a defect, such as
+    8-bit codes or scales never stored on the compiled path, measures
+    1.0."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -510,7 +555,10 @@ def test_mixed_bfloat16_path(name):
         keras.config.set_dtype_policy(previous)
     (difference,) = ours.values()
     (reference,) = keras_spread.values()
-    assert difference <= 3 * reference + RTOL, (
+    limit = min(3 * reference + RTOL, MIXED_AT_MOST)
+    if "int8" in name:
+        limit = MIXED_AT_MOST
+    assert difference <= limit, (
         f"{name} under mixed_bfloat16 on {BACKEND}: {difference:.3g} from "
         f"its eager fit(); Keras' Adam {reference:.3g}"
     )

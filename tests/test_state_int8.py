@@ -54,8 +54,8 @@ def test_quantizer_matches_the_oracle(signed, shape):
     map (there either is nearest to float32); the scales are each block's
     largest magnitude, exactly."""
     x = _values(signed, math.prod(shape)).reshape(shape)
-    table = keras.ops.convert_to_tensor(quantization.dynamic_map(signed))
-    codes, scales = quantization.quantize(keras.ops.convert_to_tensor(x), table)
+    x_tensor = keras.ops.convert_to_tensor(x)
+    codes, scales = quantization.quantize(x_tensor, signed)
     codes = keras.ops.convert_to_numpy(codes)
     expected, absmax = oracle.quantize(x, signed)
     assert codes.dtype == np.uint8 and codes.shape == shape
@@ -72,12 +72,45 @@ def test_quantizer_matches_the_oracle(signed, shape):
         quantization.dequantize(
             keras.ops.convert_to_tensor(codes),
             keras.ops.convert_to_tensor(absmax.astype(np.float32)),
-            table,
+            signed,
         )
     )
     gaps = np.diff(mid)
     bound = np.repeat(absmax, 256)[: x.size] * (gaps.max() / 2 + 2 * EPS32)
     assert np.all(np.abs(back.ravel() - x.ravel()) <= bound)
+
+
+def _nearest_in_float32(x, signed):
+    """The nearest-value rule in NumPy, in float32 as the quantizer
+    computes it: between the two values of the map around ``x``, the
+    lower unless the upper is strictly closer."""
+    q = quantization.dynamic_map(signed)
+    upper = np.clip(np.searchsorted(q, x), 1, 255)
+    lower = upper - 1
+    return np.where(x - q[lower] <= q[upper] - x, lower, upper)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_nearest_code_without_a_search(signed):
+    """The bucket lookup gives the code a search of the map gives, to the
+    bit: on the map's values, the midpoints between them and the float32
+    numbers either side of each, 0, the ends, the edge of the lowest
+    bucket, and values over nine orders of magnitude."""
+    q = quantization.dynamic_map(signed)
+    middles = (q[:-1] + q[1:]) / 2
+    special = np.float32([0.0, 1.0, -1.0, 2.0**-27, 1e-30, 1e-9])
+    edges = np.concatenate([q, middles, special])
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(-1, 1, 100_000) * 10.0 ** rng.uniform(-9, 0, 100_000)
+    x = np.concatenate(
+        [edges, np.nextafter(edges, 2), np.nextafter(edges, -2), spread]
+    )
+    x = np.clip(x.astype(np.float32), -1, 1)
+    x = x if signed else np.abs(x)
+    got = quantization.nearest(keras.ops.convert_to_tensor(x), signed)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(got), _nearest_in_float32(x, signed)
+    )
 
 
 @pytest.mark.skipif(helpers.BACKEND != "torch", reason="bitsandbytes: torch")
@@ -98,8 +131,7 @@ def test_quantizer_matches_bitsandbytes(signed):
     codes, absmax = torch.ops.bitsandbytes.quantize_blockwise(
         torch.tensor(x, dtype=torch.float64), torch.tensor(ours), 256
     )
-    table = keras.ops.convert_to_tensor(ours)
-    got, scales = quantization.quantize(keras.ops.convert_to_tensor(x), table)
+    got, scales = quantization.quantize(keras.ops.convert_to_tensor(x), signed)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), codes)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(scales), absmax)
 

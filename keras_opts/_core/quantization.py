@@ -84,9 +84,9 @@ def _map(signed: bool) -> np.ndarray:
     return dynamic_map(signed)
 
 
-def table(slot):
-    """The dynamic map of ``slot``'s codes, as a tensor."""
-    return ops.convert_to_tensor(_map(slot.signed_codes))
+def _table(signed: bool):
+    """:func:`dynamic_map` as a tensor."""
+    return ops.convert_to_tensor(_map(signed))
 
 
 def add_slot(optimizer, variable, name, initializer, signed):
@@ -137,14 +137,15 @@ def read(slot, dtype):
     """``slot``'s values in ``dtype``: dequantized where it holds codes,
     else cast."""
     if is_codes(slot):
-        return ops.cast(dequantize(slot, slot.block_scales, table(slot)), dtype)
+        scales, signed = slot.block_scales, slot.signed_codes
+        return ops.cast(dequantize(slot, scales, signed), dtype)
     return ops.cast(slot, dtype)
 
 
 def store_(optimizer, slot, value) -> None:
     """Writes ``value`` (float32) into the 8-bit ``slot``: its codes and
     its scales."""
-    codes, scales = quantize(value, table(slot))
+    codes, scales = quantize(value, slot.signed_codes)
     optimizer.assign(slot, codes)
     optimizer.assign(slot.block_scales, scales)
 
@@ -164,10 +165,10 @@ def _in_blocks(x):
     return ops.reshape(flat, (-1, BLOCK))
 
 
-def quantize(x, table):
+def quantize(x, signed: bool):
     """``(codes, scales)`` of the float32 tensor ``x``: codes of ``x``'s
-    shape (uint8), one scale per block (float32). ``table`` is
-    :func:`dynamic_map`'s, as a tensor."""
+    shape (uint8) in the signed or unsigned map, one scale per block
+    (float32)."""
     shape = tuple(x.shape)
     size = math.prod(shape)
     chunks = _in_blocks(ops.cast(x, "float32"))
@@ -176,21 +177,72 @@ def quantize(x, table):
     # Times the reciprocal, as bitsandbytes; clipped where that rounds
     # past 1.
     normalized = ops.clip(chunks * (1.0 / safe)[:, None], -1.0, 1.0)
-    normalized = ops.reshape(normalized, (-1,))
-    # The nearest value of the table: between the neighbours where the
-    # value would be inserted, the closer (the lower one on a tie).
-    upper = ops.clip(ops.searchsorted(table, normalized), 1, 255)
-    upper = ops.cast(upper, "int32")
-    lower = upper - 1
-    below = normalized - ops.take(table, lower)
-    above = ops.take(table, upper) - normalized
-    codes = ops.where(below <= above, lower, upper)[:size]
+    codes = nearest(ops.reshape(normalized, (-1,)), signed)[:size]
     return ops.cast(ops.reshape(codes, shape), "uint8"), scales
 
 
-def dequantize(codes, scales, table):
+#: :func:`nearest`'s buckets: a magnitude's float32 exponent and the first
+#: :data:`_BITS` bits of its fraction, from ``2**_LOWEST`` (below every
+#: map value but 0) to 1.
+_BITS, _LOWEST = 8, -27
+_FIRST = (127 + _LOWEST) << _BITS  # the bits of 2**_LOWEST, shifted
+_LAST = -_LOWEST << _BITS  # the bucket of 1.0
+
+
+@functools.cache
+def _below(signed: bool) -> np.ndarray:
+    """Per bucket, the code of the largest map value at most the bucket's
+    start (codes of non-negative values)."""
+    q = _map(signed).astype(np.float64)
+    bucket = np.arange(_LAST + 1)
+    starts = 2.0 ** (_LOWEST + bucket // 2**_BITS)
+    starts *= 1 + (bucket % 2**_BITS) / 2**_BITS
+    starts[0] = 0.0
+    below = np.searchsorted(q, starts, side="right") - 1
+    # No bucket holds two map values (neighbours differ by 0.7% or more of
+    # the larger, a bucket spans 2**-_BITS = 0.39% of its start): the
+    # value nearest to anything in a bucket is one of three neighbours.
+    inside = np.searchsorted(q, starts[1:], side="left") - 1 - below[:-1]
+    assert inside.max() <= 1, "a bucket holds two values of the map"
+    return below.astype(np.int32)
+
+
+def _gather(values, indices):
+    """``values[indices]``: torch's own indexing, which Keras' ``take``
+    on torch runs several times slower, else ``take``."""
+    if keras.backend.backend() == "torch":
+        return values[indices]
+    return ops.take(values, indices)
+
+
+def nearest(x, signed: bool):
+    """The code of the value of the signed or unsigned map nearest to each
+    entry of the flat float32 tensor ``x`` in [-1, 1], the lower on a
+    tie. Without a search: the bucket of ``|x|``'s bits gives, from
+    :func:`_below`, the value just below its start; the nearest value is
+    that one's upper neighbour or either of that one's neighbours, chosen
+    by distance."""
+    table = _table(signed)
+    magnitude = ops.abs(x)
+    bucket = ops.right_shift(ops.view(magnitude, "int32"), 23 - _BITS)
+    bucket = ops.clip(bucket - _FIRST, 0, _LAST)
+    below = _gather(ops.convert_to_tensor(_below(signed)), bucket)
+    middle = below + 1  # the upper neighbour: neighbours on both sides
+    if signed:  # a negative value mirrors its magnitude: 127 holds 0
+        middle = ops.where(x < 0, 253 - below, middle)
+    middle = ops.clip(middle, 1, 254)
+    distances = [
+        ops.abs(x - _gather(table, middle + shift)) for shift in (-1, 0, 1)
+    ]
+    lowest = (distances[0] <= distances[1]) & (distances[0] <= distances[2])
+    nearer = ops.where(distances[1] <= distances[2], middle, middle + 1)
+    return ops.where(lowest, middle - 1, nearer)
+
+
+def dequantize(codes, scales, signed: bool):
     """The float32 tensor that ``codes`` and ``scales`` hold."""
     shape = tuple(codes.shape)
-    values = ops.take(table, ops.cast(ops.reshape(codes, (-1,)), "int32"))
+    indices = ops.cast(ops.reshape(codes, (-1,)), "int32")
+    values = _gather(_table(signed), indices)
     chunks = _in_blocks(values) * scales[:, None]
     return ops.reshape(ops.reshape(chunks, (-1,))[: math.prod(shape)], shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Annotated, Any, ClassVar, NamedTuple
 
@@ -310,6 +311,12 @@ class Muon(Optimizer):
             )
         ]
         if self.fallback is not None:
+            # The fallback's second moments take the unsigned 8-bit map.
+            squares = self.fallback.capabilities.square_slots
+            self.capabilities = dataclasses.replace(
+                self.capabilities,
+                square_slots=("velocity", *(FALLBACK + n for n in squares)),
+            )
             for name in self.fallback._slot_names():
                 self._slots[FALLBACK + name] = self._placed(
                     variables, other, FALLBACK + name
