@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests import specs as registry
 from tests.distributed import common
 
 pytestmark = pytest.mark.skipif(
@@ -166,3 +167,34 @@ def test_model_parallel_shards_factor_rows_like_the_weight(name):
             assert axes == tuple(expected), (factor.path, axes)
             checked[weight_axes[axis]] += 1
     assert checked[None] and checked["model"], checked
+
+
+def test_8_bit_state_under_model_parallel(monkeypatch):
+    """AdamW with 8-bit state on the 2 x 2 mesh: each slot's codes laid out
+    (sharded) as its variable, the block scales replicated, and training
+    equal to one device's, codes and scales included (the model's kernels
+    are small: every variable of 32 entries or more is quantized here)."""
+    from keras_opts._core import quantization
+
+    monkeypatch.setattr(quantization, "SMALLEST", 32)
+    spec = registry.lookup("adamw")
+
+    def make(spec):
+        return spec.cls(learning_rate=1e-2, state_dtype="int8")
+
+    model = _fit(spec, _model_parallel(), make)
+    optimizer = model.optimizer
+    quantized = 0
+    for variable in model.trainable_weights:
+        index = optimizer._get_variable_index(variable)
+        for slots in optimizer._slots.values():
+            slot = slots[index]
+            if not quantization.is_codes(slot):
+                continue
+            quantized += 1
+            assert slot.value.sharding.is_equivalent_to(
+                variable.value.sharding, len(variable.shape)
+            ), variable.path
+            assert slot.block_scales.value.sharding.is_fully_replicated
+    assert quantized == 4  # two kernels, two moments each
+    _assert_same_training(model, _fit(spec, None, make), spec)

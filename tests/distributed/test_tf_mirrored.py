@@ -9,10 +9,13 @@ reloads under it with every optimizer variable, and training goes on as
 without the save.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
 
+import keras_opts
 from keras_opts._core.schedule_free import ScheduleFree
 from tests.distributed import common
 
@@ -107,3 +110,44 @@ def test_schedule_free_refuses_several_replicas(spec):
     model = _compiled(spec, _strategy())
     with pytest.raises(NotImplementedError, match="num_replicas_in_sync=2"):
         _fit(model, x, y)
+
+
+def test_8_bit_state_mirrored_matches_one_device_and_reloads(
+    monkeypatch, tmp_path
+):
+    """AdamW with 8-bit state (every variable of 32 entries or more
+    quantized: the model's kernels are small): the mirrored fit equals
+    one device's, codes and scales included, and a model saved under the
+    strategy reloads with them and trains on alike."""
+    from keras_opts._core import quantization
+
+    monkeypatch.setattr(quantization, "SMALLEST", 32)
+    x, y = common.data()
+    strategy = _strategy()
+
+    def compiled(strategy=None):
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = common.model()
+            optimizer = keras_opts.AdamW(1e-2, state_dtype="int8")
+            model.compile(optimizer=optimizer, loss="mse")
+        return model
+
+    mirrored, single = compiled(strategy), compiled()
+    _fit(mirrored, x, y)
+    _fit(single, x, y)
+    _assert_close(common.weights(mirrored), common.weights(single), "int8")
+    state = common.optimizer_state(mirrored.optimizer)
+    codes = [v for v in mirrored.optimizer.variables if v.dtype == "uint8"]
+    assert len(codes) == 4  # two kernels, two moments each
+    for key, value in common.optimizer_state(single.optimizer).items():
+        _assert_close([state[key]], [value], key)
+    path = str(tmp_path / "m.keras")
+    mirrored.save(path)
+    with strategy.scope():
+        loaded = keras.models.load_model(path)
+    for key, value in common.optimizer_state(loaded.optimizer).items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+    _fit(mirrored, x, y)
+    _fit(loaded, x, y)
+    for a, b in zip(common.weights(loaded), common.weights(mirrored)):
+        np.testing.assert_array_equal(a, b)
