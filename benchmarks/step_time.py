@@ -36,20 +36,32 @@ Rows (printed as a table, and written with ``--json``) carry ``backend``,
 ``native``, ``fused_ms``, ``ours_as_native_ms`` (ours under the native
 library's settings, which the native ratios use), ``ratio_vs_keras``,
 ``ratio_vs_native``, ``ratio_vs_fused`` (ours / theirs, null without a
-counterpart), ``ratio_vs_adam`` (ours / our Adam, same backend and case) and
-``state_bytes_per_param``.
+counterpart), ``ratio_vs_adam`` (ours / our Adam, same backend and case),
+``state_bytes_per_param`` and ``errors`` (the runners that failed, with
+their error: their times are null).
+
+A whole run takes hours and must survive one failure: a runner that fails
+(Keras' built-in RMSprop on the Transformer's embedding gradient under
+TensorFlow, a Keras bug) is reported in its row and left out; each backend's
+child process appends every row to a file as it finishes and clears Keras'
+session after each optimizer (memory stays that of one optimizer's
+programs); a child that dies keeps the rows it wrote, and the next backend
+runs. The peak memory of each child is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 # The reference settings live with the tests (tests/specs.py); the
 # Transformer with the workloads (benchmarks/workload_suite/problems.py).
@@ -78,9 +90,11 @@ def _median_ms(runs, repeats, per_run=1):
     return [1e3 * statistics.median(t) for t in times]
 
 
-def _keras_runner(optimizer, values, grads):
+def _keras_runner(make, values, grads):
+    """(run, optimizer): ``make()``'s update of ``values`` by ``grads``."""
     import keras
 
+    optimizer = make()
     variables = [keras.Variable(v) for v in values]
     optimizer.build(variables)
     backend = keras.backend.backend()
@@ -204,10 +218,12 @@ def compiled_mlp(model_name, optimizer, jit_compile="auto"):
     return model
 
 
-def _fit_runner(optimizer, model_name, jit_compile="auto"):
+def _fit_runner(make, model_name, jit_compile="auto"):
+    """One epoch of ``model_name``'s ``fit()`` with ``make()``."""
     import keras
     import numpy as np
 
+    optimizer = make()
     keras.utils.set_random_seed(0)
     if model_name == "transformer":
         model, x, y, batch = _transformer(optimizer)
@@ -244,18 +260,33 @@ def ratio_of(a, b):
     return a / b if a and b else None
 
 
-def _row(backend, spec, case, timed, native, state):
-    ours = timed["ours"]
+def _built(runners: dict, errors: dict, key: str, make, *args) -> None:
+    """``runners[key] = make(*args)``, or the error in ``errors[key]``
+    where building (compiling, warming up) fails."""
+    try:
+        runners[key] = make(*args)
+    except Exception as error:  # a failing runner is reported and skipped
+        message = str(error).strip().splitlines() or [""]
+        errors[key] = f"{type(error).__name__}: {message[0][:300]}"
+        print(f"\n{key} failed: {errors[key]}", file=sys.stderr, flush=True)
+
+
+def _timed(runners: dict, repeats: int, per_run: int = 1) -> dict:
+    return dict(
+        zip(runners, _median_ms(list(runners.values()), repeats, per_run))
+    )
+
+
+def _row(backend, spec, case, timed, native, state, errors=None):
+    ours = timed.get("ours")
     # ours under the native library's settings, where they differ from
     # Keras' (e.g. torch's epsilon placement): the native ratios use it.
     ours_as_native = timed.get("ours_as_native", ours)
 
     def ratio(key):
-        if key not in timed:
-            return None
         if key in ("native", "fused"):
-            return ours_as_native / timed[key]
-        return ours / timed[key]
+            return ratio_of(ours_as_native, timed.get(key))
+        return ratio_of(ours, timed.get(key))
 
     compiled = timed.get("compiled")
     return {
@@ -266,7 +297,7 @@ def _row(backend, spec, case, timed, native, state):
         # Keras' built-in, against ours eager.
         "compiled_ms": compiled,
         "keras_compiled_ms": timed.get("keras_compiled"),
-        "ratio_compiled_vs_eager": compiled / ours if compiled else None,
+        "ratio_compiled_vs_eager": ratio_of(compiled, ours),
         "ratio_compiled_vs_keras_compiled": ratio_of(
             compiled, timed.get("keras_compiled")
         ),
@@ -280,15 +311,15 @@ def _row(backend, spec, case, timed, native, state):
         "ratio_vs_native": ratio("native"),
         "ratio_vs_fused": ratio("fused"),
         "state_bytes_per_param": state,
+        "errors": errors or None,
     }
 
 
-def measure_updates(specs, shapes, repeats, progress):
+def measure_updates(specs, shapes, repeats, progress, write):
     import keras
     import numpy as np
 
     backend = keras.backend.backend()
-    rows = []
     for shape in shapes:
         params, count = SHAPES[shape]
         rng = np.random.default_rng(0)
@@ -299,120 +330,153 @@ def measure_updates(specs, shapes, repeats, progress):
         grads = [
             rng.standard_normal(size).astype("float32") for _ in range(count)
         ]
+        data = (values, grads)
         for spec in specs:
             ours_kwargs, keras_ref, native_ref = _settings(spec)
-            ours, optimizer = _keras_runner(
-                spec.cls(learning_rate=1e-3, **ours_kwargs), values, grads
-            )
-            runners = {"ours": ours}
+            runners, errors = {}, {}
+            ours = partial(spec.cls, learning_rate=1e-3, **ours_kwargs)
+            _built(runners, errors, "ours", _keras_runner, ours, *data)
+            optimizer = None
+            if "ours" in runners:
+                runners["ours"], optimizer = runners["ours"]
             if keras_ref is not None:
-                builtin = getattr(keras.optimizers, keras_ref.name)(
-                    learning_rate=1e-3, **keras_ref.theirs
+                builtin = partial(
+                    getattr(keras.optimizers, keras_ref.name),
+                    learning_rate=1e-3,
+                    **keras_ref.theirs,
                 )
-                runners["keras"] = _keras_runner(builtin, values, grads)[0]
+                _built(runners, errors, "keras", _keras_runner, builtin, *data)
+                if "keras" in runners:
+                    runners["keras"] = runners["keras"][0]
             native = None
             if native_ref is not None and native_ref is not keras_ref:
                 # Beside the native library, ours runs its settings.
-                runners["ours_as_native"] = _keras_runner(
-                    spec.cls(learning_rate=1e-3, **native_ref.ours),
-                    values,
-                    grads,
-                )[0]
+                mine = partial(spec.cls, learning_rate=1e-3, **native_ref.ours)
+                _built(
+                    runners,
+                    errors,
+                    "ours_as_native",
+                    _keras_runner,
+                    mine,
+                    *data,
+                )
+                if "ours_as_native" in runners:
+                    runners["ours_as_native"] = runners["ours_as_native"][0]
             if native_ref is not None and backend == "torch":
                 native = f"torch.optim.{native_ref.name}(foreach)"
-                runners["native"] = _torch_runner(
-                    native_ref, values, grads, "foreach"
-                )
-                if native_ref.name in FUSED:
-                    runners["fused"] = _torch_runner(
-                        native_ref, values, grads, "fused"
-                    )
+                for mode, key in (("foreach", "native"), ("fused", "fused")):
+                    if mode == "foreach" or native_ref.name in FUSED:
+                        _built(
+                            runners,
+                            errors,
+                            key,
+                            _torch_runner,
+                            native_ref,
+                            *data,
+                            mode,
+                        )
             elif native_ref is not None:
                 native = f"optax.{native_ref.name}"
-                runners["native"] = _optax_runner(native_ref, values, grads)
-            timed = dict(
-                zip(runners, _median_ms(list(runners.values()), repeats))
-            )
-            state = sum(
-                int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
-                for v in optimizer.variables
-                if len(v.shape) > 0
-            )
-            rows.append(
-                _row(
-                    backend,
-                    spec,
-                    f"update {shape}",
-                    timed,
-                    native,
-                    state / params,
+                _built(
+                    runners, errors, "native", _optax_runner, native_ref, *data
                 )
-            )
-            del runners, ours, optimizer
+            timed = _timed(runners, repeats)
+            state = None
+            if optimizer is not None:
+                state = sum(
+                    int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                    for v in optimizer.variables
+                    if len(v.shape) > 0
+                )
+                state /= params
+            case = f"update {shape}"
+            write(_row(backend, spec, case, timed, native, state, errors))
+            del runners, optimizer
+            _release()
             progress.add(1)
-    return rows
 
 
-def measure_fit(specs, models, repeats, progress):
+def measure_fit(specs, models, repeats, progress, write):
     import keras
 
     backend = keras.backend.backend()
-    rows = []
     for model_name in models:
         for spec in specs:
             ours_kwargs, keras_ref, _ = _settings(spec)
-            runners = {
-                "ours": _fit_runner(
-                    spec.cls(learning_rate=1e-3, **ours_kwargs), model_name
-                )
-            }
+            runners, errors = {}, {}
+            ours = partial(spec.cls, learning_rate=1e-3, **ours_kwargs)
+            _built(runners, errors, "ours", _fit_runner, ours, model_name)
             if keras_ref is not None:
-                builtin = getattr(keras.optimizers, keras_ref.name)(
-                    learning_rate=1e-3, **keras_ref.theirs
+                builtin = partial(
+                    getattr(keras.optimizers, keras_ref.name),
+                    learning_rate=1e-3,
+                    **keras_ref.theirs,
                 )
-                runners["keras"] = _fit_runner(builtin, model_name)
+                _built(
+                    runners, errors, "keras", _fit_runner, builtin, model_name
+                )
             if backend == "torch" and model_name in COMPILED_MODELS:
-                runners["compiled"] = _fit_runner(
-                    spec.cls(learning_rate=1e-3, **ours_kwargs),
-                    model_name,
-                    jit_compile=True,
-                )
-                runners["keras_compiled"] = _fit_runner(
-                    keras.optimizers.Adam(learning_rate=1e-3),
-                    model_name,
-                    jit_compile=True,
-                )
-            timed = dict(
-                zip(
-                    runners,
-                    _median_ms(list(runners.values()), repeats, BATCHES),
-                )
-            )
-            rows.append(
-                _row(backend, spec, f"fit {model_name}", timed, None, None)
-            )
+                adam = partial(keras.optimizers.Adam, learning_rate=1e-3)
+                for key, make in (("compiled", ours), ("keras_compiled", adam)):
+                    _built(
+                        runners,
+                        errors,
+                        key,
+                        _fit_runner,
+                        make,
+                        model_name,
+                        True,
+                    )
+            timed = _timed(runners, repeats, BATCHES)
+            case = f"fit {model_name}"
+            write(_row(backend, spec, case, timed, None, None, errors))
+            del runners
+            _release()
             progress.add(1)
-    return rows
 
 
-def measure(names, shapes, models, repeats):
+def _release() -> None:
+    """Frees one optimizer's programs and models before the next."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def measure(names, shapes, models, repeats, out):
+    """Times ``names`` (every optimizer if empty), appending each row to
+    the file ``out`` as a JSON line as it finishes."""
     import keras
 
     from tests import specs as registry
 
     specs = [s for s in registry.SPECS if not names or s.name in names]
     progress = keras.utils.Progbar(len(specs) * (len(shapes) + len(models)))
-    rows = measure_updates(specs, shapes, repeats, progress)
-    rows += measure_fit(specs, models, max(5, repeats // 2), progress)
+
+    def write(row):
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    measure_updates(specs, shapes, repeats, progress, write)
+    measure_fit(specs, models, max(5, repeats // 2), progress, write)
+
+
+def with_adam_ratios(rows: list) -> list:
     adam = {
         (r["backend"], r["case"]): r["ours_ms"]
         for r in rows
         if r["optimizer"] == "adam"
     }
     for r in rows:
-        base = adam.get((r["backend"], r["case"]))
-        r["ratio_vs_adam"] = r["ours_ms"] / base if base else None
+        r["ratio_vs_adam"] = ratio_of(
+            r["ours_ms"], adam.get((r["backend"], r["case"]))
+        )
     return rows
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _fmt(value, spec=".2f"):
@@ -437,16 +501,17 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        rows = measure(args.optimizers, args.shapes, args.models, args.repeats)
-        with open(args.child, "w") as f:
-            json.dump(rows, f)
+        measure(
+            args.optimizers, args.shapes, args.models, args.repeats, args.child
+        )
+        print(f"\npeak memory: {peak_memory_gib():.1f} GiB", flush=True)
         return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rows = []
     for backend in args.backends.split(","):
         print(f"{backend}:", flush=True)
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root}
-        child_out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
+        child_out = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
         child_out.close()
         command = [
             sys.executable,
@@ -463,10 +528,20 @@ def main() -> None:
         ]
         if args.optimizers:
             command += ["--optimizers", *args.optimizers]
-        subprocess.run(command, env=env, cwd=root, check=True)
+        returncode = subprocess.run(command, env=env, cwd=root).returncode
         with open(child_out.name) as f:
-            rows += json.load(f)
+            done = [json.loads(line) for line in f if line.strip()]
         os.unlink(child_out.name)
+        if returncode:  # killed, or a crash no runner caught
+            print(
+                f"{backend}: the run stopped (exit status {returncode}) "
+                f"after {len(done)} rows; they are kept",
+                file=sys.stderr,
+                flush=True,
+            )
+        rows = with_adam_ratios(rows + done)
+        if args.json:  # after each backend, so that a later one's crash
+            _write(args.json, rows)  # loses nothing finished
     print(
         "| backend | optimizer | case | ours ms | keras ms | native | "
         "ours (native settings) ms | native ms | fused ms | ours/keras | "
@@ -489,10 +564,15 @@ def main() -> None:
             f"{_fmt(r['ratio_compiled_vs_eager'])} | "
             f"{_fmt(r['ratio_compiled_vs_keras_compiled'])} |"
         )
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    failed = [r for r in rows if r.get("errors")]
+    for r in failed:
+        print(f"{r['backend']} {r['optimizer']} {r['case']}: {r['errors']}")
+
+
+def _write(path: str, rows: list) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
