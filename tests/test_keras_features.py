@@ -52,6 +52,46 @@ def test_accumulating_four_batches_is_one_step_on_their_union(spec):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=spec.name)
 
 
+@pytest.mark.skipif(
+    helpers.BACKEND == "tensorflow",
+    reason="Keras' tf.cond runs the update on the last micro-step only",
+)
+@pytest.mark.parametrize("run_eagerly", [False, True])
+def test_micro_steps_that_only_accumulate_run_no_update(run_eagerly):
+    """With ``gradient_accumulation_steps=4``, 8 batches through a compiled
+    ``fit()`` run the update (SOAP's products and refreshes) twice, not 8
+    times: on JAX, Keras 3.15 computes the update on every micro-step and
+    keeps the old values; keras_opts runs it under ``jax.lax.cond``
+    (counted by a host callback inside the update, which runs only where
+    its branch is taken), and skips it eagerly. On torch Keras' Python
+    branch; ``fit()`` there runs eagerly unless ``jit_compile=True``."""
+    import keras_opts
+    from keras_opts._core import keras_api
+
+    x, y = common.data(batches=2)
+    model = common.model()
+    optimizer = keras_opts.SOAP(
+        1e-2, gradient_accumulation_steps=4, precondition_frequency=1
+    )
+    calls = []
+    update = optimizer._update_variables
+
+    def counted(*args):
+        if helpers.BACKEND == "jax":
+            import jax
+
+            jax.debug.callback(lambda: calls.append(1))
+        else:
+            calls.append(1)
+        update(*args)
+
+    optimizer._update_variables = counted
+    model.compile(optimizer=optimizer, loss="mse", run_eagerly=run_eagerly)
+    model.fit(x, y, batch_size=common.BATCH // 4, shuffle=False, verbose=0)
+    assert int(keras_api.own_iterations(optimizer)) == 8  # micro-steps
+    assert len(calls) == 2
+
+
 def _oracle_steps(spec, kwargs, params, grads, lr):
     """The oracle's parameters after each step, one step at a time."""
     oracle = spec.oracle(**kwargs)

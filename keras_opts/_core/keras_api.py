@@ -44,6 +44,16 @@ class Hooks(keras.optimizers.Optimizer):
     overrides turned into methods of its own."""
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if _accumulating_on_jax(self):
+            _on_update_steps_only(
+                self,
+                self._update_variables,
+                trainable_variables,
+                grads,
+                trainable_variables,
+                learning_rate,
+            )
+            return
         self._update_variables(grads, trainable_variables, learning_rate)
 
     def _apply_weight_decay(self, variables):
@@ -59,6 +69,46 @@ class Hooks(keras.optimizers.Optimizer):
         """Whether Keras applies its decoupled ``weight_decay`` before
         ``update_step`` (True here). Overridable."""
         return True
+
+
+def _accumulating_on_jax(optimizer) -> bool:
+    """Whether this is a JAX step with gradient accumulation. There Keras
+    3.15 runs the whole update on every micro-step and then keeps the old
+    values on the micro-steps that only accumulate; TensorFlow
+    (``tf.cond``) and torch (a Python branch) update on the last one
+    only."""
+    return bool(optimizer.gradient_accumulation_steps) and (
+        keras.backend.backend() == "jax"
+    )
+
+
+def _on_update_steps_only(optimizer, update, variables, *args) -> None:
+    """Runs ``update(*args)`` on the micro-steps that update, so that the
+    others do none of its work (a matrix preconditioner's products and
+    refreshes). Traced, under ``jax.lax.cond``: the model's ``variables``
+    and the optimizer's, the ones a step reads and writes (as in Keras'
+    ``stateless_apply``), go in as values and come out updated, or
+    unchanged where the step only accumulates."""
+    import jax
+
+    steps = optimizer.gradient_accumulation_steps
+    updating = (own_iterations(optimizer).value + 1) % steps == 0
+    if not isinstance(updating, jax.core.Tracer):  # an eager step
+        if bool(updating):
+            update(*args)
+        return
+    state = [*variables, *optimizer.variables]
+
+    def update_step(values):
+        with keras.StatelessScope(list(zip(state, values))) as scope:
+            update(*args)
+        return [scope.get_current_value(v) for v in state]
+
+    values = jax.lax.cond(
+        updating, update_step, lambda values: values, [v.value for v in state]
+    )
+    for variable, value in zip(state, values):
+        variable.assign(value)
 
 
 def auto_name(prefix: str) -> str:
