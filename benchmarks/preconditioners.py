@@ -40,6 +40,8 @@ SOAP take it as ``precondition_frequency``, PSGD-Kron keeps its own
 schedule, which fits on every one of its first steps): each epoch is one
 refresh period, and ``fit_ms`` is the median epoch over its steps, so a
 refresh's cost is spread over the period (``fit_vs_adam`` against Adam's).
+``--accumulate K`` trains with ``gradient_accumulation_steps=K`` (a period
+is then ``K`` times as many batches) and times one batch, a micro-step.
 The figures depend on the machine; the ones quoted in the docs state
 theirs.
 """
@@ -199,17 +201,22 @@ def measure(name, cls, shapes, periods, seed=0):
     }
 
 
-def measure_fit(cls, frequency, periods, batch=128, seed=0):
+def measure_fit(cls, frequency, periods, batch=128, seed=0, accumulate=1):
     """The median ``fit()`` step (ms) of the 784-512-512-10 MLP over
-    epochs of ``frequency`` steps, after one epoch that compiles."""
+    epochs of ``frequency`` steps, after one epoch that compiles; with
+    ``accumulate`` > 1, ``gradient_accumulation_steps``, and the time is
+    that of one batch (a micro-step)."""
     import keras
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((frequency * batch, 784)).astype("float32")
-    y = rng.integers(0, 10, frequency * batch)
+    batches = frequency * accumulate
+    x = rng.standard_normal((batches * batch, 784)).astype("float32")
+    y = rng.integers(0, 10, batches * batch)
     keras.utils.set_random_seed(seed)
     kwargs = {"learning_rate": 1e-3}
+    if accumulate > 1:
+        kwargs["gradient_accumulation_steps"] = accumulate
     if "precondition_frequency" in inspect.signature(cls).parameters:
         kwargs["precondition_frequency"] = frequency
     model = step_time.compiled_mlp("mlp3", cls(**kwargs))
@@ -231,7 +238,7 @@ def measure_fit(cls, frequency, periods, batch=128, seed=0):
         verbose=0,
         callbacks=[Clock()],
     )
-    return 1e3 * statistics.median(epochs[1:]) / frequency
+    return 1e3 * statistics.median(epochs[1:]) / batches
 
 
 def main(argv=None):
@@ -240,7 +247,9 @@ def main(argv=None):
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--periods", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="*", default=list(MODELS), help="none: fit only"
+    )
     parser.add_argument(
         "--optimizers",
         nargs="+",
@@ -253,6 +262,12 @@ def main(argv=None):
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--fit-frequency", type=int, default=10)
     parser.add_argument("--fit-periods", type=int, default=5)
+    parser.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        help="gradient_accumulation_steps in fit(); times one batch",
+    )
     args = parser.parse_args(argv)
     import keras
 
@@ -285,12 +300,17 @@ def main(argv=None):
         )
     if args.fit:
         fits = {
-            name: measure_fit(cls, args.fit_frequency, args.fit_periods)
+            name: measure_fit(
+                cls,
+                args.fit_frequency,
+                args.fit_periods,
+                accumulate=args.accumulate,
+            )
             for name, cls in _optimizers(args.optimizers).items()
         }
         print(
             f"\nfit() of the MLP, batches of 128, refresh every "
-            f"{args.fit_frequency} steps"
+            f"{args.fit_frequency} steps, accumulating {args.accumulate}"
         )
         print("| optimizer | fit step ms | fit step / Adam |")
         print("|---|---|---|")
@@ -303,6 +323,7 @@ def main(argv=None):
                     "backend": keras.backend.backend(),
                     "model": "fit mlp3",
                     "frequency": args.fit_frequency,
+                    "accumulate": args.accumulate,
                     "fit_ms": ms,
                     "fit_vs_adam": ratio,
                 }
