@@ -266,9 +266,20 @@ def _built(runners: dict, errors: dict, key: str, make, *args) -> None:
     try:
         runners[key] = make(*args)
     except Exception as error:  # a failing runner is reported and skipped
-        message = str(error).strip().splitlines() or [""]
-        errors[key] = f"{type(error).__name__}: {message[0][:300]}"
+        errors[key] = f"{type(error).__name__}: {_gist(str(error))}"
         print(f"\n{key} failed: {errors[key]}", file=sys.stderr, flush=True)
+
+
+def _gist(message: str) -> str:
+    """The line of an error message that says what went wrong: not a
+    heading ("Graph execution error:"), a traceback's line or a node."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if not line.endswith(":") and not line.startswith(
+            ("File ", "Detected at", "[[", "defined at")
+        ):
+            return line[:300]
+    return (lines or [""])[0][:300]
 
 
 def _timed(runners: dict, repeats: int, per_run: int = 1) -> dict:
