@@ -91,7 +91,8 @@ def _median_ms(runs, repeats, per_run=1):
 
 
 def _keras_runner(make, values, grads):
-    """(run, optimizer): ``make()``'s update of ``values`` by ``grads``."""
+    """A function that takes ``make()``'s update of ``values`` by
+    ``grads`` (the optimizer is its ``optimizer``)."""
     import keras
 
     optimizer = make()
@@ -135,7 +136,8 @@ def _keras_runner(make, values, grads):
 
     for _ in range(3):  # compile and warm up
         run()
-    return run, optimizer
+    run.optimizer = optimizer
+    return run
 
 
 def _torch_runner(reference, values, grads, mode):
@@ -347,9 +349,6 @@ def measure_updates(specs, shapes, repeats, progress, write):
             runners, errors = {}, {}
             ours = partial(spec.cls, learning_rate=1e-3, **ours_kwargs)
             _built(runners, errors, "ours", _keras_runner, ours, *data)
-            optimizer = None
-            if "ours" in runners:
-                runners["ours"], optimizer = runners["ours"]
             if keras_ref is not None:
                 builtin = partial(
                     getattr(keras.optimizers, keras_ref.name),
@@ -357,8 +356,6 @@ def measure_updates(specs, shapes, repeats, progress, write):
                     **keras_ref.theirs,
                 )
                 _built(runners, errors, "keras", _keras_runner, builtin, *data)
-                if "keras" in runners:
-                    runners["keras"] = runners["keras"][0]
             native = None
             if native_ref is not None and native_ref is not keras_ref:
                 # Beside the native library, ours runs its settings.
@@ -371,8 +368,6 @@ def measure_updates(specs, shapes, repeats, progress, write):
                     mine,
                     *data,
                 )
-                if "ours_as_native" in runners:
-                    runners["ours_as_native"] = runners["ours_as_native"][0]
             if native_ref is not None and backend == "torch":
                 native = f"torch.optim.{native_ref.name}(foreach)"
                 for mode, key in (("foreach", "native"), ("fused", "fused")):
@@ -392,6 +387,7 @@ def measure_updates(specs, shapes, repeats, progress, write):
                     runners, errors, "native", _optax_runner, native_ref, *data
                 )
             timed = _timed(runners, repeats)
+            optimizer = getattr(runners.get("ours"), "optimizer", None)
             state = None
             if optimizer is not None:
                 state = sum(

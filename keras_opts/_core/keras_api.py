@@ -46,12 +46,7 @@ class Hooks(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if _accumulating_on_jax(self):
             _on_update_steps_only(
-                self,
-                self._update_variables,
-                trainable_variables,
-                grads,
-                trainable_variables,
-                learning_rate,
+                self, grads, trainable_variables, learning_rate
             )
             return
         self._update_variables(grads, trainable_variables, learning_rate)
@@ -82,10 +77,10 @@ def _accumulating_on_jax(optimizer) -> bool:
     )
 
 
-def _on_update_steps_only(optimizer, update, variables, *args) -> None:
-    """Runs ``update(*args)`` on the micro-steps that update, so that the
-    others do none of its work (a matrix preconditioner's products and
-    refreshes). Traced, under ``jax.lax.cond``: the model's ``variables``
+def _on_update_steps_only(optimizer, grads, variables, learning_rate) -> None:
+    """Updates ``variables`` on the micro-steps that update only, so that
+    the others do none of the work (a matrix preconditioner's products
+    and refreshes). Traced, under ``jax.lax.cond``: the model's ``variables``
     and the optimizer's, the ones a step reads and writes (as in Keras'
     ``stateless_apply``), go in as values and come out updated, or
     unchanged where the step only accumulates."""
@@ -95,13 +90,13 @@ def _on_update_steps_only(optimizer, update, variables, *args) -> None:
     updating = (own_iterations(optimizer).value + 1) % steps == 0
     if not isinstance(updating, jax.core.Tracer):  # an eager step
         if bool(updating):
-            update(*args)
+            optimizer._update_variables(grads, variables, learning_rate)
         return
     state = [*variables, *optimizer.variables]
 
     def update_step(values):
         with keras.StatelessScope(list(zip(state, values))) as scope:
-            update(*args)
+            optimizer._update_variables(grads, variables, learning_rate)
         return [scope.get_current_value(v) for v in state]
 
     values = jax.lax.cond(
